@@ -1,0 +1,1 @@
+"""Lifeline's entrypoints: settings, composition root, CLI, HTTP API."""

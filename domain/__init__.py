@@ -1,0 +1,4 @@
+"""Lifeline's domain: lifecycle rules, application services and persistence.
+
+Nothing in this package imports discord.py, aiohttp or the web framework.
+"""

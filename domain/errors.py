@@ -1,0 +1,79 @@
+"""Domain errors. Each carries a message fit to show a member, staff or an HTTP client."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    code = "domain_error"
+
+
+class InvalidInput(DomainError):
+    code = "invalid_input"
+
+
+class NotFound(DomainError):
+    code = "not_found"
+
+
+class Conflict(DomainError):
+    code = "conflict"
+
+
+class StrictConflict(Conflict):
+    """Strict mode: the caller's expectation does not match the stored member."""
+
+    code = "version_conflict"
+
+    def __init__(self, current_state: str | None, current_version: int | None,
+                 expected_state: str | None, expected_version: int | None) -> None:
+        self.current_state = current_state
+        self.current_version = current_version
+        self.expected_state = expected_state
+        self.expected_version = expected_version
+        super().__init__(
+            f"the member is in state {current_state or '(no record)'} at version "
+            f"{current_version if current_version is not None else 0}; the request expected "
+            f"{expected_state or 'any state'} at version "
+            f"{expected_version if expected_version is not None else 'any'}"
+        )
+
+
+class IdempotencyKeyReused(Conflict):
+    code = "idempotency_key_reused"
+
+    def __init__(self, key: str, first_operation: str, operation: str) -> None:
+        self.key = key
+        super().__init__(
+            f"idempotency key {key!r} was already used for '{first_operation}' on this member; "
+            f"it cannot be reused for '{operation}'"
+        )
+
+
+class TransitionDeadLettered(DomainError):
+    """The write could not be made; it is stored as dead letter `dead_letter_id`."""
+
+    code = "dead_lettered"
+
+    def __init__(self, dead_letter_id: int, reason_code: str, detail: str) -> None:
+        self.dead_letter_id = dead_letter_id
+        self.reason_code = reason_code
+        super().__init__(
+            f"the change could not be written ({reason_code}: {detail}); it is kept as "
+            f"dead letter #{dead_letter_id} for staff to retry"
+        )
+
+
+class AlreadyRetrying(Conflict):
+    code = "already_retrying"
+
+
+class EntryDismissed(Conflict):
+    code = "dismissed"
+
+
+class InvalidStatus(Conflict):
+    code = "invalid_status"
+
+
+class GuildNotSetUp(DomainError):
+    code = "guild_not_set_up"

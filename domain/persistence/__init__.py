@@ -1,0 +1,1 @@
+"""PostgreSQL persistence (SQLAlchemy 2 async + asyncpg)."""

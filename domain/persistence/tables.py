@@ -1,0 +1,258 @@
+"""The schema. alembic migrations create it; queries use these tables through Core."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from domain.lifecycle import Operation, Source, State
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class DeadLetterStatus(enum.StrEnum):
+    OPEN = "open"
+    RETRYING = "retrying"
+    RESOLVED = "resolved"
+    DISMISSED = "dismissed"
+
+
+class ReasonCode(enum.StrEnum):
+    RETRIES_EXHAUSTED = "retries_exhausted"
+    NOT_APPLICABLE_AFTER_CONFLICT = "not_applicable_after_conflict"
+    NOT_APPLICABLE = "not_applicable"
+    UNEXPECTED_ERROR = "unexpected_error"
+
+
+class MirrorLevel(enum.StrEnum):
+    REMEDIATION = "remediation"
+    DEAD_LETTERS = "dead_letters"
+    ALL = "all"
+
+
+class DeliveryStatus(enum.StrEnum):
+    PENDING = "pending"
+    DELIVERING = "delivering"
+    DELIVERED = "delivered"
+    RETRY_SCHEDULED = "retry_scheduled"
+    FAILED = "failed"
+    DEAD_LETTERED = "dead_lettered"
+
+
+class OutboxKind(enum.StrEnum):
+    MIRROR = "mirror"
+    ROLE_SYNC = "role_sync"
+
+
+def _pg_enum(e: type[enum.Enum], name: str) -> Enum:
+    return Enum(e, name=name, values_callable=lambda cls: [m.value for m in cls],
+                validate_strings=True)
+
+
+STATE_ENUM = _pg_enum(State, "member_state")
+OPERATION_ENUM = _pg_enum(Operation, "member_operation")
+SOURCE_ENUM = _pg_enum(Source, "transition_source")
+DL_STATUS_ENUM = _pg_enum(DeadLetterStatus, "dead_letter_status")
+REASON_ENUM = _pg_enum(ReasonCode, "dead_letter_reason")
+MIRROR_ENUM = _pg_enum(MirrorLevel, "mirror_level")
+DELIVERY_ENUM = _pg_enum(DeliveryStatus, "delivery_status")
+OUTBOX_KIND_ENUM = _pg_enum(OutboxKind, "outbox_kind")
+
+_now = func.now()
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Member(Base):
+    __tablename__ = "members"
+    guild_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    state: Mapped[State] = mapped_column(STATE_ENUM)
+    version: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now)
+    __table_args__ = (CheckConstraint("version >= 1", name="version_positive"),)
+
+
+class MemberTransition(Base):
+    """The ledger: one row per accepted transition, version = the member's version after it."""
+
+    __tablename__ = "member_transitions"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    guild_id: Mapped[int] = mapped_column(BigInteger)
+    user_id: Mapped[int] = mapped_column(BigInteger)
+    version: Mapped[int] = mapped_column(Integer)
+    operation: Mapped[Operation] = mapped_column(OPERATION_ENUM)
+    from_state: Mapped[State | None] = mapped_column(STATE_ENUM, nullable=True)
+    to_state: Mapped[State] = mapped_column(STATE_ENUM)
+    source: Mapped[Source] = mapped_column(SOURCE_ENUM)
+    actor_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    idempotency_key: Mapped[str] = mapped_column(Text)
+    correlation_id: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now)
+    __table_args__ = (
+        UniqueConstraint("guild_id", "user_id", "version"),
+        UniqueConstraint("guild_id", "user_id", "idempotency_key"),
+    )
+
+
+class DeadLetter(Base):
+    __tablename__ = "dead_letters"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    guild_id: Mapped[int] = mapped_column(BigInteger)
+    user_id: Mapped[int] = mapped_column(BigInteger)
+    operation: Mapped[Operation] = mapped_column(OPERATION_ENUM)
+    from_state: Mapped[State | None] = mapped_column(STATE_ENUM, nullable=True)
+    to_state: Mapped[State | None] = mapped_column(STATE_ENUM, nullable=True)
+    observed_state: Mapped[State | None] = mapped_column(STATE_ENUM, nullable=True)
+    observed_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    reason_code: Mapped[ReasonCode] = mapped_column(REASON_ENUM)
+    error_type: Mapped[str] = mapped_column(Text)
+    error_message: Mapped[str] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer)
+    source: Mapped[Source] = mapped_column(SOURCE_ENUM)
+    actor_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    idempotency_key: Mapped[str] = mapped_column(Text)
+    correlation_id: Mapped[str] = mapped_column(Text)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    signature: Mapped[str] = mapped_column(Text)
+    status: Mapped[DeadLetterStatus] = mapped_column(DL_STATUS_ENUM)
+    remediation_count: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    last_remediated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True),
+                                                                nullable=True)
+    resolved_by: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    resolution_note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now)
+    version: Mapped[int] = mapped_column(Integer, server_default=text("1"))
+    __table_args__ = (
+        CheckConstraint("char_length(error_message) <= 2000", name="error_message_length"),
+        # Keyset pages of one guild, newest first, for the statuses staff work on.
+        Index("ix_dead_letters_guild_status_id", "guild_id", "status", text("id DESC")),
+        Index("ix_dead_letters_guild_id", "guild_id", text("id DESC")),
+        Index("ix_dead_letters_guild_signature", "guild_id", "signature", "status",
+              text("id DESC")),
+        Index("ix_dead_letters_guild_user", "guild_id", "user_id", text("id DESC")),
+        Index("ix_dead_letters_retention", "updated_at",
+              postgresql_where=text("status IN ('resolved', 'dismissed')")),
+    )
+
+
+class RemediationAction(Base):
+    """The audit trail. Kept when retention purges the dead letter it points at."""
+
+    __tablename__ = "remediation_actions"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    guild_id: Mapped[int] = mapped_column(BigInteger)
+    dead_letter_id: Mapped[int] = mapped_column(BigInteger)
+    actor_id: Mapped[int] = mapped_column(BigInteger)
+    source: Mapped[Source] = mapped_column(SOURCE_ENUM)
+    action: Mapped[str] = mapped_column(Text)
+    outcome: Mapped[str] = mapped_column(Text)
+    status_before: Mapped[DeadLetterStatus] = mapped_column(DL_STATUS_ENUM)
+    status_after: Mapped[DeadLetterStatus] = mapped_column(DL_STATUS_ENUM)
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    error_message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    correlation_id: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now)
+    __table_args__ = (
+        Index("ix_remediation_actions_entry", "guild_id", "dead_letter_id", "id"),
+    )
+
+
+class GuildSettings(Base):
+    __tablename__ = "guild_settings"
+    guild_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    log_channel_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    staff_role_ids: Mapped[list[int]] = mapped_column(ARRAY(BigInteger),
+                                                      server_default=text("'{}'"))
+    verified_role_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    eligibility_role_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    mirror_level: Mapped[MirrorLevel] = mapped_column(
+        MIRROR_ENUM, server_default=MirrorLevel.DEAD_LETTERS.value)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now)
+
+
+class OutboxRow(Base):
+    """Outbound Discord writes (log-channel mirror, role sync), delivered by the worker."""
+
+    __tablename__ = "outbox"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    guild_id: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[OutboxKind] = mapped_column(OUTBOX_KIND_ENUM)
+    channel_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    status: Mapped[DeliveryStatus] = mapped_column(
+        DELIVERY_ENUM, server_default=DeliveryStatus.PENDING.value)
+    attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True),
+                                                      server_default=_now)
+    locked_by: Mapped[str | None] = mapped_column(Text, nullable=True)
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True),
+                                                          nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    discord_message_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True),
+                                                          nullable=True)
+    __table_args__ = (
+        Index("ix_outbox_due", "next_attempt_at",
+              postgresql_where=text("status IN ('pending', 'retry_scheduled', 'delivering')")),
+        Index("ix_outbox_channel_order", "channel_id", "id",
+              postgresql_where=text("status <> 'delivered'")),
+        Index("ix_outbox_guild_status", "guild_id", "status"),
+    )
+
+
+class OutboxAttempt(Base):
+    __tablename__ = "outbox_attempts"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    outbox_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("outbox.id",
+                                                                  ondelete="CASCADE"))
+    attempt: Mapped[int] = mapped_column(SmallInteger)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    duration_ms: Mapped[int] = mapped_column(Integer)
+    http_status: Mapped[int | None] = mapped_column(SmallInteger, nullable=True)
+    retryable: Mapped[bool]
+    error_summary: Mapped[str | None] = mapped_column(Text, nullable=True)
+    worker: Mapped[str] = mapped_column(Text)
+    __table_args__ = (Index("ix_outbox_attempts_outbox", "outbox_id", "attempt"),)
+
+
+members = Member.__table__
+transitions = MemberTransition.__table__
+dead_letters = DeadLetter.__table__
+remediation_actions = RemediationAction.__table__
+guild_settings = GuildSettings.__table__
+outbox = OutboxRow.__table__
+outbox_attempts = OutboxAttempt.__table__

@@ -1,0 +1,40 @@
+"""Secrets never reach logs, the database or Discord: every stored error text passes here."""
+
+from __future__ import annotations
+
+import re
+import threading
+
+MAX_ERROR_LENGTH = 2000
+
+_PATTERNS = (
+    # Discord bot tokens: base64 user id . timestamp . hmac
+    re.compile(r"[MNO][A-Za-z\d_-]{23,}\.[A-Za-z\d_-]{6}\.[A-Za-z\d_-]{27,}"),
+    re.compile(r"(?i)(bearer|bot)\s+[A-Za-z0-9._~+/=-]{8,}"),
+    re.compile(r"(?i)(password|passwd|pwd|token|secret|api_key)=([^\s&;,]+)"),
+    re.compile(r"(?i)(\w+://[^:/\s@]*:)([^@\s]+)(@)"),
+)
+
+_lock = threading.Lock()
+_known_secrets: set[str] = set()
+
+
+def register_secret(value: str | None) -> None:
+    """Remember a configured secret (bot token, API token, DB password) to scrub it anywhere."""
+    if value and len(value) >= 4:
+        with _lock:
+            _known_secrets.add(value)
+
+
+def redact(text: str, limit: int = MAX_ERROR_LENGTH) -> str:
+    with _lock:
+        secrets = sorted(_known_secrets, key=len, reverse=True)
+    for secret in secrets:
+        text = text.replace(secret, "[redacted]")
+    text = _PATTERNS[0].sub("[redacted]", text)
+    text = _PATTERNS[1].sub(lambda m: f"{m.group(1)} [redacted]", text)
+    text = _PATTERNS[2].sub(lambda m: f"{m.group(1)}=[redacted]", text)
+    text = _PATTERNS[3].sub(lambda m: f"{m.group(1)}[redacted]{m.group(3)}", text)
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return text

@@ -1,0 +1,396 @@
+"""RemediationService: the one implementation behind /dlq, the HTTP API and the CLI.
+
+Every action changes the entry with a compare-and-set on its status and writes, in the
+same transaction, a `remediation_actions` audit row and a log-channel mirror row.
+Refusals (unknown id, wrong status, bad note) write nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from domain.commands import TransitionCommand, check_snowflake, new_correlation_id
+from domain.deadletters import DEAD_LETTER_COLUMNS, error_type_of
+from domain.entries import (
+    DeadLetterEntry,
+    GroupRetryResult,
+    Page,
+    RemediationRecord,
+    RetryOutcome,
+    SignatureCount,
+    Stats,
+)
+from domain.errors import (
+    AlreadyRetrying,
+    DomainError,
+    EntryDismissed,
+    InvalidInput,
+    InvalidStatus,
+    NotFound,
+)
+from domain.lifecycle import Operation, Source
+from domain.metrics import CountingMetrics, Metrics
+from domain.mirror import enqueue_mirror, remediation_line
+from domain.persistence.database import Database
+from domain.persistence.tables import DeadLetterStatus
+from domain.redaction import redact
+from domain.transitions import TransitionFailed, TransitionService
+
+log = logging.getLogger(__name__)
+
+MAX_NOTE = 1000
+MAX_LIMIT = 100
+# A `retrying` claim older than this belongs to a process that died mid-retry.
+STALE_CLAIM_SECONDS = 300
+
+_COLS = ", ".join(DEAD_LETTER_COLUMNS)
+Progress = Callable[[int, int, int], Awaitable[None] | None]
+
+
+def validate_note(note: str | None) -> str:
+    cleaned = (note or "").strip()
+    if not 1 <= len(cleaned) <= MAX_NOTE:
+        raise InvalidInput(f"a note of 1 to {MAX_NOTE} characters is required "
+                           f"(got {len(cleaned)})")
+    return cleaned
+
+
+def parse_cursor(cursor: str | None) -> int | None:
+    if cursor is None or cursor == "":
+        return None
+    if not cursor.isdigit() or len(cursor) > 19:
+        raise InvalidInput("cursor is not valid: pass the next_cursor of a previous page")
+    return int(cursor)
+
+
+class RemediationService:
+    def __init__(self, db: Database, transitions: TransitionService, *,
+                 retention_days: int = 30, metrics: Metrics | None = None,
+                 group_concurrency: int = 8) -> None:
+        self.db = db
+        self.transitions = transitions
+        self.retention_days = retention_days
+        self.metrics: Metrics = metrics or CountingMetrics()
+        self.group_concurrency = group_concurrency
+
+    # ---- reading ---------------------------------------------------------------------
+
+    async def list(self, guild_id: int, *, status: str | None = None,
+                   operation: str | None = None, source: str | None = None,
+                   signature: str | None = None, user_id: int | None = None,
+                   limit: int = 20, cursor: str | None = None,
+                   with_total: bool = True) -> Page:
+        check_snowflake("guild_id", guild_id)
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
+            raise InvalidInput(f"limit must be between 1 and {MAX_LIMIT}")
+        where = ["guild_id = :g"]
+        params: dict[str, Any] = {"g": guild_id}
+        if status is not None:
+            params["status"] = _enum_value(DeadLetterStatus, status, "status")
+            where.append("status = CAST(:status AS dead_letter_status)")
+        if operation is not None:
+            params["operation"] = _enum_value(Operation, operation, "operation")
+            where.append("operation = CAST(:operation AS member_operation)")
+        if source is not None:
+            params["source"] = _enum_value(Source, source, "source")
+            where.append("source = CAST(:source AS transition_source)")
+        if signature is not None:
+            if not signature or len(signature) > 300:
+                raise InvalidInput("signature must be 1..300 characters")
+            params["signature"] = signature
+            where.append("signature = :signature")
+        if user_id is not None:
+            params["user_id"] = check_snowflake("user_id", user_id)
+            where.append("user_id = :user_id")
+        filters = " AND ".join(where)
+        after = parse_cursor(cursor)
+        page_where = filters + (" AND id < :after" if after is not None else "")
+        params_page = {**params, "after": after, "limit": limit + 1}
+        async with self.db.autocommit() as conn:
+            rows = (await conn.execute(text(
+                f"SELECT {_COLS} FROM dead_letters WHERE {page_where} "  # noqa: S608
+                "ORDER BY id DESC LIMIT :limit"), params_page)).all()
+            total = -1
+            if with_total:
+                total = (await conn.execute(text(
+                    f"SELECT count(*) FROM dead_letters WHERE {filters}"),  # noqa: S608
+                    params)).scalar_one()
+        items = [DeadLetterEntry.from_row(r) for r in rows[:limit]]
+        next_cursor = str(items[-1].id) if len(rows) > limit else None
+        return Page(items, next_cursor, total)
+
+    async def show(self, guild_id: int, entry_id: int
+                   ) -> tuple[DeadLetterEntry, list[RemediationRecord]]:
+        async with self.db.autocommit() as conn:
+            entry = await self._get(conn, guild_id, entry_id)
+            rows = await conn.execute(text(
+                "SELECT * FROM remediation_actions WHERE guild_id = :g AND dead_letter_id = :id "
+                "ORDER BY id"), {"g": guild_id, "id": entry.id})
+            return entry, [RemediationRecord.from_row(r) for r in rows]
+
+    async def stats(self, guild_id: int, top: int = 10) -> Stats:
+        check_snowflake("guild_id", guild_id)
+        async with self.db.autocommit() as conn:
+            by_status = {s.value: 0 for s in DeadLetterStatus}
+            for row in await conn.execute(text(
+                    "SELECT status, count(*) AS n FROM dead_letters WHERE guild_id = :g "
+                    "GROUP BY status"), {"g": guild_id}):
+                by_status[row.status] = row.n
+            sigs = await conn.execute(text(
+                """SELECT signature, min(operation::text) AS operation,
+                          min(reason_code::text) AS reason_code,
+                          count(*) FILTER (WHERE status IN ('open', 'retrying')) AS open,
+                          count(*) AS total
+                   FROM dead_letters WHERE guild_id = :g
+                   GROUP BY signature ORDER BY open DESC, total DESC, signature LIMIT :top"""),
+                {"g": guild_id, "top": top})
+            by_signature = [SignatureCount(r.signature, r.operation, r.reason_code, r.open,
+                                           r.total) for r in sigs]
+            oldest = (await conn.execute(text(
+                "SELECT extract(epoch FROM now() - min(created_at)) FROM dead_letters "
+                "WHERE guild_id = :g AND status = 'open'"), {"g": guild_id})).scalar_one()
+        return Stats(by_status, by_signature,
+                     float(oldest) if oldest is not None else None, self.retention_days)
+
+    async def signatures(self, guild_id: int, prefix: str = "", limit: int = 25
+                         ) -> list[SignatureCount]:
+        """Open signatures of a guild, for autocomplete."""
+        async with self.db.autocommit() as conn:
+            rows = await conn.execute(text(
+                """SELECT signature, min(operation::text) AS operation,
+                          min(reason_code::text) AS reason_code, count(*) AS open,
+                          count(*) AS total
+                   FROM dead_letters WHERE guild_id = :g AND status = 'open'
+                     AND signature LIKE :prefix
+                   GROUP BY signature ORDER BY count(*) DESC, signature LIMIT :limit"""),
+                {"g": guild_id, "prefix": _like_prefix(prefix), "limit": limit})
+            return [SignatureCount(r.signature, r.operation, r.reason_code, r.open, r.total)
+                    for r in rows]
+
+    # ---- acting ----------------------------------------------------------------------
+
+    async def retry(self, guild_id: int, entry_id: int, actor_id: int,
+                    source: Source = Source.STAFF) -> RetryOutcome:
+        check_snowflake("actor_id", actor_id)
+        correlation_id = new_correlation_id()
+        claimed = await self._claim(guild_id, entry_id)
+        cmd = TransitionCommand.from_payload(claimed.payload).for_replay(actor_id, correlation_id)
+        error: BaseException | None = None
+        already_applied = False
+        try:
+            result = await self.transitions.apply(cmd, record_failures=False)
+            already_applied = not result.applied
+        except (TransitionFailed, DomainError) as exc:
+            error = exc
+        except Exception as exc:  # the entry goes back to open with the error, never lost
+            log.exception("replay of dead letter #%d failed unexpectedly", claimed.id)
+            error = exc
+        if error is None:
+            detail = ("the original write had already been applied; resolved without a "
+                      "second application" if already_applied else "replayed and applied")
+            entry = await self._finish(claimed, actor_id, source, "retry", "resolved",
+                                       DeadLetterStatus.RESOLVED, None, correlation_id,
+                                       detail)
+            return RetryOutcome(entry, True, detail, already_applied)
+        message = redact(str(error) or type(error).__name__)
+        entry = await self._finish(claimed, actor_id, source, "retry", "failed",
+                                   DeadLetterStatus.OPEN, None, correlation_id, message,
+                                   error=error)
+        return RetryOutcome(entry, False, message)
+
+    async def retry_group(self, guild_id: int, signature: str, actor_id: int,
+                          source: Source = Source.STAFF,
+                          progress: Progress | None = None) -> GroupRetryResult:
+        check_snowflake("actor_id", actor_id)
+        if not signature or len(signature) > 300:
+            raise InvalidInput("signature must be 1..300 characters")
+        async with self.db.autocommit() as conn:
+            ids = list((await conn.execute(text(
+                "SELECT id FROM dead_letters WHERE guild_id = :g AND signature = :s "
+                "AND status = 'open' ORDER BY id"),
+                {"g": guild_id, "s": signature})).scalars())
+        counts = {"resolved": 0, "failed": 0, "skipped": 0}
+        sem = asyncio.Semaphore(self.group_concurrency)
+
+        async def one(entry_id: int) -> None:
+            async with sem:
+                try:
+                    outcome = await self.retry(guild_id, entry_id, actor_id, source)
+                    counts["resolved" if outcome.resolved else "failed"] += 1
+                except (AlreadyRetrying, EntryDismissed, InvalidStatus, NotFound):
+                    counts["skipped"] += 1  # someone else acted on it meanwhile
+                if progress is not None:
+                    maybe = progress(sum(counts.values()), len(ids), counts["resolved"])
+                    if maybe is not None:
+                        await maybe
+
+        await asyncio.gather(*(one(i) for i in ids))
+        return GroupRetryResult(signature, len(ids), counts["resolved"], counts["failed"],
+                                counts["skipped"])
+
+    async def resolve(self, guild_id: int, entry_id: int, actor_id: int, note: str,
+                      source: Source = Source.STAFF) -> DeadLetterEntry:
+        return await self._set_status(guild_id, entry_id, actor_id, source, "resolve",
+                                      validate_note(note), DeadLetterStatus.RESOLVED,
+                                      allowed={DeadLetterStatus.OPEN})
+
+    async def dismiss(self, guild_id: int, entry_id: int, actor_id: int, note: str,
+                      source: Source = Source.STAFF) -> DeadLetterEntry:
+        return await self._set_status(guild_id, entry_id, actor_id, source, "dismiss",
+                                      validate_note(note), DeadLetterStatus.DISMISSED,
+                                      allowed={DeadLetterStatus.OPEN})
+
+    async def reopen(self, guild_id: int, entry_id: int, actor_id: int,
+                     source: Source = Source.STAFF, note: str | None = None
+                     ) -> DeadLetterEntry:
+        cleaned = validate_note(note) if note else None
+        return await self._set_status(guild_id, entry_id, actor_id, source, "reopen", cleaned,
+                                      DeadLetterStatus.OPEN,
+                                      allowed={DeadLetterStatus.DISMISSED,
+                                               DeadLetterStatus.RESOLVED})
+
+    # ---- internals -------------------------------------------------------------------
+
+    async def _get(self, conn: AsyncConnection, guild_id: int, entry_id: int
+                   ) -> DeadLetterEntry:
+        check_snowflake("guild_id", guild_id)
+        if isinstance(entry_id, bool) or not isinstance(entry_id, int) \
+                or not 0 < entry_id < 2**63:
+            raise NotFound(f"dead letter #{entry_id} does not exist in this guild")
+        row = (await conn.execute(text(
+            f"SELECT {_COLS} FROM dead_letters WHERE id = :id AND guild_id = :g"),  # noqa: S608
+            {"id": entry_id, "g": guild_id})).first()
+        if row is None:
+            # Same answer for another guild's id: no way to probe other guilds.
+            raise NotFound(f"dead letter #{entry_id} does not exist in this guild")
+        return DeadLetterEntry.from_row(row)
+
+    async def _claim(self, guild_id: int, entry_id: int) -> DeadLetterEntry:
+        async with self.db.transaction() as conn:
+            current = await self._get(conn, guild_id, entry_id)
+            row = (await conn.execute(text(
+                f"""UPDATE dead_letters SET status = 'retrying', version = version + 1,
+                           updated_at = now()
+                    WHERE id = :id AND guild_id = :g
+                      AND (status = 'open' OR (status = 'retrying'
+                           AND updated_at < now() - make_interval(secs => :stale)))
+                    RETURNING {_COLS}"""),  # noqa: S608
+                {"id": entry_id, "g": guild_id, "stale": STALE_CLAIM_SECONDS})).first()
+        if row is not None:
+            return DeadLetterEntry.from_row(row)
+        self._refuse(current, "retry")
+        raise AlreadyRetrying(f"dead letter #{entry_id} is already being retried")
+
+    @staticmethod
+    def _refuse(entry: DeadLetterEntry, action: str) -> None:
+        if entry.status == DeadLetterStatus.RETRYING:
+            raise AlreadyRetrying(f"dead letter #{entry.id} is already being retried")
+        if entry.status == DeadLetterStatus.DISMISSED:
+            raise EntryDismissed(f"dead letter #{entry.id} is dismissed; reopen it before "
+                                 f"you {action} it")
+        raise InvalidStatus(f"dead letter #{entry.id} is {entry.status}; it cannot be "
+                            f"{_past(action)}")
+
+    async def _set_status(self, guild_id: int, entry_id: int, actor_id: int, source: Source,
+                          action: str, note: str | None, to: DeadLetterStatus,
+                          allowed: set[DeadLetterStatus]) -> DeadLetterEntry:
+        check_snowflake("actor_id", actor_id)
+        correlation_id = new_correlation_id()
+        async with self.db.transaction() as conn:
+            current = await self._get(conn, guild_id, entry_id)
+            if current.status not in allowed:
+                if action == "reopen" and current.status == DeadLetterStatus.OPEN:
+                    raise InvalidStatus(f"dead letter #{entry_id} is already open")
+                self._refuse(current, action)
+            entry = await self._write_outcome(
+                conn, current, actor_id, source, action, _past(action), to, note,
+                correlation_id, None, None)
+        self.metrics.remediation(action, _past(action))
+        return entry
+
+    async def _finish(self, claimed: DeadLetterEntry, actor_id: int, source: Source,
+                      action: str, outcome: str, to: DeadLetterStatus, note: str | None,
+                      correlation_id: str, detail: str,
+                      error: BaseException | None = None) -> DeadLetterEntry:
+        async with self.db.transaction() as conn:
+            entry = await self._write_outcome(conn, claimed, actor_id, source, action, outcome,
+                                              to, note, correlation_id, detail, error)
+        self.metrics.remediation(action, outcome)
+        return entry
+
+    async def _write_outcome(self, conn: AsyncConnection, current: DeadLetterEntry,
+                             actor_id: int, source: Source, action: str, outcome: str,
+                             to: DeadLetterStatus, note: str | None, correlation_id: str,
+                             detail: str | None, error: BaseException | None
+                             ) -> DeadLetterEntry:
+        params: dict[str, Any] = {
+            "id": current.id, "g": current.guild_id, "version": current.version,
+            "status": to.value, "actor": actor_id, "note": note,
+            "resolved": to in (DeadLetterStatus.RESOLVED, DeadLetterStatus.DISMISSED),
+            "failed": error is not None,
+            "error_type": error_type_of(error) if error else None,
+            "error_message": redact(str(error) or type(error).__name__) if error else None,
+            "count_it": action != "reopen",
+        }
+        row = (await conn.execute(text(
+            f"""UPDATE dead_letters SET
+                   status = CAST(:status AS dead_letter_status),
+                   version = version + 1, updated_at = now(),
+                   remediation_count = remediation_count + CASE WHEN :count_it THEN 1 ELSE 0 END,
+                   last_remediated_at = now(),
+                   resolved_by = CASE WHEN :resolved THEN CAST(:actor AS bigint) ELSE NULL END,
+                   resolution_note = CASE WHEN :resolved THEN CAST(:note AS text) ELSE NULL END,
+                   error_type = CASE WHEN :failed THEN CAST(:error_type AS text)
+                                     ELSE error_type END,
+                   error_message = CASE WHEN :failed THEN CAST(:error_message AS text)
+                                        ELSE error_message END
+                WHERE id = :id AND guild_id = :g AND version = :version
+                RETURNING {_COLS}"""),  # noqa: S608
+            params)).first()
+        if row is None:
+            raise AlreadyRetrying(f"dead letter #{current.id} was changed by someone else "
+                                  "meanwhile; look at it again")
+        entry = DeadLetterEntry.from_row(row)
+        await conn.execute(text(
+            """INSERT INTO remediation_actions (guild_id, dead_letter_id, actor_id, source,
+                   action, outcome, status_before, status_after, note, error_message,
+                   correlation_id)
+               VALUES (:g, :id, :actor, CAST(:source AS transition_source), :action, :outcome,
+                       CAST(:before AS dead_letter_status), CAST(:after AS dead_letter_status),
+                       :note, :error_message, :corr)"""),
+            {"g": current.guild_id, "id": current.id, "actor": actor_id,
+             "source": source.value, "action": action, "outcome": outcome,
+             "before": "open" if current.status == "retrying" else current.status,
+             "after": to.value, "note": note,
+             "error_message": params["error_message"] if error else None,
+             "corr": correlation_id})
+        shown = outcome if not error else f"{outcome}: {params['error_message'][:200]}"
+        await enqueue_mirror(conn, current.guild_id, "remediation",
+                             remediation_line(_past(action), actor_id, entry.as_dict(), shown,
+                                              note),
+                             dead_letter_id=current.id, action=action)
+        return entry
+
+
+def _past(action: str) -> str:
+    return {"retry": "retried", "resolve": "resolved", "dismiss": "dismissed",
+            "reopen": "reopened"}.get(action, action)
+
+
+def _enum_value(enum_cls: Any, value: str, name: str) -> str:
+    try:
+        return str(enum_cls(value).value)
+    except ValueError:
+        allowed = ", ".join(m.value for m in enum_cls)
+        raise InvalidInput(f"{name} must be one of: {allowed}") from None
+
+
+def _like_prefix(prefix: str) -> str:
+    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped + "%"

@@ -1,0 +1,396 @@
+"""TransitionService: the only way a member's state changes.
+
+Implements "How a transition is written" of lifecycle.md: read, guard, compare-and-set
+plus ledger row in one statement (hence one transaction), re-read and retry on conflict
+with tenacity, and a dead-letter record when it cannot be done.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+from tenacity import (
+    AsyncRetrying,
+    RetryError,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_random_exponential,
+)
+
+from domain.commands import LedgerEntry, MemberSnapshot, TransitionCommand, TransitionResult
+from domain.deadletters import DeadLetterDraft, DeadLetterRecorder
+from domain.errors import (
+    DomainError,
+    IdempotencyKeyReused,
+    StrictConflict,
+    TransitionDeadLettered,
+)
+from domain.lifecycle import (
+    EXIT_STATES,
+    Operation,
+    Source,
+    State,
+    TransitionNotAllowed,
+    target_state,
+)
+from domain.metrics import CountingMetrics, Metrics
+from domain.mirror import LEVELS_FOR, transition_line
+from domain.persistence.database import Database
+from domain.persistence.tables import ReasonCode
+
+log = logging.getLogger(__name__)
+
+IDEMPOTENCY_CONSTRAINT = "uq_member_transitions_guild_id_user_id_idempotency_key"
+
+_READ = text(
+    """
+    SELECT m.state, m.version, m.updated_at,
+           t.id AS t_id, t.operation AS t_operation, t.from_state AS t_from,
+           t.to_state AS t_to, t.version AS t_version, t.created_at AS t_created
+    FROM (SELECT 1) AS one
+    LEFT JOIN members m ON m.guild_id = :g AND m.user_id = :u
+    LEFT JOIN member_transitions t
+           ON t.guild_id = :g AND t.user_id = :u AND t.idempotency_key = :key
+    """
+)
+
+_LEDGER_INSERT = """
+    led AS (
+      INSERT INTO member_transitions (guild_id, user_id, version, operation, from_state,
+                                      to_state, source, actor_id, reason, idempotency_key,
+                                      correlation_id)
+      SELECT w.guild_id, w.user_id, w.version, CAST(:op AS member_operation),
+             CAST(:from_state AS member_state), CAST(:to_state AS member_state),
+             CAST(:source AS transition_source), :actor, :reason, :key, :corr
+      FROM w
+      RETURNING id, version, created_at
+    )"""
+
+# Side effects queued in the same statement, so they exist exactly when the transition does.
+_MIRROR_INSERT = """,
+    mir AS (
+      INSERT INTO outbox (guild_id, kind, channel_id, payload)
+      SELECT gs.guild_id, 'mirror', gs.log_channel_id, CAST(:mirror_payload AS jsonb)
+      FROM guild_settings gs, led
+      WHERE gs.guild_id = :g AND gs.log_channel_id IS NOT NULL
+        AND gs.mirror_level = ANY(CAST(:mirror_levels AS mirror_level[]))
+    )"""
+
+_ROLE_SYNC_INSERT = """,
+    rs AS (
+      INSERT INTO outbox (guild_id, kind, channel_id, payload)
+      SELECT gs.guild_id, 'role_sync', NULL,
+             jsonb_build_object('user_id', :u, 'role_id', gs.verified_role_id,
+                                'action', CAST(:role_action AS text),
+                                'transition_id', led.id, 'version', led.version)
+      FROM guild_settings gs, led
+      WHERE gs.guild_id = :g AND gs.verified_role_id IS NOT NULL
+    )"""
+
+_UPDATE_CTE = """
+    WITH w AS (
+      UPDATE members SET state = CAST(:to_state AS member_state), version = version + 1,
+                         updated_at = now()
+      WHERE guild_id = :g AND user_id = :u
+        AND state = CAST(:from_state AS member_state) AND version = :expected_version
+      RETURNING guild_id, user_id, version, updated_at
+    ),"""
+
+_INSERT_CTE = """
+    WITH w AS (
+      INSERT INTO members (guild_id, user_id, state, version)
+      VALUES (:g, :u, CAST(:to_state AS member_state), 1)
+      ON CONFLICT (guild_id, user_id) DO NOTHING
+      RETURNING guild_id, user_id, version, updated_at
+    ),"""
+
+_FINAL = """
+    SELECT led.id, led.version, w.updated_at FROM led JOIN w ON w.version = led.version
+"""
+
+
+def _build_write(new_member: bool, mirror: bool, role_sync: bool) -> Any:
+    sql = (_INSERT_CTE if new_member else _UPDATE_CTE) + _LEDGER_INSERT
+    if mirror:
+        sql += _MIRROR_INSERT
+    if role_sync:
+        sql += _ROLE_SYNC_INSERT
+    return text(sql + _FINAL)
+
+
+# Eight statement shapes, compiled once.
+_WRITES = {(n, m, r): _build_write(n, m, r)
+           for n in (False, True) for m in (False, True) for r in (False, True)}
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 5
+    backoff_initial: float = 0.005
+    backoff_max: float = 0.2
+
+
+@dataclass
+class _Observed:
+    state: State | None
+    version: int
+    updated_at: datetime | None
+
+
+class TransitionFailed(DomainError):
+    """A failure not recorded as a dead letter (replays of an existing entry)."""
+
+    code = "transition_failed"
+
+    def __init__(self, reason_code: ReasonCode, error: BaseException) -> None:
+        self.reason_code = reason_code.value
+        self.error = error
+        super().__init__(f"{reason_code.value}: {error or type(error).__name__}")
+
+
+class WriteConflict(Exception):
+    """Zero rows changed: someone else wrote first."""
+
+
+class _NotApplicableAfterConflict(Exception):
+    def __init__(self, error: TransitionNotAllowed) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class TransitionService:
+    def __init__(self, db: Database, recorder: DeadLetterRecorder,
+                 policy: RetryPolicy | None = None, metrics: Metrics | None = None,
+                 mirror_transitions: bool = True) -> None:
+        self.db = db
+        self.recorder = recorder
+        self.policy = policy or RetryPolicy()
+        self.metrics: Metrics = metrics or CountingMetrics()
+        self.mirror_transitions = mirror_transitions
+
+    async def apply(self, cmd: TransitionCommand, *, record_failures: bool = True
+                    ) -> TransitionResult:
+        """Apply `cmd`, or raise a DomainError that says why (a dead letter when it had to).
+
+        With `record_failures=False` (a replay of an existing dead letter) a failure raises
+        TransitionFailed instead of writing a second dead-letter record.
+        """
+        state = _AttemptState()
+        try:
+            if cmd.strict:
+                result = await self._apply_strict(cmd, state)
+            else:
+                result = await self._apply_with_retries(cmd, state)
+        except _NotApplicableAfterConflict as exc:
+            raise await self._fail(cmd, state, ReasonCode.NOT_APPLICABLE_AFTER_CONFLICT,
+                                   exc.error, record_failures) from exc.error
+        except RetryError as exc:
+            cause = exc.last_attempt.exception() or exc
+            raise await self._fail(cmd, state, ReasonCode.RETRIES_EXHAUSTED, cause,
+                                   record_failures) from None
+        except DomainError as exc:
+            self.metrics.transition(cmd.operation.value, cmd.source.value, exc.code)
+            raise
+        except Exception as exc:
+            log.exception("unexpected error applying %s for member %s/%s (correlation %s)",
+                          cmd.operation.value, cmd.guild_id, cmd.user_id, cmd.correlation_id)
+            raise await self._fail(cmd, state, ReasonCode.UNEXPECTED_ERROR, exc,
+                                   record_failures) from exc
+        outcome = "applied" if result.applied else "idempotent_repeat"
+        self.metrics.transition(cmd.operation.value, cmd.source.value, outcome)
+        return result
+
+    async def _apply_with_retries(self, cmd: TransitionCommand,
+                                  state: _AttemptState) -> TransitionResult:
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.policy.max_attempts),
+            wait=wait_random_exponential(multiplier=self.policy.backoff_initial,
+                                         max=self.policy.backoff_max),
+            retry=retry_if_exception_type(WriteConflict),
+        )
+        async for attempt in retrying:
+            with attempt:
+                return await self._attempt(cmd, state)
+        raise AssertionError("unreachable: tenacity either returns or raises")
+
+    async def _apply_strict(self, cmd: TransitionCommand,
+                            state: _AttemptState) -> TransitionResult:
+        try:
+            return await self._attempt(cmd, state)
+        except WriteConflict:
+            async with self.db.autocommit() as conn:
+                observed, _ = await self._read(conn, cmd)
+            raise StrictConflict(_sv(observed.state), observed.version,
+                                 _sv(cmd.expected_state), cmd.expected_version) from None
+
+    async def _attempt(self, cmd: TransitionCommand, st: _AttemptState) -> TransitionResult:
+        st.attempts += 1
+        if st.attempts > 1:
+            self.metrics.retry(cmd.operation.value)
+        async with self.db.autocommit() as conn:
+            observed, first = await self._read(conn, cmd)
+            st.observed = observed
+            if first is not None:
+                return self._repeat(cmd, first, st)
+            if cmd.strict:
+                self._check_expectation(cmd, observed)
+            try:
+                to_state = target_state(cmd.operation, observed.state)
+            except TransitionNotAllowed as exc:
+                if st.attempts > 1:
+                    raise _NotApplicableAfterConflict(exc) from exc
+                raise
+            st.to_state = to_state
+            try:
+                row = await self._write(conn, cmd, observed, to_state)
+            except IntegrityError as exc:
+                if IDEMPOTENCY_CONSTRAINT not in str(exc.orig):
+                    raise
+                # Another writer applied the same key between our read and write.
+                observed, first = await self._read(conn, cmd)
+                if first is None:
+                    raise
+                return self._repeat(cmd, first, st)
+        if row is None:
+            st.conflicts += 1
+            self.metrics.conflict(cmd.operation.value)
+            raise WriteConflict(
+                f"another writer changed the member first (attempt {st.attempts}: expected "
+                f"{_sv(observed.state) or 'no record'} at version {observed.version})")
+        transition_id, version, updated_at = row
+        return TransitionResult(
+            member=MemberSnapshot(cmd.guild_id, cmd.user_id, to_state, version, updated_at),
+            transition_id=transition_id, applied=True, operation=cmd.operation,
+            from_state=observed.state, attempts=st.attempts, conflicts=st.conflicts)
+
+    @staticmethod
+    def _check_expectation(cmd: TransitionCommand, observed: _Observed) -> None:
+        state_ok = cmd.expected_state is None or cmd.expected_state == observed.state
+        version_ok = cmd.expected_version is None or cmd.expected_version == observed.version
+        if not (state_ok and version_ok):
+            raise StrictConflict(_sv(observed.state), observed.version,
+                                 _sv(cmd.expected_state), cmd.expected_version)
+
+    async def _read(self, conn: AsyncConnection, cmd: TransitionCommand
+                    ) -> tuple[_Observed, Any | None]:
+        row = (await conn.execute(_READ, {"g": cmd.guild_id, "u": cmd.user_id,
+                                          "key": cmd.idempotency_key})).one()
+        observed = _Observed(State(row.state) if row.state else None, row.version or 0,
+                             row.updated_at)
+        return observed, (row if row.t_id is not None else None)
+
+    def _repeat(self, cmd: TransitionCommand, first: Any, st: _AttemptState) -> TransitionResult:
+        if first.t_operation != cmd.operation.value:
+            raise IdempotencyKeyReused(cmd.idempotency_key, first.t_operation,
+                                       cmd.operation.value)
+        to_state = State(first.t_to)
+        return TransitionResult(
+            member=MemberSnapshot(cmd.guild_id, cmd.user_id, to_state, first.t_version,
+                                  first.t_created),
+            transition_id=first.t_id, applied=False, operation=cmd.operation,
+            from_state=State(first.t_from) if first.t_from else None,
+            attempts=st.attempts, conflicts=st.conflicts)
+
+    async def _write(self, conn: AsyncConnection, cmd: TransitionCommand,
+                     observed: _Observed, to_state: State) -> Sequence[Any] | None:
+        role_action = _role_action(observed.state, to_state)
+        new_member = observed.state is None
+        mirror = self.mirror_transitions
+        params: dict[str, Any] = {
+            "g": cmd.guild_id, "u": cmd.user_id, "op": cmd.operation.value,
+            "from_state": _sv(observed.state), "to_state": to_state.value,
+            "source": cmd.source.value, "actor": cmd.actor_id, "reason": cmd.reason,
+            "key": cmd.idempotency_key, "corr": cmd.correlation_id,
+        }
+        if not new_member:
+            params["expected_version"] = observed.version
+        if mirror:
+            params["mirror_payload"] = json.dumps({
+                "record": "transition",
+                "line": transition_line(cmd.user_id, cmd.operation.value,
+                                        _sv(observed.state), to_state.value,
+                                        cmd.source.value, cmd.actor_id),
+            })
+            params["mirror_levels"] = LEVELS_FOR["transition"]
+        if role_action:
+            params["role_action"] = role_action
+        stmt = _WRITES[(new_member, mirror, role_action is not None)]
+        return (await conn.execute(stmt, params)).first()
+
+    async def _fail(self, cmd: TransitionCommand, st: _AttemptState, reason: ReasonCode,
+                    error: BaseException, record: bool) -> DomainError:
+        if not record:
+            self.metrics.transition(cmd.operation.value, cmd.source.value, "failed")
+            return TransitionFailed(reason, error)
+        observed = st.observed
+        to_state = st.to_state
+        draft = DeadLetterDraft(
+            command=cmd, reason_code=reason, error=error, attempts=max(st.attempts, 1),
+            from_state=observed.state if observed else None,
+            to_state=to_state,
+            observed_state=observed.state if observed else None,
+            observed_version=observed.version if observed else None,
+        )
+        entry_id = await self.recorder.record(draft)
+        self.metrics.dead_letter(reason.value)
+        self.metrics.transition(cmd.operation.value, cmd.source.value, "dead_lettered")
+        log.warning("transition %s for member %s/%s dead-lettered as #%d (%s)",
+                    cmd.operation.value, cmd.guild_id, cmd.user_id, entry_id, reason.value)
+        return TransitionDeadLettered(entry_id, reason.value, str(error) or type(error).__name__)
+
+    async def history(self, guild_id: int, user_id: int, limit: int = 10) -> list[LedgerEntry]:
+        async with self.db.autocommit() as conn:
+            rows = await conn.execute(text(
+                """SELECT id, version, operation, from_state, to_state, source, actor_id, reason,
+                          idempotency_key, correlation_id, created_at
+                   FROM member_transitions WHERE guild_id = :g AND user_id = :u
+                   ORDER BY version DESC LIMIT :limit"""),
+                {"g": guild_id, "u": user_id, "limit": limit})
+            return [LedgerEntry(r.id, r.version, Operation(r.operation),
+                                State(r.from_state) if r.from_state else None,
+                                State(r.to_state), Source(r.source), r.actor_id, r.reason,
+                                r.idempotency_key, r.correlation_id, r.created_at)
+                    for r in rows]
+
+    async def get_member(self, guild_id: int, user_id: int) -> MemberSnapshot | None:
+        async with self.db.autocommit() as conn:
+            row = (await conn.execute(text(
+                "SELECT state, version, updated_at FROM members "
+                "WHERE guild_id = :g AND user_id = :u"),
+                {"g": guild_id, "u": user_id})).first()
+        if row is None:
+            return None
+        return MemberSnapshot(guild_id, user_id, State(row.state), row.version, row.updated_at)
+
+
+@dataclass
+class _AttemptState:
+    attempts: int = 0
+    conflicts: int = 0
+    observed: _Observed | None = None
+    to_state: State | None = None
+
+
+def _sv(state: State | None) -> str | None:
+    return state.value if state else None
+
+
+def _role_action(from_state: State | None, to_state: State) -> str | None:
+    """Becoming verified grants the verified role; leaving `verified` removes it.
+
+    Not when the member leaves the guild (kick, leave, ban): the role goes with them, and a
+    call for a member who is gone would only fail.
+    """
+    if to_state == State.VERIFIED and from_state != State.VERIFIED:
+        return "add"
+    if from_state == State.VERIFIED and to_state not in EXIT_STATES | {State.VERIFIED}:
+        return "remove"
+    return None

@@ -1,0 +1,93 @@
+"""Real PostgreSQL for every test: a throwaway embedded cluster, or TEST_DATABASE_URL.
+
+With TEST_DATABASE_URL set, a uniquely named database is created on that server for the
+session and dropped at the end; nothing is started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from bot.embedded_pg import start_embedded
+from bot.migrate import upgrade
+from domain.deadletters import DeadLetterRecorder
+from domain.metrics import CountingMetrics
+from domain.persistence.database import Database, asyncpg_url
+from domain.remediation import RemediationService
+from domain.transitions import RetryPolicy, TransitionService
+
+TABLES = ("members", "member_transitions", "dead_letters", "remediation_actions",
+          "guild_settings", "outbox_attempts", "outbox")
+
+
+async def _admin(url: str, sql: str) -> None:
+    engine = create_async_engine(url, isolation_level="AUTOCOMMIT")
+    async with engine.connect() as conn:
+        await conn.execute(text(sql))
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    external = os.environ.get("TEST_DATABASE_URL")
+    if external:
+        base = asyncpg_url(external)
+        name = f"lifeline_test_{uuid.uuid4().hex[:10]}"
+        asyncio.run(_admin(base, f'CREATE DATABASE "{name}"'))
+        yield make_url(base).set(database=name).render_as_string(hide_password=False)
+        asyncio.run(_admin(base, f'DROP DATABASE "{name}" WITH (FORCE)'))
+        return
+    tmp = Path(tempfile.mkdtemp(prefix="ll-", dir="/tmp"))
+    server = start_embedded(tmp / "pg", delete_on_exit=True)
+    try:
+        yield server.url
+    finally:
+        server.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+async def migrated(pg_url: str) -> str:
+    await upgrade(pg_url)
+    return pg_url
+
+
+@pytest.fixture(scope="session")
+async def db(migrated: str) -> AsyncIterator[Database]:
+    database = Database(migrated, pool_size=25, max_overflow=10)
+    yield database
+    await database.dispose()
+
+
+@pytest.fixture
+async def clean_db(db: Database) -> Database:
+    async with db.transaction() as conn:
+        await conn.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
+    return db
+
+
+class Services:
+    def __init__(self, db: Database, max_attempts: int = 5) -> None:
+        self.db = db
+        self.metrics = CountingMetrics()
+        self.recorder = DeadLetterRecorder(db)
+        self.transitions = TransitionService(
+            db, self.recorder, RetryPolicy(max_attempts=max_attempts, backoff_initial=0.001,
+                                           backoff_max=0.01), self.metrics)
+        self.remediation = RemediationService(db, self.transitions, metrics=self.metrics)
+
+
+@pytest.fixture
+def services(clean_db: Database) -> Services:
+    return Services(clean_db)

@@ -1,0 +1,85 @@
+"""Shared test helpers: invariant checks and command builders."""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+
+from sqlalchemy import text
+
+from domain.commands import TransitionCommand
+from domain.lifecycle import TRANSITIONS, Operation, Source, State
+from domain.persistence.database import Database
+
+GUILD = 111_111_111_111_111_111
+OTHER_GUILD = 222_222_222_222_222_222
+STAFF = 900_000_000_000_000_001
+_ids = itertools.count(10_000_000_000_000_000)
+
+
+def next_user() -> int:
+    return next(_ids)
+
+
+def cmd(op: Operation, user: int, guild: int = GUILD, source: Source = Source.BOT,
+        key: str | None = None, **kw: object) -> TransitionCommand:
+    return TransitionCommand(guild_id=guild, user_id=user, operation=op, source=source,
+                             idempotency_key=key or uuid.uuid4().hex, **kw)  # type: ignore[arg-type]
+
+
+# The shortest operation path from a new member to each state, derived from the table.
+def path_to(target: State) -> list[Operation]:
+    frontier: list[tuple[State | None, list[Operation]]] = [(None, [])]
+    seen: set[State | None] = {None}
+    while frontier:
+        state, ops = frontier.pop(0)
+        if state == target:
+            return ops
+        for (op, source), to in TRANSITIONS.items():
+            if source == state and to not in seen:
+                seen.add(to)
+                frontier.append((to, [*ops, op]))
+    raise AssertionError(f"{target} unreachable")
+
+
+async def check_invariants(db: Database) -> dict[str, int]:
+    """version == ledger rows, versions exactly 1..n, every ledger step allowed by the table."""
+    async with db.autocommit() as conn:
+        bad_count = (await conn.execute(text(
+            """SELECT count(*) FROM members m
+               WHERE m.version <> (SELECT count(*) FROM member_transitions t
+                                   WHERE t.guild_id = m.guild_id AND t.user_id = m.user_id)
+                  OR m.version <> (SELECT coalesce(max(version), 0) FROM member_transitions t
+                                   WHERE t.guild_id = m.guild_id AND t.user_id = m.user_id)"""
+        ))).scalar_one()
+        orphan = (await conn.execute(text(
+            """SELECT count(*) FROM member_transitions t WHERE NOT EXISTS (
+                 SELECT 1 FROM members m WHERE m.guild_id = t.guild_id
+                 AND m.user_id = t.user_id)"""))).scalar_one()
+        rows = (await conn.execute(text(
+            """SELECT guild_id, user_id, version, operation, from_state, to_state
+               FROM member_transitions ORDER BY guild_id, user_id, version"""))).all()
+        last_state = (await conn.execute(text(
+            "SELECT guild_id, user_id, state FROM members"))).all()
+    assert bad_count == 0, f"{bad_count} members with version != ledger rows"
+    assert orphan == 0
+    prev: dict[tuple[int, int], tuple[int, str | None]] = {}
+    for r in rows:
+        key = (r.guild_id, r.user_id)
+        version, state = prev.get(key, (0, None))
+        assert r.version == version + 1, f"gap in versions for {key}"
+        assert r.from_state == state, f"ledger chain broken for {key} at v{r.version}"
+        expected_to = TRANSITIONS.get((Operation(r.operation),
+                                       State(r.from_state) if r.from_state else None))
+        assert expected_to is not None and expected_to.value == r.to_state, \
+            f"invalid transition {r.operation} from {r.from_state} recorded for {key}"
+        prev[key] = (r.version, r.to_state)
+    for m in last_state:
+        assert prev[(m.guild_id, m.user_id)][1] == m.state
+    return {"members": len(last_state), "ledger_rows": len(rows)}
+
+
+async def count(db: Database, table: str, where: str = "TRUE", **params: object) -> int:
+    async with db.autocommit() as conn:
+        return int((await conn.execute(
+            text(f"SELECT count(*) FROM {table} WHERE {where}"), params)).scalar_one())

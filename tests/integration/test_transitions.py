@@ -1,0 +1,237 @@
+"""TransitionService on a real PostgreSQL: guard, CAS, strict mode, idempotency, dead letters."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+
+from domain.errors import IdempotencyKeyReused, StrictConflict, TransitionDeadLettered
+from domain.lifecycle import TRANSITIONS, Operation, Source, State, TransitionNotAllowed
+from tests.conftest import Services
+from tests.helpers import GUILD, OTHER_GUILD, check_invariants, cmd, count, next_user, path_to
+
+REACHABLE = [s for s in State]
+
+
+async def drive(services: Services, user: int, target: State, guild: int = GUILD) -> None:
+    for op in path_to(target):
+        await services.transitions.apply(cmd(op, user, guild))
+
+
+@pytest.mark.parametrize(("op", "source"), [(op, s) for (op, s) in TRANSITIONS],
+                         ids=lambda v: str(v))
+async def test_every_allowed_transition_is_written_with_its_ledger_row(
+        services: Services, op: Operation, source: State | None) -> None:
+    user = next_user()
+    if source is not None:
+        await drive(services, user, source)
+    before = await services.transitions.get_member(GUILD, user)
+    result = await services.transitions.apply(cmd(op, user))
+    assert result.applied
+    assert result.member.state == TRANSITIONS[(op, source)]
+    assert result.member.version == (before.version if before else 0) + 1
+    history = await services.transitions.history(GUILD, user, limit=1)
+    assert history[0].operation == op and history[0].from_state == source
+    await check_invariants(services.db)
+
+
+FORBIDDEN = [(op, s) for op in Operation for s in [None, *State] if (op, s) not in TRANSITIONS]
+
+
+@pytest.mark.parametrize(("op", "source"), FORBIDDEN, ids=lambda v: str(v))
+async def test_every_forbidden_transition_is_refused_and_writes_nothing(
+        services: Services, op: Operation, source: State | None) -> None:
+    user = next_user()
+    if source is not None:
+        await drive(services, user, source)
+    ledger_before = await count(services.db, "member_transitions")
+    with pytest.raises(TransitionNotAllowed):
+        await services.transitions.apply(cmd(op, user))
+    assert await count(services.db, "member_transitions") == ledger_before
+    assert await count(services.db, "dead_letters") == 0
+
+
+async def test_manual_verification_from_wrong_state_is_a_clear_hard_reject(
+        services: Services) -> None:
+    user = next_user()
+    await drive(services, user, State.RULES_ACCEPTED)
+    with pytest.raises(TransitionNotAllowed, match="allowed from: verification_pending"):
+        await services.transitions.apply(cmd(Operation.VERIFY, user, source=Source.STAFF,
+                                             actor_id=5))
+    member = await services.transitions.get_member(GUILD, user)
+    assert member is not None and member.state == State.RULES_ACCEPTED
+
+
+async def test_verification_in_one_guild_says_nothing_about_another(services: Services) -> None:
+    user = next_user()
+    await drive(services, user, State.VERIFIED, GUILD)
+    await drive(services, user, State.JOINED, OTHER_GUILD)
+    other = await services.transitions.get_member(OTHER_GUILD, user)
+    assert other is not None and other.state == State.JOINED and other.version == 1
+
+
+async def test_stale_version_write_is_rejected_and_retry_after_fresh_read_succeeds(
+        services: Services) -> None:
+    user = next_user()
+    await drive(services, user, State.JOINED)
+    # A writer that read version 1 while someone else moved the member on.
+    await services.transitions.apply(cmd(Operation.START_ONBOARDING, user))
+    async with services.db.autocommit() as conn:
+        stale = await conn.execute(text(
+            "UPDATE members SET state = 'onboarding_completed', version = version + 1 "
+            "WHERE guild_id = :g AND user_id = :u AND state = 'joined' AND version = 1"),
+            {"g": GUILD, "u": user})
+        assert stale.rowcount == 0
+    # The service re-reads: complete_onboarding from onboarding_in_progress at version 2.
+    result = await services.transitions.apply(cmd(Operation.COMPLETE_ONBOARDING, user))
+    assert result.member.version == 3 and result.from_state == State.ONBOARDING_IN_PROGRESS
+
+
+async def test_strict_mode_answers_a_conflict_with_current_state_and_writes_nothing(
+        services: Services) -> None:
+    user = next_user()
+    await drive(services, user, State.VERIFICATION_PENDING)
+    member = await services.transitions.get_member(GUILD, user)
+    assert member is not None
+    with pytest.raises(StrictConflict) as info:
+        await services.transitions.apply(cmd(Operation.VERIFY, user, source=Source.API,
+                                             expected_state=State.VERIFICATION_PENDING,
+                                             expected_version=member.version - 1))
+    assert info.value.current_state == "verification_pending"
+    assert info.value.current_version == member.version
+    assert await count(services.db, "member_transitions", "user_id = :u", u=user) \
+        == member.version
+    assert await count(services.db, "dead_letters") == 0
+    assert services.metrics.retries["verify"] == 0
+    ok = await services.transitions.apply(cmd(Operation.VERIFY, user, source=Source.API,
+                                              expected_state=State.VERIFICATION_PENDING,
+                                              expected_version=member.version))
+    assert ok.member.state == State.VERIFIED
+
+
+async def test_same_idempotency_key_applies_once_and_answers_the_same(
+        services: Services) -> None:
+    user = next_user()
+    first = await services.transitions.apply(cmd(Operation.JOIN, user, key="join-1"))
+    again = await services.transitions.apply(cmd(Operation.JOIN, user, key="join-1"))
+    assert first.applied and not again.applied
+    assert again.transition_id == first.transition_id
+    assert again.member.state == first.member.state
+    assert again.member.version == first.member.version
+    assert await count(services.db, "member_transitions", "user_id = :u", u=user) == 1
+    with pytest.raises(IdempotencyKeyReused):
+        await services.transitions.apply(cmd(Operation.START_ONBOARDING, user, key="join-1"))
+    assert await count(services.db, "member_transitions", "user_id = :u", u=user) == 1
+
+
+async def test_max_attempts_one_and_a_winning_competitor_dead_letter_once(
+        clean_db) -> None:
+    services = Services(clean_db, max_attempts=1)
+    user = next_user()
+    await drive(services, user, State.VERIFICATION_PENDING)
+
+    # A competing writer that always wins: every read is followed by its own write.
+    original_read = services.transitions._read
+
+    async def read_then_lose(conn, command):  # type: ignore[no-untyped-def]
+        observed, first = await original_read(conn, command)
+        async with services.db.autocommit() as other:
+            await other.execute(text(
+                "UPDATE members SET updated_at = now(), version = version + 1 "
+                "WHERE guild_id = :g AND user_id = :u"), {"g": GUILD, "u": user})
+            await other.execute(text(
+                "INSERT INTO member_transitions (guild_id, user_id, version, operation, "
+                "from_state, to_state, source, idempotency_key, correlation_id) "
+                "SELECT guild_id, user_id, version, 'reverify', state, state, 'bot', "
+                "gen_random_uuid()::text, 'x' FROM members WHERE guild_id = :g AND user_id = :u"),
+                {"g": GUILD, "u": user})
+        return observed, first
+
+    services.transitions._read = read_then_lose  # type: ignore[method-assign]
+    with pytest.raises(TransitionDeadLettered) as info:
+        await services.transitions.apply(cmd(Operation.VERIFY, user, source=Source.API,
+                                             actor_id=77, reason="email checked",
+                                             key="verify-77"))
+    assert await count(services.db, "dead_letters") == 1
+    async with services.db.autocommit() as conn:
+        row = (await conn.execute(text("SELECT * FROM dead_letters"))).one()._mapping
+    assert row["id"] == info.value.dead_letter_id
+    assert row["reason_code"] == "retries_exhausted"
+    assert row["operation"] == "verify" and row["from_state"] == "verification_pending"
+    assert row["to_state"] == "verified" and row["observed_state"] == "verification_pending"
+    assert row["observed_version"] == 5 and row["attempts"] == 1
+    assert row["error_type"] == "WriteConflict" and "another writer" in row["error_message"]
+    assert row["source"] == "api" and row["actor_id"] == 77
+    assert row["idempotency_key"] == "verify-77" and row["correlation_id"]
+    assert row["payload"]["operation"] == "verify" and row["payload"]["reason"] == "email checked"
+    assert row["signature"] == "verify/retries_exhausted/WriteConflict"
+    assert row["status"] == "open" and row["remediation_count"] == 0 and row["version"] == 1
+    assert row["created_at"] and row["updated_at"]
+
+
+async def test_retries_exhausted_with_default_attempts(clean_db) -> None:
+    services = Services(clean_db, max_attempts=3)
+    user = next_user()
+    await drive(services, user, State.JOINED)
+    calls = 0
+    original_write = services.transitions._write
+
+    async def always_conflict(conn, command, observed, to_state):  # type: ignore[no-untyped-def]
+        nonlocal calls
+        calls += 1
+        return None  # zero rows changed
+
+    services.transitions._write = always_conflict  # type: ignore[method-assign]
+    with pytest.raises(TransitionDeadLettered):
+        await services.transitions.apply(cmd(Operation.START_ONBOARDING, user))
+    services.transitions._write = original_write  # type: ignore[method-assign]
+    assert calls == 3
+    assert services.metrics.conflicts["start_onboarding"] == 3
+    assert await count(services.db, "dead_letters", "attempts = 3") == 1
+
+
+async def test_not_applicable_after_conflict_is_dead_lettered(services: Services) -> None:
+    user = next_user()
+    await drive(services, user, State.VERIFICATION_PENDING)
+    original_write = services.transitions._write
+    first = True
+
+    async def member_leaves_first(conn, command, observed, to_state):  # type: ignore[no-untyped-def]
+        nonlocal first
+        if first:
+            first = False
+            await services.transitions.apply(cmd(Operation.LEAVE, user))
+        return await original_write(conn, command, observed, to_state)
+
+    services.transitions._write = member_leaves_first  # type: ignore[method-assign]
+    with pytest.raises(TransitionDeadLettered) as info:
+        await services.transitions.apply(cmd(Operation.VERIFY, user, source=Source.API))
+    assert info.value.reason_code == "not_applicable_after_conflict"
+    async with services.db.autocommit() as conn:
+        row = (await conn.execute(text("SELECT * FROM dead_letters"))).one()._mapping
+    assert row["observed_state"] == "left_guild" and row["attempts"] == 2
+    member = await services.transitions.get_member(GUILD, user)
+    assert member is not None and member.state == State.LEFT_GUILD
+    await check_invariants(services.db)
+
+
+async def test_unexpected_error_is_dead_lettered_with_redacted_message(
+        services: Services) -> None:
+    user = next_user()
+
+    async def boom(conn, command, observed, to_state):  # type: ignore[no-untyped-def]
+        raise RuntimeError("connection to postgresql://app:hunter2@db failed")
+
+    services.transitions._write = boom  # type: ignore[method-assign]
+    with pytest.raises(TransitionDeadLettered):
+        await services.transitions.apply(cmd(Operation.JOIN, user))
+    async with services.db.autocommit() as conn:
+        row = (await conn.execute(text("SELECT * FROM dead_letters"))).one()._mapping
+    assert row["reason_code"] == "unexpected_error" and row["error_type"] == "RuntimeError"
+    assert "hunter2" not in row["error_message"]
+
+
+async def test_successful_transition_creates_no_dead_letter(services: Services) -> None:
+    user = next_user()
+    await drive(services, user, State.VERIFIED)
+    assert await count(services.db, "dead_letters") == 0
