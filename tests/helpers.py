@@ -44,7 +44,9 @@ def path_to(target: State) -> list[Operation]:
 
 async def check_invariants(db: Database) -> dict[str, int]:
     """version == ledger rows, versions exactly 1..n, every ledger step allowed by the table."""
-    async with db.autocommit() as conn:
+    async with db.transaction() as conn:
+        # One snapshot for every read, so writers in flight cannot skew the comparison.
+        await conn.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
         bad_count = (await conn.execute(text(
             """SELECT count(*) FROM members m
                WHERE m.version <> (SELECT count(*) FROM member_transitions t

@@ -1,0 +1,211 @@
+"""`python -m bot dlq ...`: the ops CLI over RemediationService, for when Discord is down."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, is_dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from bot.container import Container, open_container
+from bot.settings import Settings
+from domain.commands import MAX_SNOWFLAKE
+from domain.entries import DeadLetterEntry, Page, RemediationRecord
+from domain.errors import DomainError
+from domain.lifecycle import Source
+
+LIST_COLUMNS = ("id", "status", "user_id", "operation", "from_state", "to_state", "reason_code",
+                "attempts", "age")
+
+
+def snowflake(value: str) -> int:
+    if not value.isdigit() or not 0 < int(value) <= MAX_SNOWFLAKE:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a Discord id (1..{MAX_SNOWFLAKE})")
+    return int(value)
+
+
+def entry_id(value: str) -> int:
+    value = value.removeprefix("#")
+    if not value.isdigit() or not 0 < int(value) <= MAX_SNOWFLAKE:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a dead-letter id")
+    return int(value)
+
+
+def limit(value: str) -> int:
+    if not value.isdigit() or not 1 <= int(value) <= 100:
+        raise argparse.ArgumentTypeError("limit must be between 1 and 100")
+    return int(value)
+
+
+def register(sub: Any) -> None:
+    dlq = sub.add_parser("dlq", help="list, inspect and remediate dead letters")
+    cmds = dlq.add_subparsers(dest="dlq_command", required=True,
+                              parser_class=type(dlq))
+
+    def add(name: str, handler: Callable[..., Awaitable[Any]], help_: str,
+            actor: bool = False) -> argparse.ArgumentParser:
+        p: argparse.ArgumentParser = cmds.add_parser(name, help=help_)
+        p.add_argument("--guild", type=snowflake, required=True, help="guild id")
+        p.add_argument("--json", action="store_true", help="print JSON")
+        if actor:
+            p.add_argument("--actor", type=snowflake, required=True,
+                           help="Discord id of the person acting (audited)")
+        p.set_defaults(handler=run, action=handler, quiet_logs=True)
+        return p
+
+    p = add("list", _list, "open entries, newest first")
+    p.add_argument("--status", choices=["open", "retrying", "resolved", "dismissed"])
+    p.add_argument("--operation")
+    p.add_argument("--source", choices=[s.value for s in Source])
+    p.add_argument("--signature")
+    p.add_argument("--user", type=snowflake)
+    p.add_argument("--limit", type=limit, default=20)
+    p.add_argument("--cursor", help="next_cursor of the previous page")
+    add("show", _show, "every field of one entry and its history").add_argument(
+        "id", type=entry_id)
+    add("retry", _retry, "replay one entry now", actor=True).add_argument("id", type=entry_id)
+    add("retry-group", _retry_group, "replay every open entry of a signature",
+        actor=True).add_argument("signature")
+    for name, fn in (("resolve", _resolve), ("dismiss", _dismiss)):
+        p = add(name, fn, f"{name} one entry with a note", actor=True)
+        p.add_argument("id", type=entry_id)
+        p.add_argument("--note", required=True, help="1..1000 characters")
+    add("reopen", _reopen, "reopen a dismissed or resolved entry", actor=True).add_argument(
+        "id", type=entry_id)
+    add("stats", _stats, "counts by status and signature")
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        result = asyncio.run(_with_container(settings, args))
+    except DomainError as exc:
+        print(f"lifeline: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        print(f"lifeline: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(_jsonable(result), indent=2, default=str))
+    else:
+        print(_render(args.dlq_command, result))
+    return 0
+
+
+async def _with_container(settings: Settings, args: argparse.Namespace) -> Any:
+    async with open_container(settings, application_name="lifeline-cli") as container:
+        return await args.action(container, args)
+
+
+async def _list(c: Container, a: argparse.Namespace) -> Page:
+    return await c.remediation.list(a.guild, status=a.status, operation=a.operation,
+                                    source=a.source, signature=a.signature, user_id=a.user,
+                                    limit=a.limit, cursor=a.cursor)
+
+
+async def _show(c: Container, a: argparse.Namespace) -> dict[str, Any]:
+    entry, history = await c.remediation.show(a.guild, a.id)
+    return {"entry": entry, "history": history}
+
+
+async def _retry(c: Container, a: argparse.Namespace) -> Any:
+    return await c.remediation.retry(a.guild, a.id, a.actor, Source.CLI)
+
+
+async def _retry_group(c: Container, a: argparse.Namespace) -> Any:
+    def progress(done: int, total: int, resolved: int) -> None:
+        if not a.json and (done == total or done % 100 == 0):
+            print(f"  {done}/{total} retried, {resolved} resolved", file=sys.stderr)
+
+    return await c.remediation.retry_group(a.guild, a.signature, a.actor, Source.CLI,
+                                           progress)
+
+
+async def _resolve(c: Container, a: argparse.Namespace) -> DeadLetterEntry:
+    return await c.remediation.resolve(a.guild, a.id, a.actor, a.note, Source.CLI)
+
+
+async def _dismiss(c: Container, a: argparse.Namespace) -> DeadLetterEntry:
+    return await c.remediation.dismiss(a.guild, a.id, a.actor, a.note, Source.CLI)
+
+
+async def _reopen(c: Container, a: argparse.Namespace) -> DeadLetterEntry:
+    return await c.remediation.reopen(a.guild, a.id, a.actor, Source.CLI)
+
+
+async def _stats(c: Container, a: argparse.Namespace) -> Any:
+    return await c.remediation.stats(a.guild)
+
+
+def _jsonable(value: Any) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        return _jsonable(asdict(value))
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def age(moment: datetime) -> str:
+    seconds = int((datetime.now(UTC) - moment).total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{max(seconds, 0)}s"
+
+
+def table(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> str:
+    cells = [[str(r.get(c) if r.get(c) is not None else "-") for c in columns] for r in rows]
+    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in cells]
+    return "\n".join(lines)
+
+
+def _entry_rows(items: list[DeadLetterEntry]) -> list[dict[str, Any]]:
+    return [{**e.as_dict(), "id": f"#{e.id}", "age": age(e.created_at)} for e in items]
+
+
+def _render(command: str, result: Any) -> str:
+    if isinstance(result, Page):
+        if not result.items:
+            return "no dead letters match"
+        out = table(_entry_rows(result.items), LIST_COLUMNS)
+        out += f"\n{len(result.items)} shown of {result.total}"
+        if result.next_cursor:
+            out += f"; next page: --cursor {result.next_cursor}"
+        return out
+    if command == "show":
+        entry: DeadLetterEntry = result["entry"]
+        history: list[RemediationRecord] = result["history"]
+        lines = [f"{k:20} {v}" for k, v in _jsonable(entry).items() if k != "payload"]
+        lines.append(f"{'payload':20} {json.dumps(entry.payload, sort_keys=True)}")
+        lines.append("history:" if history else "history: (none)")
+        lines += [f"  {h.created_at:%Y-%m-%d %H:%M:%S} {h.action} by {h.actor_id} "
+                  f"({h.source}): {h.outcome}" + (f" - {h.note}" if h.note else "")
+                  for h in history]
+        return "\n".join(lines)
+    if command == "retry":
+        state = "resolved" if result.resolved else "still open"
+        return f"#{result.entry.id} {state}: {result.detail}"
+    if command == "retry-group":
+        return (f"signature {result.signature}: {result.total} retried, {result.resolved} "
+                f"resolved, {result.failed} failed, {result.skipped} skipped")
+    if command == "stats":
+        lines = ["by status: " + ", ".join(f"{k} {v}" for k, v in result.by_status.items())]
+        oldest = result.oldest_open_age_seconds
+        lines.append("oldest open: " + (f"{int(oldest)}s" if oldest is not None else "none"))
+        lines.append(f"retention: {result.retention_days} days"
+                     if result.retention_days else "retention: keep everything")
+        if result.by_signature:
+            lines.append(table([asdict(s) for s in result.by_signature],
+                               ("signature", "open", "total")))
+        return "\n".join(lines)
+    entry = result
+    return f"#{entry.id} is now {entry.status}"

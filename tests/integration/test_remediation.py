@@ -1,0 +1,239 @@
+"""RemediationService on a real PostgreSQL: list, show, retry, resolve, dismiss, reopen, stats."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from sqlalchemy import text
+
+from domain.errors import (
+    AlreadyRetrying,
+    EntryDismissed,
+    InvalidInput,
+    InvalidStatus,
+    NotFound,
+    TransitionDeadLettered,
+)
+from domain.lifecycle import Operation, Source, State
+from tests.conftest import Services
+from tests.helpers import (
+    GUILD,
+    OTHER_GUILD,
+    STAFF,
+    check_invariants,
+    cmd,
+    count,
+    next_user,
+    path_to,
+)
+
+
+async def _drive(services: Services, user: int, target: State, guild: int = GUILD) -> None:
+    for op in path_to(target):
+        await services.transitions.apply(cmd(op, user, guild))
+
+
+async def _dead_letter(services: Services, user: int, op: Operation = Operation.VERIFY,
+                       guild: int = GUILD, key: str | None = None) -> int:
+    """A real dead letter: every compare-and-set of this write loses (zero rows changed)."""
+    original = services.transitions._write
+
+    async def lose(conn, command, observed, to_state):  # type: ignore[no-untyped-def]
+        return None
+
+    services.transitions._write = lose  # type: ignore[method-assign]
+    try:
+        with pytest.raises(TransitionDeadLettered) as info:
+            await services.transitions.apply(cmd(op, user, guild, source=Source.API, key=key))
+    finally:
+        services.transitions._write = original  # type: ignore[method-assign]
+    return info.value.dead_letter_id
+
+
+async def _setup_guild(services: Services, guild: int = GUILD) -> None:
+    async with services.db.transaction() as conn:
+        await conn.execute(text(
+            "INSERT INTO guild_settings (guild_id, log_channel_id, mirror_level) "
+            "VALUES (:g, 555, 'dead_letters')"), {"g": guild})
+
+
+async def test_open_entries_are_listed_newest_first_with_keyset_pages(
+        services: Services) -> None:
+    ids = []
+    for _ in range(5):
+        user = next_user()
+        await _drive(services, user, State.VERIFICATION_PENDING)
+        ids.append(await _dead_letter(services, user))
+    page1 = await services.remediation.list(GUILD, status="open", limit=2)
+    assert [e.id for e in page1.items] == ids[::-1][:2] and page1.total == 5
+    page2 = await services.remediation.list(GUILD, status="open", limit=2,
+                                            cursor=page1.next_cursor)
+    page3 = await services.remediation.list(GUILD, status="open", limit=2,
+                                            cursor=page2.next_cursor)
+    assert [e.id for e in page2.items + page3.items] == ids[::-1][2:]
+    assert page3.next_cursor is None
+    by_sig = await services.remediation.list(GUILD, signature="verify/retries_exhausted/"
+                                                              "WriteConflict")
+    assert by_sig.total == 5
+    assert (await services.remediation.list(OTHER_GUILD)).total == 0
+
+
+async def test_retry_success_resolves_and_audits(services: Services) -> None:
+    await _setup_guild(services)
+    user = next_user()
+    await _drive(services, user, State.VERIFICATION_PENDING)
+    entry_id = await _dead_letter(services, user)
+    outcome = await services.remediation.retry(GUILD, entry_id, STAFF)
+    assert outcome.resolved and not outcome.already_applied
+    member = await services.transitions.get_member(GUILD, user)
+    assert member is not None and member.state == State.VERIFIED
+    entry, history = await services.remediation.show(GUILD, entry_id)
+    assert entry.status == "resolved" and entry.resolved_by == STAFF
+    assert entry.remediation_count == 1 and entry.last_remediated_at is not None
+    assert [(h.action, h.outcome, h.actor_id) for h in history] == [("retry", "resolved", STAFF)]
+    # dead letter + remediation mirrored to the log channel
+    assert await count(services.db, "outbox", "kind = 'mirror'") == 2
+    await check_invariants(services.db)
+
+
+async def test_retry_failure_goes_back_to_open_on_the_same_row(services: Services) -> None:
+    user = next_user()
+    await _drive(services, user, State.VERIFICATION_PENDING)
+    entry_id = await _dead_letter(services, user)
+    await services.transitions.apply(cmd(Operation.LEAVE, user))  # verify no longer possible
+    outcome = await services.remediation.retry(GUILD, entry_id, STAFF)
+    assert not outcome.resolved and "not allowed from state left_guild" in outcome.detail
+    assert outcome.entry.status == "open" and outcome.entry.remediation_count == 1
+    assert outcome.entry.error_type == "TransitionNotAllowed"
+    assert await count(services.db, "dead_letters") == 1
+    again = await services.remediation.retry(GUILD, entry_id, STAFF)
+    assert again.entry.remediation_count == 2 and again.entry.id == entry_id
+
+
+async def test_replay_of_a_write_that_had_committed_is_not_applied_twice(
+        services: Services) -> None:
+    user = next_user()
+    await _drive(services, user, State.VERIFICATION_PENDING)
+    entry_id = await _dead_letter(services, user, key="verify-lost-answer")
+    # The original write did commit after all (its answer was lost).
+    await services.transitions.apply(cmd(Operation.VERIFY, user, key="verify-lost-answer"))
+    ledger = await count(services.db, "member_transitions", "user_id = :u", u=user)
+    outcome = await services.remediation.retry(GUILD, entry_id, STAFF)
+    assert outcome.resolved and outcome.already_applied
+    assert await count(services.db, "member_transitions", "user_id = :u", u=user) == ledger
+
+
+async def test_two_actors_retrying_one_entry_at_once_replay_it_once(services: Services) -> None:
+    user = next_user()
+    await _drive(services, user, State.VERIFICATION_PENDING)
+    entry_id = await _dead_letter(services, user)
+    results = await asyncio.gather(services.remediation.retry(GUILD, entry_id, STAFF),
+                                   services.remediation.retry(GUILD, entry_id, STAFF + 1),
+                                   return_exceptions=True)
+    resolved = [r for r in results if not isinstance(r, BaseException)]
+    refused = [r for r in results if isinstance(r, AlreadyRetrying | InvalidStatus)]
+    assert len(resolved) == 1 and len(refused) == 1, results
+    assert await count(services.db, "member_transitions",
+                       "user_id = :u AND operation = 'verify'", u=user) == 1
+    assert await count(services.db, "remediation_actions") == 1
+
+
+async def test_resolve_and_dismiss_are_audited_and_dismissed_cannot_be_retried(
+        services: Services) -> None:
+    user = next_user()
+    await _drive(services, user, State.VERIFICATION_PENDING)
+    a = await _dead_letter(services, user)
+    b = await _dead_letter(services, user)
+    resolved = await services.remediation.resolve(GUILD, a, STAFF, "fixed by hand")
+    assert resolved.status == "resolved" and resolved.resolution_note == "fixed by hand"
+    dismissed = await services.remediation.dismiss(GUILD, b, STAFF, "duplicate")
+    assert dismissed.status == "dismissed"
+    with pytest.raises(EntryDismissed, match="reopen it"):
+        await services.remediation.retry(GUILD, b, STAFF)
+    with pytest.raises(InvalidStatus):
+        await services.remediation.resolve(GUILD, a, STAFF, "again")
+    reopened = await services.remediation.reopen(GUILD, b, STAFF)
+    assert reopened.status == "open"
+    assert (await services.remediation.retry(GUILD, b, STAFF)).resolved
+    actions = await count(services.db, "remediation_actions")
+    assert actions == 4  # resolve, dismiss, reopen, retry (refusals write nothing)
+
+
+async def test_another_guilds_id_is_not_found_and_changes_nothing(services: Services) -> None:
+    user = next_user()
+    await _drive(services, user, State.VERIFICATION_PENDING, OTHER_GUILD)
+    foreign = await _dead_letter(services, user, guild=OTHER_GUILD)
+    for call in (services.remediation.show(GUILD, foreign),
+                 services.remediation.retry(GUILD, foreign, STAFF),
+                 services.remediation.resolve(GUILD, foreign, STAFF, "x"),
+                 services.remediation.dismiss(GUILD, foreign, STAFF, "x"),
+                 services.remediation.reopen(GUILD, foreign, STAFF)):
+        with pytest.raises(NotFound, match=f"#{foreign} does not exist in this guild"):
+            await call
+    entry, history = await services.remediation.show(OTHER_GUILD, foreign)
+    assert entry.status == "open" and entry.version == 1 and history == []
+    with pytest.raises(NotFound):
+        await services.remediation.show(GUILD, 999_999)
+
+
+@pytest.mark.parametrize("note", ["", "   ", "x" * 1001, "y" * 10_000])
+async def test_bad_notes_are_refused_and_write_nothing(services: Services, note: str) -> None:
+    user = next_user()
+    await _drive(services, user, State.VERIFICATION_PENDING)
+    entry_id = await _dead_letter(services, user)
+    for action in (services.remediation.resolve, services.remediation.dismiss):
+        with pytest.raises(InvalidInput, match="1 to 1000 characters"):
+            await action(GUILD, entry_id, STAFF, note)
+    entry, history = await services.remediation.show(GUILD, entry_id)
+    assert entry.status == "open" and entry.version == 1 and history == []
+
+
+@pytest.mark.parametrize("limit", [0, -1, 101, 10**9])
+async def test_bad_limit_is_a_clear_error(services: Services, limit: int) -> None:
+    with pytest.raises(InvalidInput, match="limit must be between 1 and 100"):
+        await services.remediation.list(GUILD, limit=limit)
+
+
+async def test_bad_filters_and_cursor_are_clear_errors(services: Services) -> None:
+    with pytest.raises(InvalidInput, match="status must be one of"):
+        await services.remediation.list(GUILD, status="pending")
+    with pytest.raises(InvalidInput, match="operation must be one of"):
+        await services.remediation.list(GUILD, operation="explode")
+    with pytest.raises(InvalidInput, match="cursor"):
+        await services.remediation.list(GUILD, cursor="'; drop table members")
+
+
+async def test_retry_group_replays_every_open_entry_of_a_signature(services: Services) -> None:
+    users = [next_user() for _ in range(12)]
+    for user in users:
+        await _drive(services, user, State.VERIFICATION_PENDING)
+        await _dead_letter(services, user)
+    await services.transitions.apply(cmd(Operation.LEAVE, users[0]))  # one will fail
+    seen: list[tuple[int, int, int]] = []
+
+    async def progress(done: int, total: int, resolved: int) -> None:
+        seen.append((done, total, resolved))
+
+    result = await services.remediation.retry_group(
+        GUILD, "verify/retries_exhausted/WriteConflict", STAFF, progress=progress)
+    assert (result.total, result.resolved, result.failed) == (12, 11, 1)
+    assert seen[-1] == (12, 12, 11) and len(seen) == 12
+    assert await count(services.db, "member_transitions", "operation = 'verify'") == 11
+    await check_invariants(services.db)
+
+
+async def test_stats_counts_by_status_and_signature(services: Services) -> None:
+    user = next_user()
+    await _drive(services, user, State.VERIFICATION_PENDING)
+    a = await _dead_letter(services, user)
+    await _dead_letter(services, user)
+    await _dead_letter(services, user, op=Operation.REJECT)
+    await services.remediation.dismiss(GUILD, a, STAFF, "noise")
+    stats = await services.remediation.stats(GUILD)
+    assert stats.by_status == {"open": 2, "retrying": 0, "resolved": 0, "dismissed": 1}
+    top = {s.signature: (s.open, s.total) for s in stats.by_signature}
+    assert top == {"verify/retries_exhausted/WriteConflict": (1, 2),
+                   "reject/retries_exhausted/WriteConflict": (1, 1)}
+    assert stats.oldest_open_age_seconds is not None and stats.oldest_open_age_seconds >= 0
+    assert stats.retention_days == 30
