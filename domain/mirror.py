@@ -28,8 +28,9 @@ LEVELS_FOR = {
 
 ENQUEUE_MIRROR_SQL = text(
     """
-    INSERT INTO outbox (guild_id, kind, channel_id, payload)
-    SELECT gs.guild_id, 'mirror', gs.log_channel_id, CAST(:payload AS jsonb)
+    INSERT INTO outbox (guild_id, kind, channel_id, lane, payload)
+    SELECT gs.guild_id, 'mirror', gs.log_channel_id, 'channel:' || gs.log_channel_id,
+           CAST(:payload AS jsonb)
     FROM guild_settings gs
     WHERE gs.guild_id = :guild_id AND gs.log_channel_id IS NOT NULL
       AND gs.mirror_level = ANY(CAST(:levels AS mirror_level[]))

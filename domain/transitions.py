@@ -77,8 +77,9 @@ _LEDGER_INSERT = """
 # Side effects queued in the same statement, so they exist exactly when the transition does.
 _MIRROR_INSERT = """,
     mir AS (
-      INSERT INTO outbox (guild_id, kind, channel_id, payload)
-      SELECT gs.guild_id, 'mirror', gs.log_channel_id, CAST(:mirror_payload AS jsonb)
+      INSERT INTO outbox (guild_id, kind, channel_id, lane, payload)
+      SELECT gs.guild_id, 'mirror', gs.log_channel_id, 'channel:' || gs.log_channel_id,
+             CAST(:mirror_payload AS jsonb)
       FROM guild_settings gs, led
       WHERE gs.guild_id = :g AND gs.log_channel_id IS NOT NULL
         AND gs.mirror_level = ANY(CAST(:mirror_levels AS mirror_level[]))
@@ -86,8 +87,8 @@ _MIRROR_INSERT = """,
 
 _ROLE_SYNC_INSERT = """,
     rs AS (
-      INSERT INTO outbox (guild_id, kind, channel_id, payload)
-      SELECT gs.guild_id, 'role_sync', NULL,
+      INSERT INTO outbox (guild_id, kind, channel_id, lane, payload)
+      SELECT gs.guild_id, 'role_sync', NULL, 'member:' || :g || ':' || :u,
              jsonb_build_object('user_id', :u, 'role_id', gs.verified_role_id,
                                 'action', CAST(:role_action AS text),
                                 'transition_id', led.id, 'version', led.version)

@@ -210,6 +210,12 @@ class OutboxRow(Base):
     guild_id: Mapped[int] = mapped_column(BigInteger)
     kind: Mapped[OutboxKind] = mapped_column(OUTBOX_KIND_ENUM)
     channel_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # Rows of one lane are delivered in id order: `channel:<id>` for the mirror,
+    # `member:<guild>:<user>` for role sync.
+    lane: Mapped[str] = mapped_column(Text)
+    # The head row id of the message a row was claimed into; a takeover after a crash
+    # resends exactly that batch with the same nonce, so Discord de-duplicates it.
+    batch_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
     status: Mapped[DeliveryStatus] = mapped_column(
         DELIVERY_ENUM, server_default=DeliveryStatus.PENDING.value)
@@ -228,8 +234,11 @@ class OutboxRow(Base):
     __table_args__ = (
         Index("ix_outbox_due", "next_attempt_at",
               postgresql_where=text("status IN ('pending', 'retry_scheduled', 'delivering')")),
-        Index("ix_outbox_channel_order", "channel_id", "id",
-              postgresql_where=text("status <> 'delivered'")),
+        Index("ix_outbox_lane_open", "lane", "id",
+              postgresql_where=text("status IN ('pending', 'retry_scheduled', 'delivering')")),
+        Index("ix_outbox_batch", "batch_id", postgresql_where=text("status = 'delivering'")),
+        Index("ix_outbox_delivered", "delivered_at",
+              postgresql_where=text("status = 'delivered'")),
         Index("ix_outbox_guild_status", "guild_id", "status"),
     )
 

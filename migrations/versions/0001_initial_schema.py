@@ -99,6 +99,8 @@ def upgrade() -> None:
     sa.Column('guild_id', sa.BigInteger(), nullable=False),
     sa.Column('kind', sa.Enum('mirror', 'role_sync', name='outbox_kind'), nullable=False),
     sa.Column('channel_id', sa.BigInteger(), nullable=True),
+    sa.Column('lane', sa.Text(), nullable=False),
+    sa.Column('batch_id', sa.BigInteger(), nullable=True),
     sa.Column('payload', postgresql.JSONB(astext_type=sa.Text()), nullable=False),
     sa.Column('status', sa.Enum('pending', 'delivering', 'delivered', 'retry_scheduled', 'failed', 'dead_lettered', name='delivery_status'), server_default='pending', nullable=False),
     sa.Column('attempts', sa.Integer(), server_default=sa.text('0'), nullable=False),
@@ -112,7 +114,9 @@ def upgrade() -> None:
     sa.Column('delivered_at', sa.DateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_outbox'))
     )
-    op.create_index('ix_outbox_channel_order', 'outbox', ['channel_id', 'id'], unique=False, postgresql_where=sa.text("status <> 'delivered'"))
+    op.create_index('ix_outbox_lane_open', 'outbox', ['lane', 'id'], unique=False, postgresql_where=sa.text("status IN ('pending', 'retry_scheduled', 'delivering')"))
+    op.create_index('ix_outbox_batch', 'outbox', ['batch_id'], unique=False, postgresql_where=sa.text("status = 'delivering'"))
+    op.create_index('ix_outbox_delivered', 'outbox', ['delivered_at'], unique=False, postgresql_where=sa.text("status = 'delivered'"))
     op.create_index('ix_outbox_due', 'outbox', ['next_attempt_at'], unique=False, postgresql_where=sa.text("status IN ('pending', 'retry_scheduled', 'delivering')"))
     op.create_index('ix_outbox_guild_status', 'outbox', ['guild_id', 'status'], unique=False)
     op.create_table('remediation_actions',
@@ -155,7 +159,9 @@ def downgrade() -> None:
     op.drop_table('remediation_actions')
     op.drop_index('ix_outbox_guild_status', table_name='outbox')
     op.drop_index('ix_outbox_due', table_name='outbox', postgresql_where=sa.text("status IN ('pending', 'retry_scheduled', 'delivering')"))
-    op.drop_index('ix_outbox_channel_order', table_name='outbox', postgresql_where=sa.text("status <> 'delivered'"))
+    op.drop_index('ix_outbox_delivered', table_name='outbox')
+    op.drop_index('ix_outbox_batch', table_name='outbox')
+    op.drop_index('ix_outbox_lane_open', table_name='outbox')
     op.drop_table('outbox')
     op.drop_table('members')
     op.drop_table('member_transitions')

@@ -1,0 +1,348 @@
+"""The outbox delivery worker: every outbound Discord write (log-channel mirror, role sync).
+
+State lives in PostgreSQL only (no in-memory timers). Rows of one lane are delivered in id
+order; a lane's head is claimed with `FOR UPDATE SKIP LOCKED`, a lock owner and a lock
+expiry, so several processes can run workers at once and a crashed worker's claims are
+taken over once they expire. Consecutive mirror rows of one channel go out as one message
+whose nonce is the batch's head id: a resend after a crash is the same batch with the same
+nonce, which Discord de-duplicates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from sqlalchemy import text
+
+from domain.metrics import Metrics
+from domain.persistence.database import Database
+from domain.redaction import redact
+
+log = logging.getLogger(__name__)
+
+MAX_CONTENT = 2000
+MAX_BATCH_ROWS = 50
+
+
+class DeliveryError(Exception):
+    """A delivery that did not happen. `retryable` False ends the row as dead_lettered."""
+
+    def __init__(self, message: str, *, status: int | None = None, retryable: bool = True,
+                 retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retryable = retryable
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class Receipt:
+    status: int
+    message_id: int | None = None
+
+
+class Deliverer(Protocol):
+    """The Discord side, implemented in bot/ with discord.py."""
+
+    async def post_lines(self, channel_id: int, content: str, nonce: str) -> Receipt: ...
+
+    async def sync_role(self, guild_id: int, user_id: int, role_id: int,
+                        action: str) -> Receipt: ...
+
+
+@dataclass(frozen=True)
+class Claimed:
+    id: int
+    guild_id: int
+    kind: str
+    channel_id: int | None
+    lane: str
+    payload: dict[str, Any]
+    attempts: int
+
+
+@dataclass(frozen=True)
+class WorkerPolicy:
+    lock_seconds: float = 60.0
+    poll_seconds: float = 0.5
+    max_attempts: int = 8
+    backoff_base: float = 1.0
+    backoff_max: float = 300.0
+    lanes_per_claim: int = 8
+    delivery_timeout: float = 30.0
+    retention_days: int = 30
+    retention_every_seconds: float = 600.0
+    retention_batch: int = 500
+
+
+def pack_lines(rows: Sequence[Claimed], limit: int = MAX_CONTENT) -> list[Claimed]:
+    """The longest prefix of `rows` whose lines fit one message (at least one row)."""
+    batch: list[Claimed] = []
+    size = 0
+    for row in rows:
+        line = mirror_text(row)
+        extra = len(line) + (1 if batch else 0)
+        if batch and size + extra > limit:
+            break
+        batch.append(row)
+        size += extra
+    return batch
+
+
+def mirror_text(row: Claimed) -> str:
+    line = str(row.payload.get("line", ""))
+    return line if len(line) <= MAX_CONTENT else line[: MAX_CONTENT - 1] + "…"
+
+
+_CLAIMABLE = """(status IN ('pending', 'retry_scheduled') AND next_attempt_at <= now())
+                 OR (status = 'delivering' AND locked_until < now())"""
+
+_HEADS = text(f"""
+    SELECT o.id, o.lane, o.status, o.batch_id FROM outbox o
+    WHERE ({_CLAIMABLE})
+      AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.lane = o.lane AND p.id < o.id
+                      AND p.status IN ('pending', 'retry_scheduled', 'delivering'))
+    ORDER BY o.next_attempt_at, o.id
+    LIMIT :lanes
+    FOR UPDATE SKIP LOCKED
+""")  # noqa: S608
+
+_FOLLOWERS = text("""
+    SELECT id FROM outbox
+    WHERE lane = :lane AND id > :head AND status = 'pending' AND kind = 'mirror'
+    ORDER BY id LIMIT :limit
+    FOR UPDATE SKIP LOCKED
+""")
+
+_MARK = text("""
+    UPDATE outbox SET status = 'delivering', locked_by = :me,
+           locked_until = now() + make_interval(secs => :lock), batch_id = :batch,
+           attempts = attempts + 1, updated_at = now()
+    WHERE id = ANY(:ids)
+    RETURNING id, guild_id, kind::text AS kind, channel_id, lane, payload, attempts
+""")
+
+
+class OutboxWorker:
+    def __init__(self, db: Database, deliverer: Deliverer, metrics: Metrics,
+                 policy: WorkerPolicy | None = None, worker_id: str | None = None) -> None:
+        self.db = db
+        self.deliverer = deliverer
+        self.metrics = metrics
+        self.policy = policy or WorkerPolicy()
+        self.worker_id = worker_id or f"worker-{uuid.uuid4().hex[:8]}"
+        self.wakeup = asyncio.Event()
+        self._last_retention = 0.0
+
+    # ---- claiming --------------------------------------------------------------------
+
+    async def claim(self) -> list[list[Claimed]]:
+        """Claim the heads of due lanes, each with the rows that go out in the same message."""
+        batches: list[list[Claimed]] = []
+        async with self.db.transaction() as conn:
+            heads = (await conn.execute(_HEADS, {"lanes": self.policy.lanes_per_claim})).all()
+            for head in heads:
+                if head.batch_id is not None:
+                    # A retry or a takeover: resend exactly the batch that may already have
+                    # reached Discord, so its nonce matches and it is not posted twice.
+                    ids = list((await conn.execute(text(
+                        "SELECT id FROM outbox WHERE batch_id = :b AND status IN "
+                        "('delivering', 'retry_scheduled') ORDER BY id FOR UPDATE SKIP LOCKED"),
+                        {"b": head.batch_id})).scalars())
+                    batch_id = head.batch_id
+                else:
+                    followers = list((await conn.execute(_FOLLOWERS, {
+                        "lane": head.lane, "head": head.id,
+                        "limit": MAX_BATCH_ROWS - 1})).scalars())
+                    ids = [head.id, *followers]
+                    batch_id = head.id
+                rows = (await conn.execute(text(
+                    "SELECT id, guild_id, kind::text AS kind, channel_id, lane, payload, "
+                    "attempts FROM outbox WHERE id = ANY(:ids) ORDER BY id"),
+                    {"ids": ids})).all()
+                claimed = [Claimed(r.id, r.guild_id, r.kind, r.channel_id, r.lane, r.payload,
+                                   r.attempts) for r in rows]
+                if claimed and claimed[0].kind == "mirror" and batch_id == head.id:
+                    claimed = pack_lines(claimed)
+                if not claimed:
+                    continue
+                marked = (await conn.execute(_MARK, {
+                    "me": self.worker_id, "lock": self.policy.lock_seconds,
+                    "batch": batch_id, "ids": [c.id for c in claimed]})).all()
+                batches.append([Claimed(r.id, r.guild_id, r.kind, r.channel_id, r.lane,
+                                        r.payload, r.attempts) for r in marked])
+        return batches
+
+    # ---- delivering ------------------------------------------------------------------
+
+    async def deliver(self, batch: list[Claimed]) -> str:
+        started = datetime.now(UTC)
+        t0 = time.perf_counter()
+        receipt: Receipt | None = None
+        error: DeliveryError | None = None
+        try:
+            receipt = await asyncio.wait_for(self._send(batch),
+                                             timeout=self.policy.delivery_timeout)
+        except DeliveryError as exc:
+            error = exc
+        except TimeoutError:
+            error = DeliveryError(f"no answer from Discord within "
+                                  f"{self.policy.delivery_timeout:.0f}s", retryable=True)
+        except Exception as exc:  # anything else: keep the row, retry later, say why
+            error = DeliveryError(f"{type(exc).__name__}: {exc}", retryable=True)
+        duration_ms = int((time.perf_counter() - t0) * 1000)
+        return await self._record(batch, started, duration_ms, receipt, error)
+
+    async def _send(self, batch: list[Claimed]) -> Receipt:
+        head = batch[0]
+        if head.kind == "mirror":
+            if head.channel_id is None:
+                raise DeliveryError("mirror row without a channel", retryable=False)
+            content = "\n".join(mirror_text(r) for r in batch)
+            return await self.deliverer.post_lines(head.channel_id, content, str(head.id))
+        payload = head.payload
+        return await self.deliverer.sync_role(head.guild_id, int(payload["user_id"]),
+                                              int(payload["role_id"]), str(payload["action"]))
+
+    async def _record(self, batch: list[Claimed], started: datetime, duration_ms: int,
+                      receipt: Receipt | None, error: DeliveryError | None) -> str:
+        ids = [r.id for r in batch]
+        attempts = batch[0].attempts
+        if error is None:
+            outcome = "delivered"
+        elif not error.retryable:
+            outcome = "dead_lettered"
+        elif attempts >= self.policy.max_attempts:
+            outcome = "failed"
+        else:
+            outcome = "retry_scheduled"
+        delay = self._backoff(attempts, error.retry_after if error else None)
+        summary = redact(str(error), 500) if error else None
+        async with self.db.transaction() as conn:
+            updated = (await conn.execute(text(
+                """UPDATE outbox SET status = CAST(:status AS delivery_status),
+                       locked_by = NULL, locked_until = NULL, updated_at = now(),
+                       delivered_at = CASE WHEN :ok THEN now() ELSE NULL END,
+                       discord_message_id = :message_id, last_error = :error,
+                       next_attempt_at = now() + make_interval(secs => :delay)
+                   WHERE id = ANY(:ids) AND status = 'delivering' AND locked_by = :me
+                   RETURNING id"""),
+                {"status": outcome, "ok": error is None,
+                 "message_id": receipt.message_id if receipt else None, "error": summary,
+                 "delay": delay, "ids": ids, "me": self.worker_id})).all()
+            if len(updated) != len(ids):
+                # Our claim expired and another worker took the rows over; it will record.
+                log.warning("outbox rows %s were taken over before %s recorded them", ids,
+                            self.worker_id)
+                return "taken_over"
+            await conn.execute(text(
+                """INSERT INTO outbox_attempts (outbox_id, attempt, started_at, duration_ms,
+                       http_status, retryable, error_summary, worker)
+                   SELECT unnest(CAST(:ids AS bigint[])), :attempt, :started, :duration,
+                          :http_status, :retryable, :error, :me"""),
+                {"ids": ids, "attempt": attempts, "started": started, "duration": duration_ms,
+                 "http_status": receipt.status if receipt else (error.status if error else None),
+                 "retryable": bool(error and error.retryable), "error": summary,
+                 "me": self.worker_id})
+            if outcome == "dead_lettered" and batch[0].kind == "mirror":
+                # The channel is gone or closed to us: later rows of the lane would fail the
+                # same way and must not block the lane forever.
+                await conn.execute(text(
+                    """UPDATE outbox SET status = 'dead_lettered', last_error = :error,
+                           updated_at = now()
+                       WHERE lane = :lane AND id > :last AND status IN ('pending',
+                             'retry_scheduled')"""),
+                    {"lane": batch[0].lane, "last": ids[-1], "error": summary})
+        self.metrics.delivery(outcome)
+        if outcome != "delivered":
+            log.warning("outbox %s %s: %s", batch[0].kind, ids, outcome + (
+                f" ({summary})" if summary else ""))
+        return outcome
+
+    def _backoff(self, attempts: int, retry_after: float | None) -> float:
+        exp = min(self.policy.backoff_max, self.policy.backoff_base * 2 ** max(attempts - 1, 0))
+        delay = random.uniform(exp / 2, exp)  # jitter, not security
+        return max(delay, retry_after or 0.0)
+
+    # ---- running ---------------------------------------------------------------------
+
+    async def run_once(self) -> int:
+        """Claim and deliver what is due now; returns the number of rows handled."""
+        batches = await self.claim()
+        if batches:
+            await asyncio.gather(*(self.deliver(b) for b in batches))
+        await self._maybe_purge()
+        return sum(len(b) for b in batches)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        log.info("outbox worker %s started", self.worker_id)
+        while not stop.is_set():
+            try:
+                handled = await self.run_once()
+            except Exception:
+                log.exception("outbox worker %s: a round failed; trying again",
+                              self.worker_id)
+                handled = 0
+            if handled:
+                continue
+            self.wakeup.clear()
+            waiters = [asyncio.ensure_future(stop.wait()),
+                       asyncio.ensure_future(self.wakeup.wait())]
+            _, pending = await asyncio.wait(waiters, timeout=self.policy.poll_seconds,
+                                            return_when=asyncio.FIRST_COMPLETED)
+            for task in pending:
+                task.cancel()
+        log.info("outbox worker %s stopped", self.worker_id)
+
+    async def _maybe_purge(self) -> None:
+        if self.policy.retention_days <= 0:
+            return
+        now = time.monotonic()
+        if now - self._last_retention < self.policy.retention_every_seconds:
+            return
+        self._last_retention = now
+        await purge_expired(self.db, self.policy.retention_days, self.policy.retention_batch)
+
+
+async def purge_expired(db: Database, retention_days: int, batch: int = 500) -> dict[str, int]:
+    """Delete closed dead letters and delivered outbox rows older than the retention, in
+    small batches. The audit trail (remediation_actions) is kept."""
+    purged = {"dead_letters": 0, "outbox": 0}
+    if retention_days <= 0:
+        return purged
+    for table, where in (
+        ("dead_letters", "status IN ('resolved', 'dismissed') AND updated_at < "
+                         "now() - make_interval(days => :days)"),
+        ("outbox", "status = 'delivered' AND delivered_at < now() - make_interval(days => :days)"),
+    ):
+        while True:
+            async with db.transaction() as conn:
+                deleted = (await conn.execute(text(
+                    f"""DELETE FROM {table} WHERE id IN (
+                          SELECT id FROM {table} WHERE {where} LIMIT :batch
+                          FOR UPDATE SKIP LOCKED)"""),  # noqa: S608
+                    {"days": retention_days, "batch": batch})).rowcount
+            purged[table] += deleted
+            if deleted < batch:
+                break
+    return purged
+
+
+async def outbox_health(db: Database) -> dict[str, Any]:
+    """Pending count, oldest pending age, and dead-lettered deliveries by guild channel."""
+    async with db.autocommit() as conn:
+        row = (await conn.execute(text(
+            """SELECT count(*) AS pending,
+                      extract(epoch FROM now() - min(created_at)) AS oldest
+               FROM outbox WHERE status IN ('pending', 'retry_scheduled', 'delivering')"""
+        ))).one()
+    return {"pending": int(row.pending),
+            "oldest_pending_age_seconds": float(row.oldest) if row.oldest is not None else None}
