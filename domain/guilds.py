@@ -24,6 +24,13 @@ class GuildConfig:
     mirror_level: MirrorLevel
 
 
+@dataclass(frozen=True)
+class DeliveryHealth:
+    pending: int
+    dead_lettered: int
+    last_error: str | None
+
+
 class GuildSettingsService:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -81,3 +88,17 @@ class GuildSettingsService:
         config = await self.get(guild_id)
         assert config is not None
         return config
+
+    async def delivery_problems(self, guild_id: int) -> DeliveryHealth:
+        """Outbox health of one guild, for `/lifeline status`."""
+        async with self.db.autocommit() as conn:
+            row = (await conn.execute(text(
+                """SELECT count(*) FILTER (WHERE status IN ('pending', 'retry_scheduled',
+                                                       'delivering')) AS pending,
+                          count(*) FILTER (WHERE status IN ('dead_lettered', 'failed'))
+                              AS dead,
+                          (SELECT last_error FROM outbox WHERE guild_id = :g
+                             AND status IN ('dead_lettered', 'failed')
+                             ORDER BY id DESC LIMIT 1) AS last_error
+                   FROM outbox WHERE guild_id = :g"""), {"g": guild_id})).one()
+        return DeliveryHealth(int(row.pending), int(row.dead), row.last_error)

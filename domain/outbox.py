@@ -284,12 +284,22 @@ class OutboxWorker:
 
     async def run(self, stop: asyncio.Event) -> None:
         log.info("outbox worker %s started", self.worker_id)
+        failing = False
         while not stop.is_set():
             try:
                 handled = await self.run_once()
-            except Exception:
-                log.exception("outbox worker %s: a round failed; trying again",
-                              self.worker_id)
+                if failing:
+                    log.info("outbox worker %s: working again", self.worker_id)
+                failing = False
+            except Exception as exc:
+                # The full traceback once; then one line a round until it works again.
+                if failing:
+                    log.warning("outbox worker %s: still failing: %s", self.worker_id,
+                                redact(str(exc).splitlines()[0] if str(exc) else repr(exc)))
+                else:
+                    log.exception("outbox worker %s: a round failed; trying again",
+                                  self.worker_id)
+                failing = True
                 handled = 0
             if handled:
                 continue

@@ -347,6 +347,18 @@ class TransitionService:
                     cmd.operation.value, cmd.guild_id, cmd.user_id, entry_id, reason.value)
         return TransitionDeadLettered(entry_id, reason.value, str(error) or type(error).__name__)
 
+    async def record_not_applicable(self, cmd: TransitionCommand,
+                                    error: TransitionNotAllowed) -> int:
+        """A gateway event that no longer applies, with nobody waiting for an answer:
+        kept as a dead letter (reason `not_applicable`) so staff see it, never dropped."""
+        state = _AttemptState(attempts=1, observed=_Observed(error.current, 0, None))
+        async with self.db.autocommit() as conn:
+            observed, _ = await self._read(conn, cmd)
+        state.observed = observed
+        failure = await self._fail(cmd, state, ReasonCode.NOT_APPLICABLE, error, True)
+        assert isinstance(failure, TransitionDeadLettered)
+        return failure.dead_letter_id
+
     async def history(self, guild_id: int, user_id: int, limit: int = 10) -> list[LedgerEntry]:
         async with self.db.autocommit() as conn:
             rows = await conn.execute(text(

@@ -1,0 +1,58 @@
+"""The outbox's Discord port, implemented with discord.py (its own 429 handling included)."""
+
+from __future__ import annotations
+
+import aiohttp
+import discord
+
+from domain.outbox import DeliveryError, Receipt
+
+UNKNOWN_MEMBER = 10007
+
+
+class DiscordDeliverer:
+    def __init__(self, client: discord.Client) -> None:
+        self.client = client
+
+    async def post_lines(self, channel_id: int, content: str, nonce: str) -> Receipt:
+        channel = self.client.get_partial_messageable(channel_id)
+        try:
+            # nonce + enforce_nonce (discord.py sets it with nonce): a resend of the same batch
+            # returns the first message instead of posting twice. Nobody is ever pinged.
+            message = await channel.send(content, nonce=nonce,
+                                         allowed_mentions=discord.AllowedMentions.none())
+        except Exception as exc:
+            raise _delivery_error(exc) from exc
+        return Receipt(200, message.id)
+
+    async def sync_role(self, guild_id: int, user_id: int, role_id: int,
+                        action: str) -> Receipt:
+        http = self.client.http
+        try:
+            if action == "add":
+                await http.add_role(guild_id, user_id, role_id, reason="Lifeline: verified")
+            else:
+                await http.remove_role(guild_id, user_id, role_id,
+                                       reason="Lifeline: no longer verified")
+        except discord.NotFound as exc:
+            if exc.code == UNKNOWN_MEMBER:
+                return Receipt(404)  # the member left: nothing left to change
+            raise _delivery_error(exc) from exc
+        except Exception as exc:
+            raise _delivery_error(exc) from exc
+        return Receipt(204)
+
+
+def _delivery_error(exc: BaseException) -> DeliveryError:
+    if isinstance(exc, discord.RateLimited):
+        return DeliveryError(f"rate limited for {exc.retry_after:.1f}s", status=429,
+                             retry_after=exc.retry_after)
+    if isinstance(exc, discord.HTTPException):
+        text = f"{exc.status} {exc.response.reason if exc.response else ''}".strip()
+        detail = f"{text} (code {exc.code}): {exc.text}" if exc.code else text
+        # 403 missing access/permissions, 404 unknown channel/role: retrying cannot help.
+        retryable = exc.status >= 500 or exc.status in (408, 429)
+        return DeliveryError(detail, status=exc.status, retryable=retryable)
+    if isinstance(exc, aiohttp.ClientError | OSError | TimeoutError):
+        return DeliveryError(f"{type(exc).__name__}: {exc}", retryable=True)
+    return DeliveryError(f"{type(exc).__name__}: {exc}", retryable=True)

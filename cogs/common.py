@@ -1,0 +1,89 @@
+"""What every cog needs: staff checks, ephemeral answers, domain errors as text."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import discord
+from discord import app_commands
+
+from domain.errors import DomainError
+from domain.guilds import GuildConfig, GuildSettingsService
+
+log = logging.getLogger(__name__)
+
+
+class NotStaff(app_commands.CheckFailure):
+    pass
+
+
+def guild_id_of(interaction: discord.Interaction[Any]) -> int:
+    if interaction.guild_id is None:
+        raise app_commands.NoPrivateMessage()
+    return interaction.guild_id
+
+
+def is_staff(interaction: discord.Interaction[Any], config: GuildConfig | None) -> bool:
+    """Staff = Manage Server, or one of the guild's configured staff roles.
+
+    Checked by the bot on every staff command: `default_permissions` is only a hint that a
+    guild admin can override for anyone.
+    """
+    if interaction.permissions.manage_guild:
+        return True
+    user = interaction.user
+    if config is None or not isinstance(user, discord.Member):
+        return False
+    return any(role.id in config.staff_role_ids for role in user.roles)
+
+
+async def require_staff(interaction: discord.Interaction[Any],
+                        guilds: GuildSettingsService) -> GuildConfig:
+    """The guild's config if the user is staff; else a refusal (no trace but a log line)."""
+    guild_id = guild_id_of(interaction)
+    config = await guilds.require(guild_id)
+    if not is_staff(interaction, config):
+        log.info("refused %s for user %s in guild %s: not staff",
+                 interaction.command.qualified_name if interaction.command else "?",
+                 interaction.user.id, guild_id)
+        raise NotStaff("this command is for staff (a staff role or Manage Server)")
+    return config
+
+
+async def answer(interaction: discord.Interaction[Any], content: str | None = None, *,
+                 embed: discord.Embed | None = None, view: discord.ui.View | None = None
+                 ) -> None:
+    """An ephemeral answer, whether or not the interaction was already answered."""
+    kwargs: dict[str, Any] = {"ephemeral": True,
+                              "allowed_mentions": discord.AllowedMentions.none()}
+    if embed is not None:
+        kwargs["embed"] = embed
+    if view is not None:
+        kwargs["view"] = view
+    if interaction.response.is_done():
+        await interaction.followup.send(content or discord.utils.MISSING, **kwargs)
+    else:
+        await interaction.response.send_message(content, **kwargs)
+
+
+async def on_command_error(interaction: discord.Interaction[Any],
+                           error: app_commands.AppCommandError) -> None:
+    """Every cog's `cog_app_command_error`: a clear ephemeral answer, never a silent fail."""
+    original = getattr(error, "original", error)
+    if isinstance(original, DomainError):
+        text = str(original)
+    elif isinstance(error, NotStaff):
+        text = str(error)
+    elif isinstance(error, app_commands.NoPrivateMessage):
+        text = "this command works only in a server"
+    elif isinstance(error, app_commands.CheckFailure | app_commands.TransformerError):
+        text = str(error)
+    else:
+        log.error("command %s failed", interaction.command.qualified_name
+                  if interaction.command else "?", exc_info=original)
+        text = "something went wrong on our side; the error is logged"
+    try:
+        await answer(interaction, f"❌ {text}")
+    except discord.HTTPException:
+        log.warning("could not answer interaction %s", interaction.id)

@@ -1,0 +1,210 @@
+"""`/dlq`: staff remediation of dead letters from Discord, over RemediationService."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.container import Container
+from cogs.common import answer, guild_id_of, is_staff, on_command_error, require_staff
+from cogs.dlq_views import (
+    PAGE_SIZE,
+    ConfirmView,
+    PageView,
+    entry_embed,
+    entry_line,
+    page_embed,
+    stats_embed,
+)
+from domain.commands import MAX_SNOWFLAKE
+from domain.entries import Page
+from domain.errors import InvalidInput
+from domain.lifecycle import Operation, Source
+from domain.persistence.tables import DeadLetterStatus
+
+log = logging.getLogger(__name__)
+Interaction = discord.Interaction[Any]
+
+STATUS_CHOICES = [app_commands.Choice(name=s.value, value=s.value) for s in DeadLetterStatus]
+OPERATION_CHOICES = [app_commands.Choice(name=o.value, value=o.value) for o in Operation]
+NoteText = app_commands.Range[str, 1, 1000]
+
+
+def parse_entry_id(raw: str) -> int:
+    value = raw.strip().removeprefix("#")
+    if not value.isdigit() or not 0 < int(value) <= MAX_SNOWFLAKE:
+        raise InvalidInput(f"{raw[:40]!r} is not a dead-letter id: pick one from the list "
+                           "or type its number, like 42")
+    return int(value)
+
+
+class DeadLetterCog(commands.Cog):
+    dlq = app_commands.Group(name="dlq", description="Staff: failed lifecycle writes",
+                             guild_only=True,
+                             default_permissions=discord.Permissions(manage_guild=True))
+
+    def __init__(self, container: Container) -> None:
+        self.remediation = container.remediation
+        self.guilds = container.guilds
+
+    async def cog_app_command_error(self, interaction: Interaction,
+                                    error: app_commands.AppCommandError) -> None:
+        await on_command_error(interaction, error)
+
+    # ---- autocomplete (scoped to the guild, staff only) ---------------------------------
+
+    async def _staff_for_autocomplete(self, interaction: Interaction) -> int | None:
+        if interaction.guild_id is None:
+            return None
+        config = await self.guilds.get(interaction.guild_id)
+        return interaction.guild_id if config and is_staff(interaction, config) else None
+
+    async def id_autocomplete(self, interaction: Interaction,
+                              current: str) -> list[app_commands.Choice[str]]:
+        guild_id = await self._staff_for_autocomplete(interaction)
+        if guild_id is None:
+            return []
+        page = await self.remediation.list(guild_id, status=DeadLetterStatus.OPEN.value,
+                                           limit=25, with_total=False)
+        typed = current.strip().removeprefix("#")
+        return [app_commands.Choice(
+                    name=f"#{e.id} {e.operation} {e.from_state or 'new'}→{e.to_state or '?'} "
+                         f"{e.reason_code}"[:100], value=str(e.id))
+                for e in page.items if str(e.id).startswith(typed)][:25]
+
+    async def signature_autocomplete(self, interaction: Interaction,
+                                     current: str) -> list[app_commands.Choice[str]]:
+        guild_id = await self._staff_for_autocomplete(interaction)
+        if guild_id is None:
+            return []
+        sigs = await self.remediation.signatures(guild_id, current[:100], limit=25)
+        return [app_commands.Choice(name=f"{s.signature} ({s.open} open)"[:100],
+                                    value=s.signature[:100]) for s in sigs]
+
+    # ---- reading ----------------------------------------------------------------------
+
+    @dlq.command(name="list", description="Dead letters of this server, newest first")
+    @app_commands.choices(status=STATUS_CHOICES, operation=OPERATION_CHOICES)
+    async def list_(self, interaction: Interaction,
+                    status: app_commands.Choice[str] | None = None,
+                    operation: app_commands.Choice[str] | None = None,
+                    signature: app_commands.Range[str, 1, 300] | None = None) -> None:
+        await require_staff(interaction, self.guilds)
+        guild_id = guild_id_of(interaction)
+        chosen = status.value if status else DeadLetterStatus.OPEN.value
+        filters = ", ".join(f for f in (f"status {chosen}",
+                                        operation and f"operation {operation.value}",
+                                        signature and f"signature {signature}") if f)
+        pages: list[str | None] = [None]
+
+        async def load(_: Interaction, cursor: str | None) -> tuple[Page, discord.Embed]:
+            page = await self.remediation.list(
+                guild_id, status=chosen, operation=operation.value if operation else None,
+                signature=signature, limit=PAGE_SIZE, cursor=cursor)
+            return page, page_embed(page, filters, len(pages))
+
+        page, embed = await load(interaction, None)
+        await answer(interaction, embed=embed,
+                     view=PageView(interaction.user.id, load, pages, page))
+
+    @dlq.command(name="show", description="Every field of one entry and its history")
+    @app_commands.rename(entry="id")
+    @app_commands.autocomplete(entry=id_autocomplete)
+    async def show(self, interaction: Interaction, entry: str) -> None:
+        await require_staff(interaction, self.guilds)
+        found, history = await self.remediation.show(guild_id_of(interaction),
+                                                     parse_entry_id(entry))
+        await answer(interaction, embed=entry_embed(found, history))
+
+    @dlq.command(name="stats", description="Counts by status, top signatures, oldest entry")
+    async def stats(self, interaction: Interaction) -> None:
+        await require_staff(interaction, self.guilds)
+        await answer(interaction,
+                     embed=stats_embed(await self.remediation.stats(guild_id_of(interaction))))
+
+    # ---- acting -----------------------------------------------------------------------
+
+    @dlq.command(name="retry", description="Replay one entry now")
+    @app_commands.rename(entry="id")
+    @app_commands.autocomplete(entry=id_autocomplete)
+    async def retry(self, interaction: Interaction, entry: str) -> None:
+        await require_staff(interaction, self.guilds)
+        entry_id = parse_entry_id(entry)
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        outcome = await self.remediation.retry(guild_id_of(interaction), entry_id,
+                                               interaction.user.id, Source.STAFF)
+        if outcome.resolved:
+            text = f"✅ #{entry_id} resolved: {outcome.detail}"
+        else:
+            text = (f"❌ #{entry_id} is still open: {outcome.detail} "
+                    f"(attempt {outcome.entry.remediation_count})")
+        await answer(interaction, text)
+
+    @dlq.command(name="retry-group", description="Replay every open entry of a signature")
+    @app_commands.autocomplete(signature=signature_autocomplete)
+    async def retry_group(self, interaction: Interaction,
+                          signature: app_commands.Range[str, 1, 300]) -> None:
+        await require_staff(interaction, self.guilds)
+        guild_id = guild_id_of(interaction)
+        open_count = (await self.remediation.list(guild_id, status="open",
+                                                  signature=signature, limit=1)).total
+        if open_count == 0:
+            await answer(interaction, f"No open entries with signature `{signature}`.")
+            return
+        view = ConfirmView(interaction.user.id)
+        await answer(interaction, f"Retry **{open_count}** open entries with signature "
+                                  f"`{signature}`?", view=view)
+        if await view.wait() or not view.confirmed or view.clicked is None:
+            await interaction.edit_original_response(content="Nothing retried.", view=None)
+            return
+        click = view.clicked
+        await click.response.edit_message(content=f"Retrying 0/{open_count}…", view=view)
+        last_edit = 0.0
+
+        async def progress(done: int, total: int, resolved: int) -> None:
+            nonlocal last_edit
+            now = time.monotonic()
+            if done < total and now - last_edit < 1.0:
+                return  # at most one edit a second: Discord rate-limits edits too
+            last_edit = now
+            await click.edit_original_response(
+                content=f"Retrying {done}/{total}… {resolved} resolved")
+
+        result = await self.remediation.retry_group(guild_id, signature, interaction.user.id,
+                                                    Source.STAFF, progress)
+        await click.edit_original_response(
+            content=(f"Done: {result.total} retried, ✅ {result.resolved} resolved, "
+                     f"❌ {result.failed} failed"
+                     + (f", {result.skipped} taken by someone else" if result.skipped else "")),
+            view=None)
+
+    @dlq.command(name="resolve", description="Close an entry: it was fixed another way")
+    @app_commands.rename(entry="id")
+    @app_commands.autocomplete(entry=id_autocomplete)
+    async def resolve(self, interaction: Interaction, entry: str, note: NoteText) -> None:
+        await require_staff(interaction, self.guilds)
+        done = await self.remediation.resolve(guild_id_of(interaction), parse_entry_id(entry),
+                                              interaction.user.id, note, Source.STAFF)
+        await answer(interaction, f"✅ resolved {entry_line(done)}")
+
+    @dlq.command(name="dismiss", description="Close an entry: nothing to do")
+    @app_commands.rename(entry="id")
+    @app_commands.autocomplete(entry=id_autocomplete)
+    async def dismiss(self, interaction: Interaction, entry: str, note: NoteText) -> None:
+        await require_staff(interaction, self.guilds)
+        done = await self.remediation.dismiss(guild_id_of(interaction), parse_entry_id(entry),
+                                              interaction.user.id, note, Source.STAFF)
+        await answer(interaction, f"✅ dismissed {entry_line(done)}")
+
+    @dlq.command(name="reopen", description="Reopen a dismissed or resolved entry")
+    @app_commands.rename(entry="id")
+    async def reopen(self, interaction: Interaction, entry: str) -> None:
+        await require_staff(interaction, self.guilds)
+        done = await self.remediation.reopen(guild_id_of(interaction), parse_entry_id(entry),
+                                             interaction.user.id, Source.STAFF)
+        await answer(interaction, f"✅ reopened {entry_line(done)}")

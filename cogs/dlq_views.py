@@ -1,0 +1,171 @@
+"""Embeds and buttons of `/dlq`: rendering only, no service calls of their own."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import discord
+
+from domain.entries import DeadLetterEntry, Page, RemediationRecord, Stats
+
+Interaction = discord.Interaction[Any]
+PAGE_SIZE = 10
+
+
+def age(moment: datetime) -> str:
+    seconds = int((datetime.now(UTC) - moment).total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{max(seconds, 0)}s"
+
+
+def _arrow(entry: DeadLetterEntry) -> str:
+    return f"{entry.from_state or 'new'} → {entry.to_state or '?'}"
+
+
+def entry_line(entry: DeadLetterEntry) -> str:
+    return (f"**#{entry.id}** <@{entry.user_id}> `{entry.operation}` {_arrow(entry)} · "
+            f"{entry.reason_code} · {entry.attempts} attempt(s) · {age(entry.created_at)} · "
+            f"{entry.status}")
+
+
+def page_embed(page: Page, filters: str, page_number: int) -> discord.Embed:
+    embed = discord.Embed(title="Dead letters", colour=discord.Colour.red())
+    embed.description = "\n".join(entry_line(e) for e in page.items)[:4000] or \
+        "No dead letters match."
+    embed.set_footer(text=f"{page.total} in total · page {page_number}"
+                          + (f" · {filters}" if filters else ""))
+    return embed
+
+
+def entry_embed(entry: DeadLetterEntry, history: list[RemediationRecord]) -> discord.Embed:
+    embed = discord.Embed(title=f"Dead letter #{entry.id} · {entry.status}",
+                          colour=discord.Colour.orange())
+    embed.description = (f"<@{entry.user_id}> `{entry.operation}` {_arrow(entry)}\n"
+                          f"**{entry.reason_code}** · {entry.error_type}: "
+                          f"{discord.utils.escape_markdown(entry.error_message)[:1500]}")
+    fields = {
+        "observed": f"{entry.observed_state or 'no record'} v{entry.observed_version or 0}",
+        "attempts": str(entry.attempts),
+        "source": entry.source + (f" by <@{entry.actor_id}>" if entry.actor_id else ""),
+        "signature": f"`{entry.signature}`",
+        "idempotency key": f"`{entry.idempotency_key[:100]}`",
+        "correlation id": f"`{entry.correlation_id}`",
+        "remediations": str(entry.remediation_count)
+        + (f", last {age(entry.last_remediated_at)} ago" if entry.last_remediated_at else ""),
+        "created": f"<t:{int(entry.created_at.timestamp())}:R>",
+        "version": str(entry.version),
+    }
+    if entry.resolved_by:
+        fields["closed by"] = f"<@{entry.resolved_by}>"
+    if entry.resolution_note:
+        fields["note"] = discord.utils.escape_markdown(entry.resolution_note)[:1000]
+    for name, value in fields.items():
+        embed.add_field(name=name, value=value, inline=True)
+    if history:
+        lines = [f"<t:{int(h.created_at.timestamp())}:f> {h.action} by <@{h.actor_id}> "
+                 f"({h.source}): {h.outcome}"
+                 + (f" — {discord.utils.escape_markdown(h.note)[:80]}" if h.note else "")
+                 for h in history[-10:]]
+        embed.add_field(name="history", value="\n".join(lines)[:1024], inline=False)
+    return embed
+
+
+def stats_embed(stats: Stats) -> discord.Embed:
+    embed = discord.Embed(title="Dead-letter stats", colour=discord.Colour.blurple())
+    embed.description = " · ".join(f"{k} **{v}**" for k, v in stats.by_status.items())
+    oldest = stats.oldest_open_age_seconds
+    embed.add_field(name="oldest open",
+                    value=f"{int(oldest)}s" if oldest is not None else "none")
+    embed.add_field(name="retention", value=f"{stats.retention_days} days"
+                    if stats.retention_days else "keep everything")
+    if stats.by_signature:
+        embed.add_field(name="top signatures", inline=False, value="\n".join(
+            f"`{s.signature}` open {s.open} / {s.total}" for s in stats.by_signature)[:1024])
+    return embed
+
+
+Loader = Callable[[Interaction, str | None], Awaitable[tuple[Page, discord.Embed]]]
+
+
+class PageView(discord.ui.View):
+    """Previous / Next over keyset pages; only the staff member who asked can page."""
+
+    def __init__(self, owner_id: int, loader: Loader, cursors: list[str | None],
+                 page: Page) -> None:
+        super().__init__(timeout=600)
+        self.owner_id = owner_id
+        self.loader = loader
+        self.cursors = cursors  # cursors[i] = the cursor that loads page i
+        self.page = page
+        self._update_buttons()
+
+    def _update_buttons(self) -> None:
+        self.previous.disabled = len(self.cursors) <= 1
+        self.next.disabled = self.page.next_cursor is None
+
+    async def interaction_check(self, interaction: Interaction) -> bool:
+        if interaction.user.id != self.owner_id:
+            await interaction.response.send_message("❌ these buttons belong to whoever ran "
+                                                    "/dlq list", ephemeral=True)
+            return False
+        return True
+
+    async def _show(self, interaction: Interaction) -> None:
+        self.page, embed = await self.loader(interaction, self.cursors[-1])
+        self._update_buttons()
+        await interaction.response.edit_message(embed=embed, view=self)
+
+    @discord.ui.button(label="Previous", style=discord.ButtonStyle.secondary,
+                       custom_id="dlq:prev")
+    async def previous(self, interaction: Interaction, button: discord.ui.Button[Any]) -> None:
+        if len(self.cursors) > 1:
+            self.cursors.pop()
+        await self._show(interaction)
+
+    @discord.ui.button(label="Next", style=discord.ButtonStyle.primary, custom_id="dlq:next")
+    async def next(self, interaction: Interaction, button: discord.ui.Button[Any]) -> None:
+        if self.page.next_cursor is not None:
+            self.cursors.append(self.page.next_cursor)
+        await self._show(interaction)
+
+
+class ConfirmView(discord.ui.View):
+    """Asks once; the first click by the asking staff member decides."""
+
+    def __init__(self, owner_id: int) -> None:
+        super().__init__(timeout=120)
+        self.owner_id = owner_id
+        self.confirmed: bool | None = None
+        self.clicked: Interaction | None = None
+
+    async def interaction_check(self, interaction: Interaction) -> bool:
+        if interaction.user.id != self.owner_id:
+            await interaction.response.send_message("❌ only the staff member who asked can "
+                                                    "confirm", ephemeral=True)
+            return False
+        return True
+
+    async def _decide(self, interaction: Interaction, value: bool) -> None:
+        if self.confirmed is not None:
+            await interaction.response.defer()
+            return
+        self.confirmed = value
+        self.clicked = interaction
+        for item in self.children:
+            if isinstance(item, discord.ui.Button):
+                item.disabled = True
+        self.stop()
+
+    @discord.ui.button(label="Retry them all", style=discord.ButtonStyle.danger,
+                       custom_id="dlq:confirm")
+    async def confirm(self, interaction: Interaction, button: discord.ui.Button[Any]) -> None:
+        await self._decide(interaction, True)
+
+    @discord.ui.button(label="Cancel", style=discord.ButtonStyle.secondary,
+                       custom_id="dlq:cancel")
+    async def cancel(self, interaction: Interaction, button: discord.ui.Button[Any]) -> None:
+        await self._decide(interaction, False)

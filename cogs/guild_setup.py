@@ -1,0 +1,87 @@
+"""`/lifeline setup` (Manage Server) and `/lifeline status`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.container import Container
+from cogs.common import answer, guild_id_of, on_command_error, require_staff
+from domain.persistence.tables import MirrorLevel
+
+Interaction = discord.Interaction[Any]
+
+LEVEL_CHOICES = [
+    app_commands.Choice(name="remediation actions only", value=MirrorLevel.REMEDIATION.value),
+    app_commands.Choice(name="remediation + new dead letters",
+                        value=MirrorLevel.DEAD_LETTERS.value),
+    app_commands.Choice(name="everything, every transition too", value=MirrorLevel.ALL.value),
+]
+
+
+class GuildSetupCog(commands.Cog):
+    lifeline = app_commands.Group(name="lifeline", description="Set up and check Lifeline",
+                                  guild_only=True,
+                                  default_permissions=discord.Permissions(manage_guild=True))
+
+    def __init__(self, container: Container) -> None:
+        self.guilds = container.guilds
+        self.remediation = container.remediation
+        self.status_service = container
+
+    async def cog_app_command_error(self, interaction: Interaction,
+                                    error: app_commands.AppCommandError) -> None:
+        await on_command_error(interaction, error)
+
+    @lifeline.command(name="setup", description="Log channel, staff roles, verified role")
+    @app_commands.describe(log_channel="where remediation is mirrored for ops",
+                           verified_role="granted on verification, removed when it ends",
+                           staff_role="may use /dlq and /member (Manage Server always may)",
+                           eligibility_role="optional: holding it makes a member eligible",
+                           mirror_level="what the log channel shows")
+    @app_commands.choices(mirror_level=LEVEL_CHOICES)
+    async def setup(self, interaction: Interaction, log_channel: discord.TextChannel,
+                    verified_role: discord.Role, staff_role: discord.Role | None = None,
+                    staff_role_2: discord.Role | None = None,
+                    eligibility_role: discord.Role | None = None,
+                    mirror_level: app_commands.Choice[str] | None = None) -> None:
+        if not interaction.permissions.manage_guild:
+            await answer(interaction, "❌ /lifeline setup needs the Manage Server permission")
+            return
+        staff = [r.id for r in (staff_role, staff_role_2) if r is not None]
+        config = await self.guilds.setup(
+            guild_id_of(interaction), log_channel_id=log_channel.id, staff_role_ids=staff,
+            verified_role_id=verified_role.id,
+            eligibility_role_id=eligibility_role.id if eligibility_role else None,
+            mirror_level=(mirror_level.value if mirror_level
+                          else MirrorLevel.DEAD_LETTERS.value))
+        await answer(interaction, "✅ Lifeline is set up.\n" + _describe(config))
+
+    @lifeline.command(name="status", description="Settings, open dead letters, delivery health")
+    async def status(self, interaction: Interaction) -> None:
+        config = await require_staff(interaction, self.guilds)
+        guild_id = guild_id_of(interaction)
+        stats = await self.remediation.stats(guild_id, top=3)
+        deliveries = await self.guilds.delivery_problems(guild_id)
+        lines = [_describe(config),
+                 "Dead letters: " + ", ".join(f"{k} {v}" for k, v in stats.by_status.items())]
+        if stats.oldest_open_age_seconds is not None:
+            lines.append(f"Oldest open entry: {int(stats.oldest_open_age_seconds)}s old")
+        lines.append(f"Deliveries pending: {deliveries.pending}")
+        if deliveries.dead_lettered:
+            lines.append(f"⚠️ {deliveries.dead_lettered} deliveries could not be made: "
+                         f"{deliveries.last_error or 'no detail'} (fix the channel or my "
+                         "permissions, then run /lifeline setup again)")
+        await answer(interaction, "\n".join(lines))
+
+
+def _describe(config: Any) -> str:
+    staff = ", ".join(f"<@&{r}>" for r in config.staff_role_ids) or "(Manage Server only)"
+    eligibility = f"<@&{config.eligibility_role_id}>" if config.eligibility_role_id \
+        else "(none: automatic)"
+    return (f"Log channel: <#{config.log_channel_id}>\nStaff roles: {staff}\n"
+            f"Verified role: <@&{config.verified_role_id}>\nEligibility role: {eligibility}\n"
+            f"Mirror level: {config.mirror_level.value}")

@@ -1,0 +1,171 @@
+"""Gateway events become lifecycle operations, as the trigger column of lifecycle.md says.
+
+Handlers never let an exception escape: a write that fails ends as a dead-letter record
+(the service writes it), and an event that no longer applies to the member's state is kept
+as a `not_applicable` dead letter, unless it is a known echo (the leave that follows a kick
+or ban, a repeated flag update).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+import weakref
+from typing import Any
+
+import discord
+from discord.ext import commands
+
+from bot.container import Container
+from domain.commands import TransitionCommand
+from domain.errors import DomainError, TransitionDeadLettered
+from domain.lifecycle import EXIT_STATES, Operation, Source, State, TransitionNotAllowed
+
+log = logging.getLogger(__name__)
+
+# The onboarding path in order; an onboarding event for a member already further along
+# (or gone) is an echo, not a failure.
+PATH = [State.JOINED, State.ONBOARDING_IN_PROGRESS, State.ONBOARDING_COMPLETED,
+        State.ROLE_ELIGIBLE, State.RULES_ACCEPTED, State.VERIFICATION_PENDING, State.VERIFIED]
+ONBOARDING_TARGET = {
+    Operation.START_ONBOARDING: State.ONBOARDING_IN_PROGRESS,
+    Operation.COMPLETE_ONBOARDING: State.ONBOARDING_COMPLETED,
+    Operation.MARK_ROLE_ELIGIBLE: State.ROLE_ELIGIBLE,
+    Operation.ACCEPT_RULES: State.RULES_ACCEPTED,
+}
+
+
+def is_echo(op: Operation, current: State | None) -> bool:
+    if op in (Operation.LEAVE, Operation.KICK):
+        return current is None or current in EXIT_STATES
+    if op == Operation.BAN:
+        return current == State.BANNED
+    if op == Operation.UNBAN:
+        return current is None
+    target = ONBOARDING_TARGET.get(op)
+    if target is not None:
+        if current is None or current in EXIT_STATES:
+            return True
+        if current in PATH:
+            return PATH.index(current) >= PATH.index(target)
+    return False
+
+
+def event_key(op: Operation, guild_id: int, user_id: int,
+              joined_at: Any | None) -> str:
+    """One key per operation per membership stint: a replayed gateway event applies once."""
+    if joined_at is None:
+        return f"gw:{op.value}:{uuid.uuid4().hex}"
+    return f"gw:{op.value}:{guild_id}:{user_id}:{int(joined_at.timestamp() * 1000)}"
+
+
+class LifecycleCog(commands.Cog):
+    def __init__(self, container: Container) -> None:
+        self.transitions = container.transitions
+        self.guilds = container.guilds
+        # discord.py runs each event handler as its own task; one lock per member keeps a
+        # member's events in gateway order (a ban before the leave that follows it).
+        self._locks: weakref.WeakValueDictionary[tuple[int, int], asyncio.Lock] = \
+            weakref.WeakValueDictionary()
+
+    def member_lock(self, guild_id: int, user_id: int) -> asyncio.Lock:
+        lock = self._locks.get((guild_id, user_id))
+        if lock is None:
+            lock = asyncio.Lock()
+            self._locks[(guild_id, user_id)] = lock
+        return lock
+
+    async def apply(self, guild_id: int, user_id: int, op: Operation,
+                    joined_at: Any | None, reason: str) -> State | None:
+        """Apply one event's operation; returns the new state, or None when not applied."""
+        cmd = TransitionCommand(guild_id=guild_id, user_id=user_id, operation=op,
+                                source=Source.BOT,
+                                idempotency_key=event_key(op, guild_id, user_id, joined_at),
+                                reason=reason)
+        try:
+            result = await self.transitions.apply(cmd)
+            return result.member.state
+        except TransitionNotAllowed as exc:
+            if is_echo(op, exc.current):
+                log.debug("ignored %s for %s/%s: %s", op.value, guild_id, user_id, exc)
+                return None
+            try:
+                entry = await self.transitions.record_not_applicable(cmd, exc)
+                log.warning("%s for %s/%s does not apply (%s); dead letter #%d", op.value,
+                            guild_id, user_id, exc, entry)
+            except Exception:
+                log.exception("could not record %s for %s/%s", op.value, guild_id, user_id)
+        except TransitionDeadLettered as exc:
+            log.warning("%s for %s/%s: %s", op.value, guild_id, user_id, exc)
+        except DomainError as exc:
+            log.warning("%s for %s/%s refused: %s", op.value, guild_id, user_id, exc)
+        except Exception:
+            # The service dead-letters unexpected errors itself; this is the database being
+            # unreachable even for that. Log with context; the event stays in the gateway log.
+            log.exception("could not write %s for %s/%s", op.value, guild_id, user_id)
+        return None
+
+    @commands.Cog.listener()
+    async def on_member_join(self, member: discord.Member) -> None:
+        if member.bot:
+            return
+        async with self.member_lock(member.guild.id, member.id):
+            await self.apply(member.guild.id, member.id, Operation.JOIN, member.joined_at,
+                             "joined the server")
+
+    @commands.Cog.listener()
+    async def on_raw_member_remove(self, payload: discord.RawMemberRemoveEvent) -> None:
+        user = payload.user
+        if user.bot:
+            return
+        joined_at = user.joined_at if isinstance(user, discord.Member) else None
+        async with self.member_lock(payload.guild_id, user.id):
+            await self.apply(payload.guild_id, user.id, Operation.LEAVE, joined_at,
+                             "left the server")
+
+    @commands.Cog.listener()
+    async def on_member_ban(self, guild: discord.Guild, user: discord.User | discord.Member
+                            ) -> None:
+        if user.bot:
+            return
+        joined_at = user.joined_at if isinstance(user, discord.Member) else None
+        async with self.member_lock(guild.id, user.id):
+            await self.apply(guild.id, user.id, Operation.BAN, joined_at, "banned")
+
+    @commands.Cog.listener()
+    async def on_member_unban(self, guild: discord.Guild, user: discord.User) -> None:
+        if user.bot:
+            return
+        async with self.member_lock(guild.id, user.id):
+            await self.apply(guild.id, user.id, Operation.UNBAN, None, "unbanned")
+
+    @commands.Cog.listener()
+    async def on_member_update(self, before: discord.Member, after: discord.Member) -> None:
+        if after.bot:
+            return
+        async with self.member_lock(after.guild.id, after.id):
+            await self._member_update(before, after)
+
+    async def _member_update(self, before: discord.Member, after: discord.Member) -> None:
+        guild_id, joined = after.guild.id, after.joined_at
+        config = await self.guilds.get(guild_id)
+        eligibility_role = config.eligibility_role_id if config else None
+        ops: list[tuple[Operation, str]] = []
+        if after.flags.started_onboarding and not before.flags.started_onboarding \
+                and not after.flags.completed_onboarding:
+            ops.append((Operation.START_ONBOARDING, "started onboarding"))
+        if after.flags.completed_onboarding and not before.flags.completed_onboarding:
+            ops.append((Operation.COMPLETE_ONBOARDING, "completed onboarding"))
+            if eligibility_role is None:
+                ops.append((Operation.MARK_ROLE_ELIGIBLE, "no eligibility role configured"))
+            elif after.get_role(eligibility_role) is not None:
+                ops.append((Operation.MARK_ROLE_ELIGIBLE, "holds the eligibility role"))
+        elif eligibility_role is not None and after.get_role(eligibility_role) is not None \
+                and before.get_role(eligibility_role) is None \
+                and after.flags.completed_onboarding:
+            ops.append((Operation.MARK_ROLE_ELIGIBLE, "was granted the eligibility role"))
+        if before.pending and not after.pending:
+            ops.append((Operation.ACCEPT_RULES, "passed membership screening"))
+        for op, reason in ops:
+            await self.apply(guild_id, after.id, op, joined, reason)

@@ -1,0 +1,184 @@
+"""Gateway events and member commands through the sandbox and the real discord.py bot."""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+
+from tests.bot.conftest import World, eventually, setup_guild
+
+STARTED = 8  # MemberFlags.started_onboarding
+COMPLETED = 2  # MemberFlags.completed_onboarding
+
+
+async def test_join_creates_a_joined_member(world: World) -> None:
+    member = world.sandbox.member_join(world.guild, None, "newcomer")
+    await world.wait_state(member.user.id, "joined")
+    history = await world.container.transitions.history(world.guild.id, member.user.id)
+    assert [h.operation.value for h in history] == ["join"]
+    assert history[0].source.value == "bot"
+
+
+async def test_whole_path_to_verified_grants_the_verified_role(world: World) -> None:
+    await setup_guild(world)
+    user = world.sandbox.member_join(world.guild, None, "alice").user.id
+    await world.wait_state(user, "joined")
+    world.sandbox.member_update(world.guild, user, flags=STARTED)
+    await world.wait_state(user, "onboarding_in_progress")
+    world.sandbox.member_update(world.guild, user, flags=STARTED | COMPLETED)
+    # No eligibility role configured: eligibility follows onboarding automatically.
+    await world.wait_state(user, "role_eligible")
+    world.sandbox.member_update(world.guild, user, pending=False)
+    await world.wait_state(user, "rules_accepted")
+    answer = await world.ask(user, "verify")
+    assert "verification request is in" in answer
+    await world.wait_state(user, "verification_pending")
+    answer = await world.ask(world.staff, "member verify", {"user": user})
+    assert "verification_pending → verified" in answer
+    await world.wait_state(user, "verified")
+    change = await world.sandbox.wait_until(
+        lambda: next((c for c in world.sandbox.role_changes
+                      if c.user_id == user and c.role_id == world.verified_role
+                      and c.action == "add" and c.source == "rest"), None),
+        timeout=10, what="the verified role grant")
+    assert change.guild_id == world.guild.id
+    member = world.bot.get_guild(world.guild.id).get_member(user)  # type: ignore[union-attr]
+    await eventually(lambda: _has_role(world, user), what="GUILD_MEMBER_UPDATE with the role")
+    assert member is not None
+    # Leaving the verified state (staff reverification) removes the role again.
+    answer = await world.ask(world.staff, "member reverify", {"user": user})
+    assert "verified → verification_pending" in answer
+    await world.sandbox.wait_until(
+        lambda: next((c for c in world.sandbox.role_changes if c.user_id == user
+                      and c.action == "remove" and c.source == "rest"), None),
+        timeout=10, what="the verified role removal")
+
+
+async def _has_role(world: World, user: int) -> bool:
+    guild = world.bot.get_guild(world.guild.id)
+    member = guild.get_member(user) if guild else None
+    return member is not None and member.get_role(world.verified_role) is not None
+
+
+async def test_leaving_mid_onboarding(world: World) -> None:
+    user = world.sandbox.member_join(world.guild, None, "bob").user.id
+    await world.wait_state(user, "joined")
+    world.sandbox.member_update(world.guild, user, flags=STARTED)
+    await world.wait_state(user, "onboarding_in_progress")
+    world.sandbox.member_leave(world.guild, user)
+    await world.wait_state(user, "left_guild")
+    assert await world.count("dead_letters") == 0
+
+
+async def test_ban_then_unban_then_rejoin(world: World) -> None:
+    user = world.sandbox.member_join(world.guild, None, "carol").user.id
+    await world.wait_state(user, "joined")
+    world.sandbox.ban(world.guild, user)  # GUILD_BAN_ADD and GUILD_MEMBER_REMOVE
+    await world.wait_state(user, "banned")
+    world.sandbox.unban(world.guild, user)
+    await world.wait_state(user, "left_guild")
+    world.sandbox.member_join(world.guild, user, "carol")
+    await world.wait_state(user, "joined")
+    history = await world.container.transitions.history(world.guild.id, user)
+    assert [h.operation.value for h in reversed(history)] == ["join", "ban", "unban", "join"]
+    # The GUILD_MEMBER_REMOVE that follows a ban is an echo, not a failure.
+    assert await world.count("dead_letters") == 0
+
+
+async def test_member_command_in_the_wrong_state_is_refused_and_writes_nothing(
+        world: World) -> None:
+    await setup_guild(world)
+    user = world.sandbox.member_join(world.guild, None, "dave").user.id
+    await world.wait_state(user, "joined")
+    handle = world.sandbox.slash_command(world.guild, user, "verify")
+    reply = await handle.wait_reply()
+    assert reply.data["flags"] & 64  # ephemeral
+    assert "'request_verification' is not allowed from state joined" in reply.data["content"]
+    assert "allowed from: rules_accepted" in reply.data["content"]
+    assert (await world.state(user)) == "joined"
+    assert await world.count("member_transitions", "user_id = :u", u=user) == 1
+    assert await world.count("dead_letters") == 0
+
+
+async def test_staff_manual_verify_from_wrong_state_is_refused(world: World) -> None:
+    await setup_guild(world)
+    user = world.sandbox.member_join(world.guild, None, "erin").user.id
+    await world.wait_state(user, "joined")
+    answer = await world.ask(world.staff, "member verify", {"user": user})
+    assert "not allowed from state joined" in answer
+    assert (await world.state(user)) == "joined"
+
+
+async def test_a_handler_failure_ends_as_a_dead_letter(world: World) -> None:
+    original = world.container.transitions._write
+
+    async def broken(conn, cmd, observed, to_state):  # type: ignore[no-untyped-def]
+        raise RuntimeError("disk full")
+
+    world.container.transitions._write = broken  # type: ignore[method-assign]
+    try:
+        user = world.sandbox.member_join(world.guild, None, "frank").user.id
+
+        async def recorded() -> int:
+            return await world.count("dead_letters", "user_id = :u", u=user)
+
+        await eventually(recorded, what="a dead letter for the failed join")
+    finally:
+        world.container.transitions._write = original  # type: ignore[method-assign]
+    async with world.container.db.autocommit() as conn:
+        row = (await conn.execute(text(
+            "SELECT * FROM dead_letters WHERE user_id = :u"), {"u": user})).one()._mapping
+    assert row["operation"] == "join" and row["reason_code"] == "unexpected_error"
+    assert row["source"] == "bot" and "disk full" in row["error_message"]
+    assert row["payload"]["idempotency_key"].startswith("gw:join:")
+    # Staff replay it once the cause is gone: the member is written as joined.
+    outcome = await world.container.remediation.retry(world.guild.id, row["id"], world.staff)
+    assert outcome.resolved and await world.state(user) == "joined"
+
+
+async def test_an_event_that_no_longer_applies_is_kept_for_staff(world: World) -> None:
+    # Membership screening passed before any onboarding: accept_rules is not allowed from
+    # joined. Nobody is waiting for an answer, so it must not vanish into a log.
+    user = world.sandbox.member_join(world.guild, None, "gina").user.id
+    await world.wait_state(user, "joined")
+    world.sandbox.member_update(world.guild, user, pending=False)
+
+    async def recorded() -> int:
+        return await world.count("dead_letters", "user_id = :u AND reason_code = "
+                                 "'not_applicable'", u=user)
+
+    await eventually(recorded, what="a not_applicable dead letter")
+    assert await world.state(user) == "joined"
+
+
+async def test_non_staff_member_regranted_the_command_is_still_refused(world: World) -> None:
+    await setup_guild(world)
+    outsider = world.sandbox.member_join(world.guild, None, "mallory", pending=False).user.id
+    target = world.sandbox.member_join(world.guild, None, "victim").user.id
+    await world.wait_state(target, "joined")
+    world.sandbox.grant_command(world.guild, "member", outsider)
+    answer = await world.ask(outsider, "member kick", {"user": target})
+    assert "for staff" in answer
+    assert await world.state(target) == "joined"
+    assert not world.sandbox.calls_to("DELETE", "/guilds/{guild_id}/members/{user_id}")
+
+
+async def test_staff_kick_records_and_kicks(world: World) -> None:
+    await setup_guild(world)
+    user = world.sandbox.member_join(world.guild, None, "harry").user.id
+    await world.wait_state(user, "joined")
+    answer = await world.ask(world.staff, "member kick", {"user": user, "reason": "spam"})
+    assert "joined → kicked" in answer
+    await world.sandbox.wait_until(
+        lambda: world.sandbox.calls_to("DELETE", "/guilds/{guild_id}/members/{user_id}"),
+        what="the kick call")
+    assert await world.state(user) == "kicked"  # the GUILD_MEMBER_REMOVE echo changed nothing
+    history = await world.container.transitions.history(world.guild.id, user)
+    assert history[0].source.value == "staff" and history[0].actor_id == world.staff
+    assert history[0].reason == "spam"
+    show = await world.ask(world.staff, "member show", {"user": user})
+    assert "state **kicked**, version 2" in show
+
+
+async def test_a_guild_that_is_not_set_up_gets_a_pointer_to_setup(world: World) -> None:
+    answer = await world.ask(world.staff, "member show", {"user": world.owner})
+    assert "/lifeline setup" in answer
