@@ -1,0 +1,57 @@
+"""A local Discord look-alike for running the real discord.py client with no Discord account.
+
+It speaks real HTTP (REST under ``/api/v10``) and a real gateway websocket
+(``/gateway``) on 127.0.0.1. Start it with :class:`Sandbox` (in-process) or
+``python -m sandbox --port 8765`` (standalone), then point discord.py at it
+with the two overrides that :func:`client_overrides` sets::
+
+    discord.http.Route.BASE = f"http://127.0.0.1:{port}/api/v10"
+    discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(f"ws://127.0.0.1:{port}/gateway")
+
+Modules: ``world`` (the model and permission maths), ``payloads`` (every
+JSON payload), ``gateway`` (the websocket), ``server``/``rest``/``rest_messages``
+(the HTTP API), ``core`` (world changes that become gateway events),
+``interactions`` (slash commands, buttons, replies), ``commands`` (synced
+commands and their visibility), ``limits`` (rate limits and faults),
+``validation`` (message limits), ``records`` (what was seen, and waiting on
+it), ``control`` (the ``/_sandbox/`` API for humans), ``scenario`` and
+``readback`` (the :class:`Sandbox`), ``client`` (pointing discord.py at it).
+"""
+
+from .client import api_base, client_overrides, gateway_url
+from .config import SandboxConfig
+from .errors import ApiError, CommandRefused, NoGatewaySession, SandboxError
+from .gateway import GatewaySession
+from .interactions import InteractionHandle, Reply
+from .permissions import ALL_PERMISSIONS, Intent, Perm
+from .records import Call, NonceHit, RoleChange
+from .scenario import Sandbox
+from .world import Channel, Guild, Member, MemberFlag, Message, Role, User
+
+__all__ = [
+    "ALL_PERMISSIONS",
+    "ApiError",
+    "Call",
+    "Channel",
+    "CommandRefused",
+    "GatewaySession",
+    "Guild",
+    "Intent",
+    "InteractionHandle",
+    "Member",
+    "MemberFlag",
+    "Message",
+    "NoGatewaySession",
+    "NonceHit",
+    "Perm",
+    "Reply",
+    "Role",
+    "RoleChange",
+    "Sandbox",
+    "SandboxConfig",
+    "SandboxError",
+    "User",
+    "api_base",
+    "client_overrides",
+    "gateway_url",
+]

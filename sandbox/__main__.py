@@ -1,0 +1,61 @@
+"""``python -m sandbox --port 8765``: run a sandbox until interrupted, with a demo guild."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+
+from .config import SandboxConfig
+from .scenario import Sandbox
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m sandbox", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8765, help="0 picks a free port")
+    parser.add_argument(
+        "--token", default="sandbox-token", help="the bot token the sandbox accepts"
+    )
+    parser.add_argument(
+        "--shards", type=int, default=1, help="shard count advertised by GET /gateway/bot"
+    )
+    parser.add_argument("--no-demo", action="store_true", help="start with no guild")
+    parser.add_argument("--verbose", action="store_true")
+    return parser.parse_args(argv)
+
+
+async def serve(args: argparse.Namespace) -> None:
+    sandbox = Sandbox(SandboxConfig(token=args.token, shard_count=args.shards))
+    await sandbox.start(args.port, args.host)
+    try:
+        print(f"sandbox REST:     {sandbox.api_url}")
+        print(f"sandbox gateway:  {sandbox.gateway_url}")
+        print(f"sandbox control:  {sandbox.base_url}/_sandbox/")
+        print(f"bot token:        {sandbox.token}")
+        print(f"application id:   {sandbox.application_id}")
+        if not args.no_demo:
+            guild = sandbox.seed_demo()
+            channels = ", ".join(f"#{c.name}={c.id}" for c in guild.channels.values())
+            print(f"demo guild:       {guild.name} id={guild.id} owner={guild.owner_id} {channels}")
+        print("Ctrl-C to stop.", flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+    finally:
+        await sandbox.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parse(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO)
+    asyncio.run(serve(args))
+
+
+if __name__ == "__main__":
+    main()
