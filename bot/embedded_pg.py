@@ -63,7 +63,7 @@ def clear_stale_postmaster_pid(pgdata: Path) -> bool:
     except (OSError, ValueError, IndexError):
         return False
     try:
-        zombie = psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+        zombie = bool(psutil.Process(pid).status() == psutil.STATUS_ZOMBIE)
     except psutil.NoSuchProcess:
         return False  # PostgreSQL recovers from a stale pid file by itself
     if zombie:
