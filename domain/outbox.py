@@ -177,8 +177,10 @@ class OutboxWorker:
                 marked = (await conn.execute(_MARK, {
                     "me": self.worker_id, "lock": self.policy.lock_seconds,
                     "batch": batch_id, "ids": [c.id for c in claimed]})).all()
-                batches.append([Claimed(r.id, r.guild_id, r.kind, r.channel_id, r.lane,
-                                        r.payload, r.attempts) for r in marked])
+                # UPDATE ... RETURNING gives no order: the message keeps the lane's order.
+                batches.append(sorted((Claimed(r.id, r.guild_id, r.kind, r.channel_id, r.lane,
+                                               r.payload, r.attempts) for r in marked),
+                                      key=lambda c: c.id))
         return batches
 
     # ---- delivering ------------------------------------------------------------------

@@ -250,6 +250,7 @@ class TransitionService:
                     raise _NotApplicableAfterConflict(exc) from exc
                 raise
             st.to_state = to_state
+            st.attempted_from = observed.state
             try:
                 row = await self._write(conn, cmd, observed, to_state)
             except IntegrityError as exc:
@@ -335,7 +336,9 @@ class TransitionService:
         to_state = st.to_state
         draft = DeadLetterDraft(
             command=cmd, reason_code=reason, error=error, attempts=max(st.attempts, 1),
-            from_state=observed.state if observed else None,
+            # The transition that was attempted (the last read that passed the guard); the
+            # observed fields say what the final read saw.
+            from_state=st.attempted_from if to_state else (observed.state if observed else None),
             to_state=to_state,
             observed_state=observed.state if observed else None,
             observed_version=observed.version if observed else None,
@@ -390,6 +393,7 @@ class _AttemptState:
     conflicts: int = 0
     observed: _Observed | None = None
     to_state: State | None = None
+    attempted_from: State | None = None
 
 
 def _sv(state: State | None) -> str | None:

@@ -1,0 +1,295 @@
+"""`python -m bot sandbox`: the whole story on a local Discord look-alike, no account needed.
+
+Starts the database (embedded unless DATABASE_URL), the sandbox, the real bot and the HTTP
+API in one process, plays a scripted story and prints what each member did, what the bot
+answered and what the log channel shows. `--serve` keeps everything running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import sys
+import uuid
+from collections import Counter
+from dataclasses import replace
+from typing import Any
+
+import aiohttp
+from pydantic import SecretStr
+
+from bot.api.server import ApiServer
+from bot.container import Container, open_container
+from bot.discord_bot import LifelineBot, build_bot
+from bot.settings import Settings
+from sandbox import Guild, Perm, Sandbox, SandboxConfig, client_overrides
+
+STARTED, COMPLETED = 8, 2  # MemberFlags bits: started / completed onboarding
+
+
+class Transcript:
+    def __init__(self) -> None:
+        self.step = 0
+
+    def chapter(self, title: str) -> None:
+        self.step += 1
+        print(f"\n== {self.step}. {title}", flush=True)
+
+    def say(self, who: str, what: str) -> None:
+        print(f"  {who:>10} | {what}", flush=True)
+
+
+class Demo:
+    def __init__(self, container: Container, sandbox: Sandbox, bot: LifelineBot,
+                 api: ApiServer, token: str, guild: Guild) -> None:
+        self.container, self.sandbox, self.bot, self.api = container, sandbox, bot, api
+        self.token, self.guild = token, guild
+        self.t = Transcript()
+        self.names: dict[int, str] = {}
+        self.owner = guild.owner_id
+        self.staff = 0
+
+    # ---- helpers ----------------------------------------------------------------------
+
+    def name(self, user_id: int) -> str:
+        return self.names.get(user_id, str(user_id))
+
+    async def state(self, user_id: int) -> str:
+        member = await self.container.transitions.get_member(self.guild.id, user_id)
+        return member.state.value if member else "(none)"
+
+    async def wait_state(self, user_id: int, *states: str) -> str:
+        for _ in range(500):
+            current = await self.state(user_id)
+            if current in states:
+                return current
+            await asyncio.sleep(0.02)
+        raise RuntimeError(f"{self.name(user_id)} never reached {states}")
+
+    async def command(self, user_id: int, line: str, options: dict[str, Any] | None = None
+                      ) -> str:
+        shown = " ".join(f"{k}:{self.name(v) if k == 'user' else v}"
+                         for k, v in (options or {}).items())
+        self.t.say(self.name(user_id), f"/{line} {shown}".rstrip())
+        handle = self.sandbox.slash_command(self.guild, user_id, line, options or {})
+        message = await handle.wait_message(timeout=30)
+        text = message.content or ""
+        for embed in message.embeds or []:
+            text += "\n" + "\n".join(x for x in (embed.get("title"), embed.get("description"))
+                                     if x)
+        for line_ in text.strip().splitlines()[:12]:
+            self.t.say("bot", self.mentions(line_))
+        return text
+
+    def mentions(self, text: str) -> str:
+        for user_id, name in self.names.items():
+            text = text.replace(f"<@{user_id}>", f"@{name}")
+        return text
+
+    async def web_app(self, session: aiohttp.ClientSession, user_id: int, operation: str
+                      ) -> tuple[int, dict[str, Any]]:
+        url = (f"{self.api.url}/api/v1/guilds/{self.guild.id}/members/{user_id}/transitions")
+        async with session.post(url, json={"operation": operation,
+                                           "idempotency_key": uuid.uuid4().hex},
+                                headers={"Authorization": f"Bearer {self.token}"}) as resp:
+            return resp.status, await resp.json()
+
+    async def onboard(self, name: str) -> int:
+        member = self.sandbox.member_join(self.guild, None, name, pending=True)
+        user = member.user.id
+        self.names[user] = name
+        self.t.say(name, "joins the server")
+        await self.wait_state(user, "joined")
+        self.sandbox.member_update(self.guild, user, flags=STARTED)
+        await self.wait_state(user, "onboarding_in_progress")
+        self.sandbox.member_update(self.guild, user, flags=STARTED | COMPLETED)
+        await self.wait_state(user, "role_eligible")
+        self.sandbox.member_update(self.guild, user, pending=False)
+        await self.wait_state(user, "rules_accepted")
+        self.t.say(name, "onboards and accepts the rules -> rules_accepted")
+        return user
+
+    # ---- the story --------------------------------------------------------------------
+
+    async def play(self) -> None:
+        guild = self.guild
+        staff_role = guild.role_named("Staff").id
+        staff = self.sandbox.member_join(guild, None, "sam-staff", pending=False,
+                                         roles=[staff_role])
+        self.staff = staff.user.id
+        self.names.update({self.owner: "owner", self.staff: "sam-staff"})
+        for command in ("member", "dlq", "lifeline"):
+            self.sandbox.grant_command(guild, command, staff_role)
+
+        self.t.chapter("The owner sets Lifeline up")
+        await self.command(self.owner, "lifeline setup", {
+            "log_channel": self.sandbox.channel("mod-log", guild).id,
+            "verified_role": guild.role_named("Verified").id, "staff_role": staff_role})
+
+        self.t.chapter("Members join and onboard; the web app verifies one")
+        alice = await self.onboard("alice")
+        await self.command(alice, "verify")
+        async with aiohttp.ClientSession() as http:
+            status, body = await self.web_app(http, alice, "verify")
+            self.t.say("web app", f"POST .../transitions verify -> {status} "
+                                  f"{body.get('member', {}).get('state', body)}")
+            await self.sandbox.wait_until(
+                lambda: any(c.user_id == alice and c.action == "add"
+                            for c in self.sandbox.role_changes), timeout=15)
+            self.t.say("sandbox", "alice was granted the Verified role")
+
+            self.t.chapter("The web app's verification races a member's leave")
+            bob = await self.onboard("bob")
+            await self.command(bob, "verify")
+            self.t.say("bob", "leaves the server at the moment the web app verifies him")
+            self.sandbox.member_leave(guild, bob)
+            status, body = await self.web_app(http, bob, "verify")
+            final = await self.wait_state(bob, "left_guild")
+            self.t.say("web app", f"verify -> {status} "
+                                  f"{body.get('member', {}).get('state') or body.get('detail')}")
+            history = await self.container.transitions.history(guild.id, bob, 3)
+            self.t.say("ledger", "bob: " + ", ".join(h.operation.value
+                                                     for h in reversed(history))
+                       + f" -> {final}: one serial order, nothing lost")
+
+            self.t.chapter("A conflict storm on one member exhausts retries")
+            carol = await self.onboard("carol")
+            await self.command(carol, "verify")
+            # One attempt per write for this chapter (TRANSITION_MAX_ATTEMPTS=1), so a lost
+            # compare-and-set is final at once and the storm is short.
+            policy = self.container.transitions.policy
+            self.container.transitions.policy = replace(policy, max_attempts=1)
+            try:
+                outcomes = await self.storm(http, carol)
+            finally:
+                self.container.transitions.policy = policy
+            self.t.say("web app", "40 concurrent verify/reverify writes, 1 attempt each: "
+                       + ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items())))
+
+        self.t.chapter("Staff remediate from Discord")
+        current = await self.state(carol)
+        wanted = wanted_op(current)
+        self.t.say("ledger", f"carol is {current}; open dead letters for `{wanted}` can be "
+                             "replayed from here")
+        await self.command(self.staff, "dlq list", {"operation": wanted})
+        page = await self.container.remediation.list(guild.id, status="open", limit=100)
+        replayable = next((e for e in page.items if e.operation == wanted
+                           and e.reason_code == "retries_exhausted"), None)
+        others = [e for e in page.items if replayable is None or e.id != replayable.id]
+        if replayable is not None:
+            await self.command(self.staff, "dlq show", {"id": str(replayable.id)})
+            await self.command(self.staff, "dlq retry", {"id": str(replayable.id)})
+        for entry in others[:2]:
+            await self.command(self.staff, "dlq resolve", {
+                "id": str(entry.id), "note": "storm noise: carol's state is correct now"})
+        await self.command(self.staff, "dlq stats")
+
+        self.t.chapter("What ops read in #mod-log")
+        await self.wait_mirror_drained()
+        for message in self.sandbox.messages("mod-log", guild):
+            for line in message.content.splitlines():
+                self.t.say("#mod-log", self.mentions(line))
+
+    async def storm(self, http: aiohttp.ClientSession, user: int) -> Counter[str]:
+        """Concurrent writers on one member until at least one write is dead-lettered."""
+        outcomes: Counter[str] = Counter()
+        for _ in range(5):
+            ops = ["verify", "reverify"] * 20
+            results = await asyncio.gather(*(self.web_app(http, user, op) for op in ops))
+            for status, _ in results:
+                outcomes[{200: "applied", 422: "refused (not allowed)",
+                          503: "dead-lettered"}.get(status, str(status))] += 1
+            if outcomes["dead-lettered"]:
+                break
+        return outcomes
+
+    async def wait_mirror_drained(self) -> None:
+        for _ in range(3000):
+            async with self.container.db.autocommit() as conn:
+                from sqlalchemy import text
+
+                left = (await conn.execute(text(
+                    "SELECT count(*) FROM outbox WHERE guild_id = :g AND status IN "
+                    "('pending', 'retry_scheduled', 'delivering')"),
+                    {"g": self.guild.id})).scalar_one()
+            if not left:
+                return
+            await asyncio.sleep(0.05)
+
+
+def wanted_op(state: str) -> str:
+    return "verify" if state == "verification_pending" else "reverify"
+
+
+def seed(sandbox: Sandbox) -> Guild:
+    return sandbox.create_guild(
+        "Lifeline Demo", owner_name="owner", channels=("general", "welcome", "mod-log"),
+        roles={"Member": 0, "Verified": 0,
+               "Staff": int(Perm.KICK_MEMBERS | Perm.BAN_MEMBERS)})
+
+
+async def main(settings: Settings, *, serve: bool = False, port: int = 8765) -> int:
+    if not serve:
+        logging.getLogger().setLevel(max(settings.log_level_number, logging.ERROR))
+    token = settings.api_token.get_secret_value() if settings.api_token \
+        else secrets.token_urlsafe(24)
+    settings = settings.model_copy(update={"api_token": SecretStr(token),
+                                           "outbox_poll_seconds": 0.1})
+    async with Sandbox(SandboxConfig()) as sandbox, \
+            open_container(settings, application_name="lifeline-demo") as container:
+        if serve:
+            await sandbox.stop()
+            await sandbox.start(port=port)
+        guild = seed(sandbox)
+        bot = build_bot(container, guild_ready_timeout=0.1)
+        api = ApiServer(container, host=settings.api_host,
+                        port=settings.api_port if serve else 0,
+                        gateway_status=lambda: bot.gateway_connected)
+        with client_overrides(sandbox.base_url):
+            await api.start()
+            bot_task = asyncio.create_task(bot.start(sandbox.token))
+            await asyncio.wait_for(bot.wait_until_ready(), timeout=30)
+            try:
+                where = "DATABASE_URL" if settings.database_url \
+                    else f"embedded PostgreSQL in {settings.data_dir / 'pg'}"
+                print(f"Lifeline demo: sandbox Discord at {sandbox.base_url}, HTTP API at "
+                      f"{api.url}, {where}")
+                demo = Demo(container, sandbox, bot, api, token, guild)  # type: ignore[arg-type]
+                await demo.play()
+                if serve:
+                    print_serve_help(sandbox, api, token, guild)
+                    stop = asyncio.Event()
+                    from bot.cli_run import stop_on_signals
+
+                    stop_on_signals(stop)
+                    await stop.wait()
+                print("\nThe demo ended; everything is stopped.")
+            finally:
+                await bot.close()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await bot_task
+                await api.stop()
+    return 0
+
+
+def guild_channel(guild: Guild, name: str) -> int:
+    return next(c.id for c in guild.channels.values() if c.name == name)
+
+
+def print_serve_help(sandbox: Sandbox, api: ApiServer, token: str, guild: Guild) -> None:
+    base = sandbox.base_url
+    print(f"""
+Everything keeps running (Ctrl-C to stop).
+  export LIFELINE_API=http://127.0.0.1:{api.port}  LIFELINE_API_TOKEN={token}
+  export GUILD={guild.id}
+  # the sandbox's control API injects Discord events (all endpoints: {base}/_sandbox/):
+  curl -s {base}/_sandbox/join -d '{{"guild_id": "{guild.id}", "username": "zoe"}}'
+  curl -s {base}/_sandbox/command -d '{{"guild_id": "{guild.id}", "user_id": "USER_ID", \
+       "command": "verify", "wait": 5}}'
+  curl -s "{base}/_sandbox/messages?channel_id={guild_channel(guild, 'mod-log')}"
+  # the HTTP API (see README):
+  curl -s -H "Authorization: Bearer $LIFELINE_API_TOKEN" \\
+       $LIFELINE_API/api/v1/guilds/$GUILD/dead-letters/stats
+""", file=sys.stdout, flush=True)
