@@ -30,7 +30,7 @@ class Settings(BaseSettings):
     database_url: SecretStr | None = Field(default=None, description=(
         "PostgreSQL URL; unset = embedded PostgreSQL under DATA_DIR/pg"))
     data_dir: Path = Field(default=Path("./.data"), description=(
-        "Where the embedded PostgreSQL keeps its data (DATA_DIR/pg)"))
+        "Where the embedded PostgreSQL (DATA_DIR/pg) and the outage spool (DATA_DIR/spool) live"))
     discord_token: SecretStr | None = Field(default=None, description=(
         "Bot token; needed only by commands that talk to Discord"))
     discord_api_base: str | None = Field(default=None, description=(
@@ -64,6 +64,9 @@ class Settings(BaseSettings):
         "them over"))
     outbox_max_attempts: int = Field(default=8, ge=1, le=100, description=(
         "Delivery attempts before an outbox row is marked failed"))
+    spool_max_bytes: int = Field(default=64 * 1024 * 1024, ge=4096, le=2**40, description=(
+        "Size bound of the local spool (DATA_DIR/spool) that keeps gateway events while the "
+        "database is unreachable"))
     retention_days: int = Field(default=30, ge=0, le=3650, description=(
         "Purge resolved/dismissed dead letters and delivered outbox rows older than this; "
         "0 keeps everything"))

@@ -8,8 +8,9 @@ from typing import Any
 import discord
 from discord import app_commands
 
-from domain.errors import DomainError
+from domain.errors import DatabaseUnavailable, DomainError
 from domain.guilds import GuildConfig, GuildSettingsService
+from domain.persistence.database import is_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,10 @@ async def on_command_error(interaction: discord.Interaction[Any],
     original = getattr(error, "original", error)
     if isinstance(original, DomainError):
         text = str(original)
+    elif is_unavailable(original):
+        log.warning("command %s: database unavailable", interaction.command.qualified_name
+                    if interaction.command else "?")
+        text = str(DatabaseUnavailable())
     elif isinstance(error, NotStaff):
         text = str(error)
     elif isinstance(error, app_commands.NoPrivateMessage):

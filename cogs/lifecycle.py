@@ -19,8 +19,9 @@ from discord.ext import commands
 
 from bot.container import Container
 from domain.commands import TransitionCommand
-from domain.errors import DomainError, TransitionDeadLettered
+from domain.errors import DatabaseUnavailable, DomainError, TransitionDeadLettered
 from domain.lifecycle import EXIT_STATES, Operation, Source, State, TransitionNotAllowed
+from domain.spool import EventSpool, SpoolFull
 
 log = logging.getLogger(__name__)
 
@@ -61,9 +62,13 @@ def event_key(op: Operation, guild_id: int, user_id: int,
 
 
 class LifecycleCog(commands.Cog):
-    def __init__(self, container: Container) -> None:
+    def __init__(self, container: Container, spool: EventSpool | None = None) -> None:
         self.transitions = container.transitions
         self.guilds = container.guilds
+        self.spool = spool or EventSpool(container.settings.data_dir / "spool",
+                                         container.settings.spool_max_bytes)
+        self._drainer: asyncio.Task[None] | None = None
+        self.wake_drainer = asyncio.Event()
         # discord.py runs each event handler as its own task; one lock per member keeps a
         # member's events in gateway order (a ban before the leave that follows it).
         self._locks: weakref.WeakValueDictionary[tuple[int, int], asyncio.Lock] = \
@@ -76,6 +81,13 @@ class LifecycleCog(commands.Cog):
             self._locks[(guild_id, user_id)] = lock
         return lock
 
+    async def cog_load(self) -> None:
+        self._drainer = asyncio.create_task(self._drain_forever(), name="spool-drainer")
+
+    async def cog_unload(self) -> None:
+        if self._drainer is not None:
+            self._drainer.cancel()
+
     async def apply(self, guild_id: int, user_id: int, op: Operation,
                     joined_at: Any | None, reason: str) -> State | None:
         """Apply one event's operation; returns the new state, or None when not applied."""
@@ -83,6 +95,19 @@ class LifecycleCog(commands.Cog):
                                 source=Source.BOT,
                                 idempotency_key=event_key(op, guild_id, user_id, joined_at),
                                 reason=reason)
+        if self.spool.has_backlog():
+            # Events wait behind the spooled ones, so a member's events keep their order.
+            await self._spool(cmd)
+            return None
+        try:
+            return await self.apply_command(cmd)
+        except DatabaseUnavailable:
+            await self._spool(cmd)
+        return None
+
+    async def apply_command(self, cmd: TransitionCommand) -> State | None:
+        """Apply; a failure ends as a dead letter; only DatabaseUnavailable escapes."""
+        op, guild_id, user_id = cmd.operation, cmd.guild_id, cmd.user_id
         try:
             result = await self.transitions.apply(cmd)
             return result.member.state
@@ -90,21 +115,48 @@ class LifecycleCog(commands.Cog):
             if is_echo(op, exc.current):
                 log.debug("ignored %s for %s/%s: %s", op.value, guild_id, user_id, exc)
                 return None
-            try:
-                entry = await self.transitions.record_not_applicable(cmd, exc)
-                log.warning("%s for %s/%s does not apply (%s); dead letter #%d", op.value,
-                            guild_id, user_id, exc, entry)
-            except Exception:
-                log.exception("could not record %s for %s/%s", op.value, guild_id, user_id)
+            entry = await self.transitions.record_not_applicable(cmd, exc)
+            log.warning("%s for %s/%s does not apply (%s); dead letter #%d", op.value,
+                        guild_id, user_id, exc, entry)
         except TransitionDeadLettered as exc:
             log.warning("%s for %s/%s: %s", op.value, guild_id, user_id, exc)
+        except DatabaseUnavailable:
+            raise
         except DomainError as exc:
             log.warning("%s for %s/%s refused: %s", op.value, guild_id, user_id, exc)
-        except Exception:
-            # The service dead-letters unexpected errors itself; this is the database being
-            # unreachable even for that. Log with context; the event stays in the gateway log.
-            log.exception("could not write %s for %s/%s", op.value, guild_id, user_id)
         return None
+
+    async def _spool(self, cmd: TransitionCommand) -> None:
+        try:
+            await self.spool.append(cmd)
+            log.warning("database unavailable: %s for %s/%s spooled to %s",
+                        cmd.operation.value, cmd.guild_id, cmd.user_id, self.spool.path)
+        except SpoolFull:
+            log.error("LOST EVENT: %s for %s/%s could not be spooled (spool full): %s",
+                      cmd.operation.value, cmd.guild_id, cmd.user_id, cmd.to_payload())
+        self.wake_drainer.set()
+
+    async def _drain_forever(self, interval: float = 0.5) -> None:
+        """Apply spooled events in order as soon as the database answers again."""
+        while True:
+            if self.spool.has_backlog():
+                try:
+                    applied = await self.spool.drain(self._apply_spooled)
+                    if applied:
+                        log.info("database back: applied %d spooled events", applied)
+                except DatabaseUnavailable:
+                    pass  # still down; try again shortly
+                except Exception:
+                    log.exception("draining the event spool failed; will try again")
+            self.wake_drainer.clear()
+            try:
+                await asyncio.wait_for(self.wake_drainer.wait(), interval)
+            except TimeoutError:
+                pass
+
+    async def _apply_spooled(self, cmd: TransitionCommand) -> None:
+        async with self.member_lock(cmd.guild_id, cmd.user_id):
+            await self.apply_command(cmd)
 
     @commands.Cog.listener()
     async def on_member_join(self, member: discord.Member) -> None:

@@ -77,3 +77,11 @@ class InvalidStatus(Conflict):
 
 class GuildNotSetUp(DomainError):
     code = "guild_not_set_up"
+
+
+class DatabaseUnavailable(DomainError):
+    code = "database_unavailable"
+
+    def __init__(self, detail: str = "") -> None:
+        super().__init__("the database is unavailable right now; nothing was changed, try "
+                         "again in a minute" + (f" ({detail})" if detail else ""))

@@ -28,6 +28,7 @@ from tenacity import (
 from domain.commands import LedgerEntry, MemberSnapshot, TransitionCommand, TransitionResult
 from domain.deadletters import DeadLetterDraft, DeadLetterRecorder
 from domain.errors import (
+    DatabaseUnavailable,
     DomainError,
     IdempotencyKeyReused,
     StrictConflict,
@@ -43,7 +44,7 @@ from domain.lifecycle import (
 )
 from domain.metrics import CountingMetrics, Metrics
 from domain.mirror import LEVELS_FOR, transition_line
-from domain.persistence.database import Database
+from domain.persistence.database import Database, is_unavailable
 from domain.persistence.tables import ReasonCode
 
 log = logging.getLogger(__name__)
@@ -201,6 +202,10 @@ class TransitionService:
             self.metrics.transition(cmd.operation.value, cmd.source.value, exc.code)
             raise
         except Exception as exc:
+            if is_unavailable(exc):
+                # No dead letter can be written either: the caller spools or answers 503.
+                self.metrics.transition(cmd.operation.value, cmd.source.value, "unavailable")
+                raise DatabaseUnavailable(type(exc).__name__) from exc
             log.exception("unexpected error applying %s for member %s/%s (correlation %s)",
                           cmd.operation.value, cmd.guild_id, cmd.user_id, cmd.correlation_id)
             raise await self._fail(cmd, state, ReasonCode.UNEXPECTED_ERROR, exc,

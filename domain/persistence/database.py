@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -53,3 +54,24 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+def is_unavailable(error: BaseException) -> bool:
+    """True when `error` (or what caused it) means the database cannot be reached."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, sa_exc.OperationalError | sa_exc.InterfaceError):
+            return True
+        if isinstance(current, sa_exc.DBAPIError) and current.connection_invalidated:
+            return True
+        if isinstance(current, ConnectionError | TimeoutError | FileNotFoundError):
+            return True
+        name = type(current).__name__
+        if name in ("CannotConnectNowError", "ConnectionDoesNotExistError",
+                    "ConnectionFailureError", "InterfaceError", "AdminShutdownError",
+                    "CrashShutdownError", "TooManyConnectionsError"):
+            return True
+        current = current.__cause__ or current.__context__
+    return False

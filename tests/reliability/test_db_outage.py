@@ -1,0 +1,74 @@
+"""PostgreSQL stops for 30 s while members join and leave: nothing is lost, nothing applied
+twice, the bot stays connected, /dlq says the database is unavailable."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+from domain.persistence.database import Database
+from sandbox import Sandbox, SandboxConfig
+from tests.bot.conftest import eventually, setup_guild, start_world
+from tests.helpers import check_invariants
+from tests.reliability.conftest import StoppablePostgres
+
+OUTAGE_SECONDS = 30
+
+
+async def test_database_outage_spools_events_and_applies_them_in_order(
+        stoppable_pg: StoppablePostgres, tmp_path: Path) -> None:
+    db = Database(stoppable_pg.url, pool_size=5, max_overflow=5)
+    async with Sandbox(SandboxConfig()) as sandbox:
+        world, runner = await start_world(sandbox, db, data_dir=tmp_path)
+        try:
+            await setup_guild(world)
+            before = [sandbox.member_join(world.guild, None, f"early{i}").user.id
+                      for i in range(10)]
+            for user in before:
+                await world.wait_state(user, "joined")
+
+            await stoppable_pg.stop()
+            outage_started = time.monotonic()
+            during = [sandbox.member_join(world.guild, None, f"during{i}").user.id
+                      for i in range(20)]
+            for user in before[:5]:
+                sandbox.member_leave(world.guild, user)
+            for user in during[:3]:  # joined and left again during the outage
+                sandbox.member_leave(world.guild, user)
+            lifecycle = world.bot.get_cog("LifecycleCog")
+            assert lifecycle is not None
+            spool = lifecycle.spool  # type: ignore[attr-defined]
+            await eventually(lambda: _spooled(spool, 28), what="28 events spooled")
+            answer = await world.ask(world.staff, "dlq stats")
+            assert "database is unavailable" in answer
+            assert sandbox.connected_sessions, "the bot stays connected to Discord"
+            remaining = OUTAGE_SECONDS - (time.monotonic() - outage_started)
+            await asyncio.sleep(max(remaining, 0))  # the outage itself lasts 30 s
+            assert world.bot.gateway_connected
+            await stoppable_pg.start()
+
+            await eventually(lambda: _drained(spool), timeout=60, what="the spool drained")
+            for user in before[:5] + during[:3]:
+                await world.wait_state(user, "left_guild")
+            for user in before[5:] + during[3:]:
+                await world.wait_state(user, "joined")
+            for user in during[:3]:
+                history = await world.container.transitions.history(world.guild.id, user)
+                assert [h.operation.value for h in reversed(history)] == ["join", "leave"]
+            await check_invariants(db)
+            assert await world.count("dead_letters") == 0
+            assert await world.count("member_transitions") == 10 + 5 + 20 + 3
+            answer = await world.ask(world.staff, "dlq stats")
+            assert "open **0**" in answer
+        finally:
+            await runner.__aexit__(None, None, None)
+            await db.dispose()
+
+
+async def _spooled(spool, count: int) -> bool:  # type: ignore[no-untyped-def]
+    return spool.appended >= count
+
+
+async def _drained(spool) -> bool:  # type: ignore[no-untyped-def]
+    return not spool.has_backlog()
