@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
+import socket
 import time
 import uuid
 from collections.abc import Sequence
@@ -138,7 +140,9 @@ class OutboxWorker:
         self.deliverer = deliverer
         self.metrics = metrics
         self.policy = policy or WorkerPolicy()
-        self.worker_id = worker_id or f"worker-{uuid.uuid4().hex[:8]}"
+        # host:pid:random, so ops (and tests) can tell whose claim a row is under.
+        self.worker_id = worker_id or \
+            f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.wakeup = asyncio.Event()
         self._last_retention = 0.0
 

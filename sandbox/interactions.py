@@ -119,16 +119,21 @@ class InteractionHandle:
         return await self.wait_until(readable, timeout)
 
     async def wait_followups(self, count: int = 1, timeout: float = 5.0) -> list[Message]:  # noqa: ASYNC109
+        if count <= 0:
+            return list(self.followups)
+
         def enough(handle: InteractionHandle) -> list[Message] | None:
             return list(handle.followups) if len(handle.followups) >= count else None
 
         return await self.wait_until(enough, timeout)
 
     async def wait_choices(self, timeout: float = 5.0) -> list[JSON]:  # noqa: ASYNC109
-        def answered(handle: InteractionHandle) -> list[JSON] | None:
-            return handle.choices if handle.choices is not None else None
+        # An empty list of choices is an answer too: wait on the reply, not on its truthiness.
+        def answered(handle: InteractionHandle) -> Reply | None:
+            return handle.replies[0] if handle.choices is not None else None
 
-        return await self.wait_until(answered, timeout)
+        await self.wait_until(answered, timeout)
+        return list(self.choices or [])
 
 
 class Interactions:

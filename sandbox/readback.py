@@ -40,7 +40,7 @@ class ReadBack:
             return self.guild(guild).channel_named(ref)
         return self.core.world.channel(int(ref))
 
-    # -- gateway control -------------------------------------------------
+    # -- gateway sessions ------------------------------------------------
     @property
     def sessions(self) -> list[GatewaySession]:
         """Sessions that are live or resumable."""

@@ -47,6 +47,7 @@ class MessageRoutes:
         add("GET", "/channels/{channel_id}", self.get_channel)
         add("GET", "/channels/{channel_id}/messages", self.list_messages)
         add("POST", "/channels/{channel_id}/messages", self.post_message)
+        add("POST", "/channels/{channel_id}/typing", self.typing)
         add("GET", "/channels/{channel_id}/messages/{message_id}", self.get_message)
         add("PATCH", "/channels/{channel_id}/messages/{message_id}", self.edit_message)
         add("DELETE", "/channels/{channel_id}/messages/{message_id}", self.delete_message)
@@ -164,6 +165,10 @@ class MessageRoutes:
         if data.get("enforce_nonce"):
             self.core.remember_nonce(channel.id, nonce, message)
         return self.core.message_payload(message)
+
+    async def typing(self, request: web.Request) -> web.Response:
+        self._require(self.world.channel(_int(request, "channel_id")), Perm.SEND_MESSAGES)
+        return no_content()
 
     async def get_message(self, request: web.Request) -> web.Response:
         channel = self.world.channel(_int(request, "channel_id"))

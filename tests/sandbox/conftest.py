@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 import discord
 import pytest
+import pytest_asyncio
 from discord import app_commands
 from discord.ext import commands
 
@@ -19,7 +20,7 @@ ClientT = TypeVar("ClientT", bound=discord.Client)
 INTENTS = discord.Intents(guilds=True, members=True, moderation=True, guild_messages=True)
 
 
-@pytest.fixture
+@pytest_asyncio.fixture
 async def sandbox() -> AsyncIterator[Sandbox]:
     async with Sandbox(SandboxConfig(message_rate_per=1.0)) as running:
         yield running

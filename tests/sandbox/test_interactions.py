@@ -93,6 +93,10 @@ async def test_autocomplete_returns_the_bots_choices(sandbox, guild):
             guild, guild.owner_id, "dlq jobs show", {"name": "al"}, focused="name"
         )
         assert [c["value"] for c in choices] == ["alpha", "alphabet"]
+        none = await sandbox.autocomplete(
+            guild, guild.owner_id, "dlq jobs show", {"name": "zz"}, focused="name"
+        )
+        assert none == []  # an empty answer is an answer, not a timeout
 
 
 class Confirm(discord.ui.View):
@@ -226,13 +230,24 @@ async def test_button_on_a_channel_message(sandbox, guild):
         assert view.accepted == [newcomer.id]
 
 
-async def test_callback_without_with_response_answers_204(sandbox, guild):
-    async with running(sandbox, bot_with_commands(guild, dlq_group())):
-        handle = sandbox.slash_command(guild, guild.owner_id, "dlq retry", {"job": 1})
-        await handle.wait_reply()
+async def test_raw_callback_answers(sandbox, guild):
+    bot = bot_with_commands(guild)
+    seen = asyncio.Event()
+
+    @bot.tree.command(name="silent", description="Never answers", guild=discord.Object(guild.id))
+    async def silent(interaction: discord.Interaction) -> None:
+        seen.set()
+
+    async with running(sandbox, bot):
+        handle = sandbox.slash_command(guild, guild.owner_id, "silent")
+        await asyncio.wait_for(seen.wait(), 5)
     url = f"{sandbox.api_url}/interactions/{handle.id}/{handle.token}/callback"
     async with aiohttp.ClientSession() as http:
-        async with http.post(url, json={"type": 4, "data": {"content": "again"}}) as resp:
+        reply = {"type": 4, "data": {"content": "by hand"}}
+        async with http.post(url, json=reply) as resp:
+            assert resp.status == 204  # no ?with_response: Discord answers 204
+        async with http.post(url + "?with_response=true", json=reply) as resp:
             assert resp.status == 400 and (await resp.json())["code"] == 40060
         async with http.post(url.replace(handle.token, "forged"), json={"type": 1}) as resp:
             assert resp.status == 404 and (await resp.json())["code"] == 10062
+    assert handle.original is not None and handle.original.content == "by hand"
