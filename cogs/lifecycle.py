@@ -20,7 +20,14 @@ from discord.ext import commands
 from bot.container import Container
 from domain.commands import TransitionCommand
 from domain.errors import DatabaseUnavailable, DomainError, TransitionDeadLettered
-from domain.lifecycle import EXIT_STATES, Operation, Source, State, TransitionNotAllowed
+from domain.lifecycle import (
+    EXIT_STATES,
+    Operation,
+    Source,
+    State,
+    TransitionNotAllowed,
+    catch_up,
+)
 from domain.spool import EventSpool, SpoolFull
 
 log = logging.getLogger(__name__)
@@ -157,6 +164,57 @@ class LifecycleCog(commands.Cog):
     async def _apply_spooled(self, cmd: TransitionCommand) -> None:
         async with self.member_lock(cmd.guild_id, cmd.user_id):
             await self.apply_command(cmd)
+
+    # ---- reconciliation: what happened while the bot was not connected -----------------
+
+    @commands.Cog.listener()
+    async def on_guild_available(self, guild: discord.Guild) -> None:
+        """At start-up and after a reconnect: apply what the gateway events we missed would
+        have. Keys are the live events' keys, so nothing is ever applied twice."""
+        try:
+            applied = await self.reconcile(guild)
+            if applied:
+                log.info("guild %s: caught up %d missed lifecycle operations", guild.id,
+                         applied)
+        except Exception:
+            log.exception("reconciling guild %s failed; live events still apply", guild.id)
+
+    async def reconcile(self, guild: discord.Guild) -> int:
+        stored = await self.transitions.member_states(guild.id)
+        config = await self.guilds.get(guild.id)
+        eligibility_role = config.eligibility_role_id if config else None
+        applied = 0
+        present: set[int] = set()
+        for member in list(guild.members):
+            if member.bot:
+                continue
+            present.add(member.id)
+            state = stored.get(member.id, (None, 0))[0]
+            if state == State.BANNED:
+                continue  # in the guild while banned: unban comes as its own event
+            eligible = eligibility_role is None or member.get_role(eligibility_role) is not None
+            ops = catch_up(state, started_onboarding=member.flags.started_onboarding,
+                           completed_onboarding=member.flags.completed_onboarding,
+                           pending=member.pending, eligible=eligible)
+            if not ops:
+                continue
+            async with self.member_lock(guild.id, member.id):
+                for op in ops:
+                    if await self.apply(guild.id, member.id, op, member.joined_at,
+                                        "caught up after reconnect") is not None:
+                        applied += 1
+        for user_id, (state, version) in stored.items():
+            if user_id in present or state in EXIT_STATES:
+                continue
+            async with self.member_lock(guild.id, user_id):
+                cmd = TransitionCommand(guild_id=guild.id, user_id=user_id,
+                                        operation=Operation.LEAVE, source=Source.BOT,
+                                        idempotency_key=f"reconcile:leave:{guild.id}:"
+                                                        f"{user_id}:v{version}",
+                                        reason="not in the guild after reconnect")
+                if await self.apply_command(cmd) is not None:
+                    applied += 1
+        return applied
 
     @commands.Cog.listener()
     async def on_member_join(self, member: discord.Member) -> None:

@@ -132,3 +132,33 @@ def target_state(operation: Operation, current: FromState) -> State:
 
 def allowed_operations(current: FromState) -> list[Operation]:
     return [op for (op, source) in TRANSITIONS if source == current]
+
+
+def catch_up(current: FromState, *, started_onboarding: bool, completed_onboarding: bool,
+             pending: bool, eligible: bool) -> list[Operation]:
+    """The onboarding operations that bring a stored member up to what Discord shows now.
+
+    Used when the bot (re)connects: events missed while it was down are derived from the
+    member's current flags, in lifecycle order. Exit states and None start with a join.
+    """
+    ops: list[Operation] = []
+    state: FromState = current
+    if state is None or state in EXIT_STATES:
+        ops.append(Operation.JOIN)
+        state = State.JOINED
+    if state == State.JOINED and (started_onboarding or completed_onboarding):
+        if completed_onboarding:
+            ops.append(Operation.COMPLETE_ONBOARDING)
+            state = State.ONBOARDING_COMPLETED
+        else:
+            ops.append(Operation.START_ONBOARDING)
+            state = State.ONBOARDING_IN_PROGRESS
+    if state == State.ONBOARDING_IN_PROGRESS and completed_onboarding:
+        ops.append(Operation.COMPLETE_ONBOARDING)
+        state = State.ONBOARDING_COMPLETED
+    if state == State.ONBOARDING_COMPLETED and eligible:
+        ops.append(Operation.MARK_ROLE_ELIGIBLE)
+        state = State.ROLE_ELIGIBLE
+    if state == State.ROLE_ELIGIBLE and not pending:
+        ops.append(Operation.ACCEPT_RULES)
+    return ops

@@ -381,6 +381,14 @@ class TransitionService:
                                 r.idempotency_key, r.correlation_id, r.created_at)
                     for r in rows]
 
+    async def member_states(self, guild_id: int) -> dict[int, tuple[State, int]]:
+        """Every stored member of a guild: user id -> (state, version). For reconciliation."""
+        async with self.db.autocommit() as conn:
+            rows = await conn.execute(text(
+                "SELECT user_id, state, version FROM members WHERE guild_id = :g"),
+                {"g": guild_id})
+            return {r.user_id: (State(r.state), r.version) for r in rows}
+
     async def get_member(self, guild_id: int, user_id: int) -> MemberSnapshot | None:
         async with self.db.autocommit() as conn:
             row = (await conn.execute(text(

@@ -93,3 +93,23 @@ def test_redaction_scrubs_tokens_and_passwords() -> None:
     for secret in (token, "s3cr3t-api-token-value", "hunter2", "abcdefghijkl"):
         assert secret not in out
     assert len(redact("x" * 5000)) == 2000
+
+
+def test_catch_up_follows_the_table_from_every_state() -> None:
+    from domain.lifecycle import catch_up
+
+    flags = dict(started_onboarding=True, completed_onboarding=True, pending=False,
+                 eligible=True)
+    for start in [None, *State]:
+        state = start
+        for op in catch_up(start, **flags):
+            state = target_state(op, state)  # every step allowed by the table
+        if start in (None, *EXIT_STATES, State.JOINED, State.ONBOARDING_IN_PROGRESS,
+                     State.ONBOARDING_COMPLETED, State.ROLE_ELIGIBLE):
+            assert state == State.RULES_ACCEPTED
+        else:
+            assert state == start  # already past onboarding: nothing to catch up
+    assert catch_up(State.JOINED, started_onboarding=True, completed_onboarding=False,
+                    pending=True, eligible=True) == [Operation.START_ONBOARDING]
+    assert catch_up(State.ONBOARDING_COMPLETED, started_onboarding=True,
+                    completed_onboarding=True, pending=False, eligible=False) == []
