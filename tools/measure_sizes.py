@@ -91,7 +91,7 @@ async def measure(url: str) -> dict[str, dict[str, float]]:
                               f"index {k}": v for k, v in per_index.items()}}
             await conn.execute(text(f"TRUNCATE {table} CASCADE"))
         out["server"] = {"version": (await conn.execute(text("SHOW server_version_num"))
-                                     ).scalar_one()}  # type: ignore[dict-item]
+                                     ).scalar_one()}
     await engine.dispose()
     return out
 

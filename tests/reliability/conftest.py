@@ -52,3 +52,6 @@ async def stoppable_pg() -> AsyncIterator[StoppablePostgres]:
             await asyncio.to_thread(server.stop)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+from tests.bot.conftest import world  # noqa: E402, F401  (the bot-in-sandbox fixture)
