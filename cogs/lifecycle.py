@@ -190,8 +190,6 @@ class LifecycleCog(commands.Cog):
                 continue
             present.add(member.id)
             state = stored.get(member.id, (None, 0))[0]
-            if state == State.BANNED:
-                continue  # in the guild while banned: unban comes as its own event
             eligible = eligibility_role is None or member.get_role(eligibility_role) is not None
             ops = catch_up(state, started_onboarding=member.flags.started_onboarding,
                            completed_onboarding=member.flags.completed_onboarding,

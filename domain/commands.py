@@ -9,6 +9,7 @@ from typing import Any
 
 from domain.errors import InvalidInput
 from domain.lifecycle import Operation, Source, State
+from domain.redaction import scrub
 
 MAX_SNOWFLAKE = 2**63 - 1
 MAX_KEY_LENGTH = 200
@@ -49,6 +50,8 @@ class TransitionCommand:
             raise InvalidInput(f"reason must be at most {MAX_REASON_LENGTH} characters")
         if self.expected_version is not None and self.expected_version < 0:
             raise InvalidInput("expected_version must be >= 0")
+        if self.reason:
+            object.__setattr__(self, "reason", scrub(self.reason))
 
     @property
     def strict(self) -> bool:

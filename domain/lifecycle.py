@@ -139,10 +139,14 @@ def catch_up(current: FromState, *, started_onboarding: bool, completed_onboardi
     """The onboarding operations that bring a stored member up to what Discord shows now.
 
     Used when the bot (re)connects: events missed while it was down are derived from the
-    member's current flags, in lifecycle order. Exit states and None start with a join.
+    member's current flags, in lifecycle order. Exit states and None start with a join
+    (after an unban when the member was banned).
     """
     ops: list[Operation] = []
     state: FromState = current
+    if state == State.BANNED:  # present again: the unban and the rejoin were missed
+        ops.append(Operation.UNBAN)
+        state = State.LEFT_GUILD
     if state is None or state in EXIT_STATES:
         ops.append(Operation.JOIN)
         state = State.JOINED

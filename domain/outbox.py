@@ -144,7 +144,10 @@ class OutboxWorker:
         self.worker_id = worker_id or \
             f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.wakeup = asyncio.Event()
-        self._last_retention = 0.0
+        # A delivery must end (or be abandoned) well before its claim can be taken over.
+        self.delivery_timeout = min(self.policy.delivery_timeout, self.policy.lock_seconds / 2)
+        # -inf, not 0: monotonic time starts near 0 at boot, and the first round must purge.
+        self._last_retention = float("-inf")
 
     # ---- claiming --------------------------------------------------------------------
 
@@ -195,13 +198,12 @@ class OutboxWorker:
         receipt: Receipt | None = None
         error: DeliveryError | None = None
         try:
-            receipt = await asyncio.wait_for(self._send(batch),
-                                             timeout=self.policy.delivery_timeout)
+            receipt = await asyncio.wait_for(self._send(batch), timeout=self.delivery_timeout)
         except DeliveryError as exc:
             error = exc
         except TimeoutError:
             error = DeliveryError(f"no answer from Discord within "
-                                  f"{self.policy.delivery_timeout:.0f}s", retryable=True)
+                                  f"{self.delivery_timeout:.0f}s", retryable=True)
         except Exception as exc:  # anything else: keep the row, retry later, say why
             error = DeliveryError(f"{type(exc).__name__}: {exc}", retryable=True)
         duration_ms = int((time.perf_counter() - t0) * 1000)
@@ -325,7 +327,12 @@ class OutboxWorker:
         if now - self._last_retention < self.policy.retention_every_seconds:
             return
         self._last_retention = now
-        await purge_expired(self.db, self.policy.retention_days, self.policy.retention_batch)
+        purged = await purge_expired(self.db, self.policy.retention_days,
+                                     self.policy.retention_batch)
+        if any(purged.values()):
+            log.info("retention: purged %d closed dead letters and %d delivered outbox rows "
+                     "older than %d days", purged["dead_letters"], purged["outbox"],
+                     self.policy.retention_days)
 
 
 async def purge_expired(db: Database, retention_days: int, batch: int = 500) -> dict[str, int]:

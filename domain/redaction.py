@@ -26,6 +26,17 @@ def register_secret(value: str | None) -> None:
             _known_secrets.add(value)
 
 
+def scrub(text: str) -> str:
+    """For free text people type (notes, reasons): remove configured secrets and anything
+    shaped like a Discord token or a bearer credential, leave the rest as written."""
+    with _lock:
+        secrets = sorted(_known_secrets, key=len, reverse=True)
+    for secret in secrets:
+        text = text.replace(secret, "[redacted]")
+    text = _PATTERNS[0].sub("[redacted]", text)
+    return _PATTERNS[1].sub(lambda m: f"{m.group(1)} [redacted]", text)
+
+
 def redact(text: str, limit: int = MAX_ERROR_LENGTH) -> str:
     with _lock:
         secrets = sorted(_known_secrets, key=len, reverse=True)
@@ -38,3 +49,21 @@ def redact(text: str, limit: int = MAX_ERROR_LENGTH) -> str:
     if len(text) > limit:
         text = text[: limit - 1] + "…"
     return text
+
+
+class RedactingFilter:
+    """A logging filter: every record leaves with secrets scrubbed (third-party debug logs
+    such as discord.py's request bodies included)."""
+
+    def filter(self, record: object) -> bool:
+        import logging
+
+        assert isinstance(record, logging.LogRecord)
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken format string: leave it to the handler
+            return True
+        cleaned = redact(message, limit=1_000_000)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        return True

@@ -1,0 +1,112 @@
+"""/api/v1/guilds/{guild_id}/dead-letters: the same RemediationService as /dlq and the CLI."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from bot.api.deps import ContainerDep, EntryId, GuildId
+from bot.api.errors import responses
+from bot.api.schemas import (
+    MAX_SIGNATURE,
+    ActorBody,
+    DeadLetterDetail,
+    DeadLetterOut,
+    DeadLetterPage,
+    GroupRetryOut,
+    NoteBody,
+    OptionalNoteBody,
+    RemediationOut,
+    RetryGroupBody,
+    RetryOut,
+    SafeText,
+    SnowflakeIn,
+    StatsOut,
+)
+from domain.lifecycle import Operation, Source
+from domain.persistence.tables import DeadLetterStatus
+from domain.remediation import MAX_LIMIT
+
+router = APIRouter(prefix="/guilds/{guild_id}/dead-letters", tags=["dead letters"])
+
+
+@router.get("", response_model=DeadLetterPage, summary="Dead letters, newest first")
+async def list_dead_letters(
+        guild_id: GuildId, c: ContainerDep,
+        status: DeadLetterStatus | None = None,
+        operation: Operation | None = None,
+        source: Source | None = None,
+        signature: Annotated[SafeText | None,
+                             Query(min_length=1, max_length=MAX_SIGNATURE)] = None,
+        user_id: Annotated[SnowflakeIn | None, Query(description="Discord user id")] = None,
+        limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 20,
+        cursor: Annotated[str | None, Query(
+            pattern=r"^[0-9]{1,19}$", description="next_cursor of the previous page")] = None,
+) -> DeadLetterPage:
+    page = await c.remediation.list(guild_id, status=status, operation=operation,
+                                    source=source, signature=signature, user_id=user_id,
+                                    limit=limit, cursor=cursor)
+    return DeadLetterPage(items=[DeadLetterOut.of(e) for e in page.items],
+                          next_cursor=page.next_cursor, total=page.total)
+
+
+# Declared before /{entry_id} so that "stats" is not read as an id.
+@router.get("/stats", response_model=StatsOut, summary="Counts by status and by signature")
+async def dead_letter_stats(guild_id: GuildId, c: ContainerDep) -> StatsOut:
+    stats = await c.remediation.stats(guild_id)
+    return StatsOut.model_validate(asdict(stats))
+
+
+@router.post("/retry-group", response_model=GroupRetryOut,
+             summary="Replay every open entry of one signature")
+async def retry_group(guild_id: GuildId, body: RetryGroupBody,
+                      c: ContainerDep) -> GroupRetryOut:
+    result = await c.remediation.retry_group(guild_id, body.signature, body.actor_id,
+                                             Source.API)
+    return GroupRetryOut.model_validate(asdict(result))
+
+
+@router.get("/{entry_id}", response_model=DeadLetterDetail, responses=responses(404),
+            summary="Every field of one entry and its remediation history")
+async def show_dead_letter(guild_id: GuildId, entry_id: EntryId,
+                           c: ContainerDep) -> DeadLetterDetail:
+    entry, history = await c.remediation.show(guild_id, entry_id)
+    return DeadLetterDetail(**DeadLetterOut.of(entry).model_dump(),
+                            history=[RemediationOut.of(h) for h in history])
+
+
+@router.post("/{entry_id}/retry", response_model=RetryOut, responses=responses(404, 409),
+             summary="Replay one entry now",
+             description="200 either way: `resolved: false` means the replay failed and the "
+             "entry is open again with the new error.")
+async def retry_dead_letter(guild_id: GuildId, entry_id: EntryId, body: ActorBody,
+                            c: ContainerDep) -> RetryOut:
+    outcome = await c.remediation.retry(guild_id, entry_id, body.actor_id, Source.API)
+    return RetryOut(entry=DeadLetterOut.of(outcome.entry), resolved=outcome.resolved,
+                    detail=outcome.detail, already_applied=outcome.already_applied)
+
+
+@router.post("/{entry_id}/resolve", response_model=DeadLetterOut,
+             responses=responses(404, 409), summary="Mark an open entry resolved, with a note")
+async def resolve_dead_letter(guild_id: GuildId, entry_id: EntryId, body: NoteBody,
+                              c: ContainerDep) -> DeadLetterOut:
+    return DeadLetterOut.of(await c.remediation.resolve(guild_id, entry_id, body.actor_id,
+                                                        body.note, Source.API))
+
+
+@router.post("/{entry_id}/dismiss", response_model=DeadLetterOut,
+             responses=responses(404, 409), summary="Dismiss an open entry, with a note")
+async def dismiss_dead_letter(guild_id: GuildId, entry_id: EntryId, body: NoteBody,
+                              c: ContainerDep) -> DeadLetterOut:
+    return DeadLetterOut.of(await c.remediation.dismiss(guild_id, entry_id, body.actor_id,
+                                                        body.note, Source.API))
+
+
+@router.post("/{entry_id}/reopen", response_model=DeadLetterOut,
+             responses=responses(404, 409), summary="Reopen a resolved or dismissed entry")
+async def reopen_dead_letter(guild_id: GuildId, entry_id: EntryId, body: OptionalNoteBody,
+                             c: ContainerDep) -> DeadLetterOut:
+    return DeadLetterOut.of(await c.remediation.reopen(guild_id, entry_id, body.actor_id,
+                                                       Source.API, body.note))

@@ -1,0 +1,68 @@
+"""/healthz and /metrics: for load balancers and Prometheus, no token needed."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from bot.api.deps import get_context
+from bot.api.schemas import HealthOut
+from bot.prometheus import CONTENT_TYPE, PrometheusMetrics
+from domain.persistence.database import Database
+from domain.redaction import redact
+
+log = logging.getLogger(__name__)
+
+DB_CHECK_SECONDS = 2.0
+
+router = APIRouter(tags=["operations"])
+
+
+async def check_database(db: Database) -> str:
+    """'ok', or why `SELECT 1` did not answer in time."""
+    try:
+        async with asyncio.timeout(DB_CHECK_SECONDS), db.autocommit() as conn:
+            await conn.execute(text("SELECT 1"))
+    except TimeoutError:
+        return f"unreachable: no answer to SELECT 1 within {DB_CHECK_SECONDS:g}s"
+    except Exception as exc:
+        return redact(f"unreachable: {type(exc).__name__}: {exc}", limit=300)
+    return "ok"
+
+
+@router.get("/healthz", response_model=HealthOut,
+            responses={503: {"model": HealthOut, "description": "a part is failing; "
+                                                                "`failing` names it"}},
+            summary="Database reachable, and the Discord gateway when the bot is in-process")
+async def healthz(request: Request) -> JSONResponse:
+    context = get_context(request)
+    database = await check_database(context.container.db)
+    if context.gateway_status is None:
+        gateway = "not_in_process"
+    else:
+        try:
+            gateway = "connected" if context.gateway_status() else "disconnected"
+        except Exception:
+            log.exception("gateway status check failed")
+            gateway = "disconnected"
+    failing = [part for part, bad in (("database", database != "ok"),
+                                      ("gateway", gateway == "disconnected")) if bad]
+    body = HealthOut(status="unhealthy" if failing else "ok", database=database,
+                     gateway=gateway, failing=failing)  # type: ignore[arg-type]
+    return JSONResponse(body.model_dump(mode="json"), status_code=503 if failing else 200)
+
+
+@router.get("/metrics", response_class=Response,
+            responses={200: {"content": {CONTENT_TYPE.split(";")[0]: {
+                "schema": {"type": "string"}}},
+                "description": "Prometheus text exposition format"}},
+            summary="Prometheus metrics of this process, with database gauges read now")
+async def metrics(request: Request) -> Response:
+    container = get_context(request).container
+    exporter = request.app.state.prometheus
+    assert isinstance(exporter, PrometheusMetrics)
+    return Response(await exporter.scrape(container.db), media_type=CONTENT_TYPE)
