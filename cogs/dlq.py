@@ -16,6 +16,7 @@ from cogs.dlq_views import (
     PAGE_SIZE,
     ConfirmView,
     PageView,
+    age,
     entry_embed,
     entry_line,
     page_embed,
@@ -69,13 +70,17 @@ class DeadLetterCog(commands.Cog):
         guild_id = await self._staff_for_autocomplete(interaction)
         if guild_id is None:
             return []
-        page = await self.remediation.list(guild_id, status=DeadLetterStatus.OPEN.value,
-                                           limit=25, with_total=False)
         typed = current.strip().removeprefix("#")
+        if typed and not (typed.isascii() and typed.isdigit() and len(typed) <= 19):
+            return []
+        # The prefix is matched in the database: an older entry is found by its number too.
+        page = await self.remediation.list(guild_id, status=DeadLetterStatus.OPEN.value,
+                                           id_prefix=typed or None, limit=25,
+                                           with_total=False)
         return [app_commands.Choice(
                     name=f"#{e.id} {e.operation} {e.from_state or 'new'}→{e.to_state or '?'} "
-                         f"{e.reason_code}"[:100], value=str(e.id))
-                for e in page.items if str(e.id).startswith(typed)][:25]
+                         f"{e.reason_code} · {age(e.created_at)}"[:100], value=str(e.id))
+                for e in page.items]
 
     async def signature_autocomplete(self, interaction: Interaction,
                                      current: str) -> list[app_commands.Choice[str]]:
@@ -159,8 +164,14 @@ class DeadLetterCog(commands.Cog):
         view = ConfirmView(interaction.user.id)
         await answer(interaction, f"Retry **{open_count}** open entries with signature "
                                   f"`{signature}`?", view=view)
-        if await view.wait() or not view.confirmed or view.clicked is None:
-            await interaction.edit_original_response(content="Nothing retried.", view=None)
+        timed_out = await view.wait()
+        if view.clicked is not None and not view.confirmed:
+            # Cancel: the click is answered by editing the question.
+            await view.clicked.response.edit_message(content="Nothing retried.", view=None)
+            return
+        if timed_out or view.clicked is None:
+            await interaction.edit_original_response(
+                content="Nothing retried (no answer within two minutes).", view=None)
             return
         click = view.clicked
         await click.response.edit_message(content=f"Retrying 0/{open_count}…", view=view)

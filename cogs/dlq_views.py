@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -14,12 +15,16 @@ Interaction = discord.Interaction[Any]
 PAGE_SIZE = 10
 
 
-def age(moment: datetime) -> str:
-    seconds = int((datetime.now(UTC) - moment).total_seconds())
+def duration(seconds: float) -> str:
+    whole = int(seconds)
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds // size}{unit}"
-    return f"{max(seconds, 0)}s"
+        if whole >= size:
+            return f"{whole // size}{unit}"
+    return f"{max(whole, 0)}s"
+
+
+def age(moment: datetime) -> str:
+    return duration((datetime.now(UTC) - moment).total_seconds())
 
 
 def _arrow(entry: DeadLetterEntry) -> str:
@@ -57,6 +62,7 @@ def entry_embed(entry: DeadLetterEntry, history: list[RemediationRecord]) -> dis
         "remediations": str(entry.remediation_count)
         + (f", last {age(entry.last_remediated_at)} ago" if entry.last_remediated_at else ""),
         "created": f"<t:{int(entry.created_at.timestamp())}:R>",
+        "updated": f"<t:{int(entry.updated_at.timestamp())}:R>",
         "version": str(entry.version),
     }
     if entry.resolved_by:
@@ -65,6 +71,9 @@ def entry_embed(entry: DeadLetterEntry, history: list[RemediationRecord]) -> dis
         fields["note"] = discord.utils.escape_markdown(entry.resolution_note)[:1000]
     for name, value in fields.items():
         embed.add_field(name=name, value=value, inline=True)
+    payload = json.dumps(entry.payload, separators=(",", ":"), default=str)
+    embed.add_field(name="payload", inline=False,
+                    value=f"```json\n{payload[:900]}{'…' if len(payload) > 900 else ''}\n```")
     if history:
         lines = [f"<t:{int(h.created_at.timestamp())}:f> {h.action} by <@{h.actor_id}> "
                  f"({h.source}): {h.outcome}"
@@ -79,9 +88,11 @@ def stats_embed(stats: Stats) -> discord.Embed:
     embed.description = " · ".join(f"{k} **{v}**" for k, v in stats.by_status.items())
     oldest = stats.oldest_open_age_seconds
     embed.add_field(name="oldest open",
-                    value=f"{int(oldest)}s" if oldest is not None else "none")
-    embed.add_field(name="retention", value=f"{stats.retention_days} days"
-                    if stats.retention_days else "keep everything")
+                    value=duration(oldest) if oldest is not None else "none")
+    embed.add_field(name="retention", value=(
+        f"{stats.retention_days} days (resolved and dismissed entries and delivered log "
+        "messages are purged after that; their history is kept)"
+        if stats.retention_days else "keep everything (RETENTION_DAYS=0)"))
     if stats.by_signature:
         embed.add_field(name="top signatures", inline=False, value="\n".join(
             f"`{s.signature}` open {s.open} / {s.total}" for s in stats.by_signature)[:1024])

@@ -1,0 +1,381 @@
+"""/dlq through the sandbox and the real discord.py bot: every subcommand and every refusal."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from sqlalchemy import text
+
+from domain.lifecycle import Operation, State
+from sandbox import CommandRefused
+from tests.bot.conftest import World, eventually, message_text, setup_guild
+from tests.bot.support import (
+    ask_in,
+    dead_letter,
+    drive,
+    hopeless,
+    read,
+    replayable,
+    setup_other_guild,
+)
+from tests.helpers import next_user
+
+SIGNATURE = "verify/retries_exhausted/WriteConflict"
+
+
+async def test_a_guild_that_is_not_set_up_is_told_to_run_setup(world: World) -> None:
+    for name, options in (("dlq list", {}), ("dlq show", {"id": "1"}), ("dlq stats", {}),
+                          ("dlq retry", {"id": "1"}), ("dlq reopen", {"id": "1"})):
+        answer = await world.ask(world.owner, name, options)
+        assert "not set up for Lifeline yet" in answer and "/lifeline setup" in answer, name
+
+
+async def test_list_pages_with_previous_and_next(world: World) -> None:
+    await setup_guild(world, "remediation")  # no mirror of each new entry: faster teardown
+    ids = [await dead_letter(world.container, world.guild.id) for _ in range(23)]
+    await dead_letter(world.container, world.guild.id, op=Operation.REJECT)  # filtered out
+    handle = world.sandbox.slash_command(world.guild, world.staff, "dlq list",
+                                         {"operation": "verify"})
+    first = await handle.wait_message()
+    assert first.ephemeral
+    page1 = message_text(first)
+    assert "23 in total · page 1" in page1 and "operation verify" in page1
+    shown = [i for i in ids if f"**#{i}**" in page1]
+    assert shown == ids[-10:]  # newest first: the ten newest
+    line = next(ln for ln in page1.splitlines() if f"#{ids[-1]}" in ln)
+    assert "`verify` verification_pending → verified" in line
+    assert "retries_exhausted" in line and "5 attempt(s)" in line and "<@" in line
+    assert first.find_component("dlq:prev")["disabled"] is True  # type: ignore[index]
+
+    async def press(custom_id: str, expect: str) -> str:
+        click = world.sandbox.press_button(handle, custom_id, world.staff)
+        await click.wait_reply()
+        return await world.sandbox.wait_until(
+            lambda: message_text(first) if expect in message_text(first) else None,
+            what=f"the list to show {expect}")
+
+    page2 = await press("dlq:next", "page 2")
+    assert [i for i in ids if f"**#{i}**" in page2] == ids[3:13]
+    page3 = await press("dlq:next", "page 3")
+    assert [i for i in ids if f"**#{i}**" in page3] == ids[:3]
+    assert first.find_component("dlq:next")["disabled"] is True  # type: ignore[index]
+    with pytest.raises(CommandRefused, match="disabled"):
+        world.sandbox.press_button(handle, "dlq:next", world.staff)
+    back = await press("dlq:prev", "page 2")
+    assert [i for i in ids if f"**#{i}**" in back] == ids[3:13]
+
+
+async def test_list_filters_by_status_and_signature_and_says_when_empty(world: World) -> None:
+    await setup_guild(world)
+    entry = await dead_letter(world.container, world.guild.id)
+    await world.container.remediation.dismiss(world.guild.id, entry, world.staff, "dup")
+    answer = await world.ask(world.staff, "dlq list", {"status": "dismissed",
+                                                       "signature": SIGNATURE})
+    assert f"#{entry}" in answer and "1 in total" in answer and "dismissed" in answer
+    assert "No dead letters match" in await world.ask(world.staff, "dlq list")
+
+
+async def test_show_gives_every_field_and_the_history(world: World) -> None:
+    await setup_guild(world)
+    user = next_user()
+    entry = await dead_letter(world.container, world.guild.id, user)
+    await world.container.remediation.dismiss(world.guild.id, entry, world.staff, "a *dup*")
+    await world.container.remediation.reopen(world.guild.id, entry, world.owner)
+    answer = await world.ask(world.staff, "dlq show", {"id": f"#{entry}"})
+    entry_row = (await world.container.remediation.show(world.guild.id, entry))[0]
+    for expected in (f"Dead letter #{entry} · open", f"<@{user}>", "`verify`",
+                     "verification_pending → verified", "retries_exhausted",
+                     "WriteConflict: the member changed meanwhile", "observed",
+                     "verification_pending v3", "attempts: 5", "source: api",
+                     f"`{SIGNATURE}`", entry_row.idempotency_key, entry_row.correlation_id,
+                     "remediations: 1", "version: 3", "payload", "updated",
+                     f"dismiss by <@{world.staff}> (staff): dismissed — a \\*dup\\*",
+                     f"reopen by <@{world.owner}> (staff): reopened"):
+        assert expected in answer, expected
+
+
+async def test_unknown_and_foreign_ids_get_the_same_clear_answer(world: World) -> None:
+    await setup_guild(world)
+    other = await setup_other_guild(world.sandbox)
+    foreign = await dead_letter(world.container, other.id)
+    for name in ("dlq show", "dlq retry", "dlq reopen"):
+        for entry in (str(foreign), "999999"):
+            answer = await world.ask(world.staff, name, {"id": entry})
+            assert f"dead letter #{entry} does not exist in this guild" in answer, name
+    answer = await world.ask(world.staff, "dlq resolve", {"id": str(foreign), "note": "x"})
+    assert "does not exist in this guild" in answer
+    answer = await world.ask(world.staff, "dlq show", {"id": "abc"})
+    assert "'abc' is not a dead-letter id" in answer
+    # The foreign entry was not touched.
+    entry, history = await world.container.remediation.show(other.id, foreign)
+    assert entry.status == "open" and history == []
+
+
+async def test_retry_resolves_and_answers_with_the_outcome(world: World) -> None:
+    await setup_guild(world)
+    user, entry = await replayable(world.container, world.guild.id)
+    handle = world.sandbox.slash_command(world.guild, world.staff, "dlq retry",
+                                         {"id": str(entry)})
+    answer = await read(handle)
+    assert f"✅ #{entry} resolved: replayed and applied" in answer
+    assert handle.response_type == 5  # deferred ("thinking") first, then the outcome
+    assert await world.state(user) == "verified"
+    found, history = await world.container.remediation.show(world.guild.id, entry)
+    assert found.status == "resolved" and [h.action for h in history] == ["retry"]
+
+
+async def test_retry_that_fails_again_answers_with_the_new_error(world: World) -> None:
+    await setup_guild(world)
+    entry = await hopeless(world.container, world.guild.id)
+    answer = await world.ask(world.staff, "dlq retry", {"id": str(entry)})
+    assert f"❌ #{entry} is still open" in answer and "'verify' is not allowed" in answer
+    found, history = await world.container.remediation.show(world.guild.id, entry)
+    assert found.status == "open" and history[0].outcome == "failed"
+    assert found.error_type == "TransitionNotAllowed"
+
+
+async def test_two_staff_retrying_one_entry_at_once_replay_it_once(world: World) -> None:
+    await setup_guild(world)
+    second_staff = world.sandbox.member_join(world.guild, None, "staffer-2", pending=False,
+                                             roles=[world.staff_role]).user.id
+    user, entry = await replayable(world.container, world.guild.id)
+    transitions = world.container.transitions
+    original = transitions.apply
+    gate = asyncio.Event()
+    replays = 0
+
+    async def held_apply(*args, **kwargs):  # type: ignore[no-untyped-def]
+        nonlocal replays
+        replays += 1
+        await gate.wait()  # the first replay is still running when the second retry arrives
+        return await original(*args, **kwargs)
+
+    transitions.apply = held_apply  # type: ignore[method-assign]
+    try:
+        first = world.sandbox.slash_command(world.guild, world.staff, "dlq retry",
+                                            {"id": str(entry)})
+        second = world.sandbox.slash_command(world.guild, second_staff, "dlq retry",
+                                             {"id": str(entry)})
+        # Whichever claimed the entry is held; the other is answered at once.
+        loser_text = await world.sandbox.wait_until(
+            lambda: next((message_text(m) for h in (first, second) for m in h.messages
+                          if not m.loading), None), what="the losing retry's answer")
+        assert f"dead letter #{entry} is already being retried" in loser_text
+        gate.set()
+        texts = [await read(first), await read(second)]
+    finally:
+        gate.set()
+        transitions.apply = original  # type: ignore[method-assign]
+    assert sorted("resolved" in t for t in texts) == [False, True]
+    assert replays == 1
+    assert await world.count("remediation_actions", "dead_letter_id = :id", id=entry) == 1
+    assert await world.count("member_transitions", "user_id = :u AND operation = 'verify'",
+                             u=user) == 1
+
+
+async def test_retry_group_asks_then_reports_progress_and_counts(world: World) -> None:
+    await setup_guild(world)
+    good = [await replayable(world.container, world.guild.id) for _ in range(3)]
+    bad = await hopeless(world.container, world.guild.id)
+    other_sig = await dead_letter(world.container, world.guild.id, op=Operation.REJECT)
+    handle = world.sandbox.slash_command(world.guild, world.staff, "dlq retry-group",
+                                         {"signature": SIGNATURE})
+    question = await handle.wait_message()
+    assert f"Retry **4** open entries with signature `{SIGNATURE}`?" in question.content
+    assert await world.count("remediation_actions") == 0  # nothing before the click
+    click = world.sandbox.press_button(handle, "dlq:confirm", world.staff)
+    await click.wait_reply()
+    done = await world.sandbox.wait_until(
+        lambda: question.content if question.content.startswith("Done") else None,
+        timeout=15, what="the group retry to finish")
+    assert done == "Done: 4 retried, ✅ 3 resolved, ❌ 1 failed"
+    assert question.components == []  # the buttons are gone
+    edits = [str(c.json.get("content")) for c in world.sandbox.calls
+             if c.method == "PATCH" and c.path.endswith("/messages/@original")]
+    assert any(e.startswith("Retrying ") for e in edits), edits  # progress was shown
+    for user, _ in good:
+        assert await world.state(user) == "verified"
+    statuses = {e.id: e.status for e in (await world.container.remediation.list(
+        world.guild.id, status=None, limit=10)).items}
+    assert statuses[bad] == "open" and statuses[other_sig] == "open"
+    assert all(statuses[e] == "resolved" for _, e in good)
+
+
+async def test_retry_group_cancel_and_nothing_to_retry(world: World) -> None:
+    await setup_guild(world)
+    await hopeless(world.container, world.guild.id)
+    handle = world.sandbox.slash_command(world.guild, world.staff, "dlq retry-group",
+                                         {"signature": SIGNATURE})
+    question = await handle.wait_message()
+    click = world.sandbox.press_button(handle, "dlq:cancel", world.staff)
+    await click.wait_reply()  # the click itself is answered, not left to fail
+    await world.sandbox.wait_until(lambda: question.content == "Nothing retried.",
+                                   what="the cancelled question")
+    assert await world.count("remediation_actions") == 0
+    answer = await world.ask(world.staff, "dlq retry-group", {"signature": "kick/x/y"})
+    assert "No open entries with signature `kick/x/y`" in answer
+
+
+async def test_resolve_dismiss_reopen_and_their_refusals(world: World) -> None:
+    await setup_guild(world)
+    a = await dead_letter(world.container, world.guild.id)
+    b = await dead_letter(world.container, world.guild.id)
+    answer = await world.ask(world.staff, "dlq resolve", {"id": str(a), "note": "fixed by hand"})
+    assert answer.startswith(f"✅ resolved **#{a}**") and "resolved" in answer
+    answer = await world.ask(world.staff, "dlq resolve", {"id": str(a), "note": "again"})
+    assert f"dead letter #{a} is resolved; it cannot be resolved" in answer
+    answer = await world.ask(world.staff, "dlq dismiss", {"id": str(b), "note": "duplicate"})
+    assert answer.startswith(f"✅ dismissed **#{b}**")
+    for name, options in (("dlq retry", {"id": str(b)}),
+                          ("dlq resolve", {"id": str(b), "note": "x"}),
+                          ("dlq dismiss", {"id": str(b), "note": "x"})):
+        answer = await world.ask(world.staff, name, options)
+        assert f"dead letter #{b} is dismissed; reopen it before you" in answer, name
+    answer = await world.ask(world.staff, "dlq reopen", {"id": str(b)})
+    assert answer.startswith(f"✅ reopened **#{b}**") and "open" in answer
+    answer = await world.ask(world.staff, "dlq reopen", {"id": str(b)})
+    assert f"dead letter #{b} is already open" in answer
+    answer = await world.ask(world.staff, "dlq reopen", {"id": str(a)})
+    assert answer.startswith(f"✅ reopened **#{a}**")
+    statuses = [h.action for h in (await world.container.remediation.show(
+        world.guild.id, b))[1]]
+    assert statuses == ["dismiss", "reopen"]
+    # Every answer was ephemeral: only the staff member who asked saw it.
+    shown = [m for h in world.sandbox.interaction_handles for m in h.messages]
+    assert len(shown) >= 9 and all(m.ephemeral for m in shown)
+
+
+async def test_notes_must_be_1_to_1000_characters(world: World) -> None:
+    await setup_guild(world)
+    entry = await dead_letter(world.container, world.guild.id)
+    # Blank after trimming: Discord lets it through (length 3), the bot refuses it.
+    answer = await world.ask(world.staff, "dlq resolve", {"id": str(entry), "note": "   "})
+    assert "a note of 1 to 1000 characters is required (got 0)" in answer
+    # Too long or empty: Discord itself refuses the option (max_length / min_length).
+    for note in ("x" * 1001, ""):
+        with pytest.raises(CommandRefused, match=r"longer than 1000|shorter than 1"):
+            world.sandbox.slash_command(world.guild, world.staff, "dlq dismiss",
+                                        {"id": str(entry), "note": note})
+    assert await world.count("remediation_actions") == 0
+    answer = await world.ask(world.staff, "dlq dismiss", {"id": str(entry), "note": "y" * 1000})
+    assert answer.startswith(f"✅ dismissed **#{entry}**")
+    found, _ = await world.container.remediation.show(world.guild.id, entry)
+    assert found.resolution_note == "y" * 1000
+
+
+async def test_stats_counts_signatures_oldest_and_retention(world: World) -> None:
+    await setup_guild(world)
+    for _ in range(3):
+        await dead_letter(world.container, world.guild.id)
+    closed = await dead_letter(world.container, world.guild.id, op=Operation.REJECT)
+    await world.container.remediation.resolve(world.guild.id, closed, world.staff, "done")
+    async with world.container.db.transaction() as conn:
+        await conn.execute(text("UPDATE dead_letters SET created_at = now() - interval "
+                                "'2 hours' WHERE id = (SELECT min(id) FROM dead_letters)"))
+    answer = await world.ask(world.staff, "dlq stats")
+    assert "open **3**" in answer and "resolved **1**" in answer and "dismissed **0**" in answer
+    assert f"`{SIGNATURE}` open 3 / 3" in answer
+    assert "`reject/retries_exhausted/WriteConflict` open 0 / 1" in answer
+    assert "oldest open: 2h" in answer
+    assert "retention: 30 days" in answer
+
+
+async def test_autocomplete_is_scoped_to_the_guild_and_to_open_entries(world: World) -> None:
+    await setup_guild(world)
+    other = await setup_other_guild(world.sandbox)
+    mine = [await dead_letter(world.container, world.guild.id) for _ in range(3)]
+    closed = await dead_letter(world.container, world.guild.id)
+    await world.container.remediation.dismiss(world.guild.id, closed, world.staff, "no")
+    theirs = [await dead_letter(world.container, other.id, op=Operation.KICK,
+                                from_state=State.JOINED, to_state=State.KICKED)
+              for _ in range(3)]
+    choices = await world.sandbox.autocomplete(world.guild, world.staff, "dlq retry",
+                                               focused="id")
+    assert [c["value"] for c in choices] == [str(i) for i in reversed(mine)]  # newest first
+    assert choices[0]["name"].startswith(f"#{mine[-1]} verify verification_pending→verified")
+    typed = await world.sandbox.autocomplete(world.guild, world.staff, "dlq show",
+                                             {"id": str(mine[0])}, focused="id")
+    assert [c["value"] for c in typed] == [str(mine[0])]
+    sigs = await world.sandbox.autocomplete(world.guild, world.staff, "dlq retry-group",
+                                            focused="signature")
+    assert [c["value"] for c in sigs] == [SIGNATURE] and "(3 open)" in sigs[0]["name"]
+    # The other guild's staff (its owner) sees only its own entries and signatures.
+    theirs_seen = await world.sandbox.autocomplete(other, other.owner_id, "dlq dismiss",
+                                                   focused="id")
+    assert [c["value"] for c in theirs_seen] == [str(i) for i in reversed(theirs)]
+    their_sigs = await world.sandbox.autocomplete(other, other.owner_id, "dlq retry-group",
+                                                  focused="signature")
+    assert [c["value"] for c in their_sigs] == ["kick/retries_exhausted/WriteConflict"]
+    # Typing another guild's id finds nothing.
+    foreign = await world.sandbox.autocomplete(world.guild, world.staff, "dlq show",
+                                               {"id": str(theirs[0])}, focused="id")
+    assert foreign == []
+
+
+async def test_non_staff_is_refused_even_when_the_guild_grants_the_command(
+        world: World) -> None:
+    await setup_guild(world)
+    entry = await dead_letter(world.container, world.guild.id)
+    outsider = world.sandbox.member_join(world.guild, None, "outsider", pending=False).user.id
+    with pytest.raises(CommandRefused, match="hidden"):
+        world.sandbox.slash_command(world.guild, outsider, "dlq list")
+    world.sandbox.grant_command(world.guild, "dlq", outsider)
+    for name, options in (("dlq list", {}), ("dlq show", {"id": str(entry)}),
+                          ("dlq retry", {"id": str(entry)}),
+                          ("dlq retry-group", {"signature": SIGNATURE}),
+                          ("dlq resolve", {"id": str(entry), "note": "mine now"}),
+                          ("dlq dismiss", {"id": str(entry), "note": "mine now"}),
+                          ("dlq reopen", {"id": str(entry)}), ("dlq stats", {})):
+        handle = world.sandbox.slash_command(world.guild, outsider, name, options)
+        answer = await read(handle)
+        assert "this command is for staff" in answer, name
+        assert handle.messages[0].ephemeral
+    assert await world.sandbox.autocomplete(world.guild, outsider, "dlq show",
+                                            focused="id") == []
+    assert await world.count("remediation_actions") == 0
+
+
+async def test_staff_role_without_manage_server_may_use_dlq(world: World) -> None:
+    # The staff member holds the configured Staff role (no permissions of its own).
+    await setup_guild(world)
+    user = next_user()
+    await drive(world.container, world.guild.id, user, State.JOINED)
+    entry = await dead_letter(world.container, world.guild.id, user, Operation.KICK,
+                              from_state=State.JOINED, to_state=State.KICKED)
+    answer = await ask_in(world.sandbox, world.guild, world.staff, "dlq show", {"id": str(entry)})
+    assert f"Dead letter #{entry}" in answer
+    await eventually(lambda: world.count("dead_letters"), what="the entry")
+
+
+async def test_id_autocomplete_finds_an_older_entry_by_the_digits_typed(world: World) -> None:
+    await setup_guild(world, "remediation")
+    ids = [await dead_letter(world.container, world.guild.id) for _ in range(30)]
+    newest = await world.sandbox.autocomplete(world.guild, world.staff, "dlq resolve",
+                                              focused="id")
+    assert [c["value"] for c in newest] == [str(i) for i in reversed(ids)][:25]
+    oldest = str(ids[0])
+    typed = await world.sandbox.autocomplete(world.guild, world.staff, "dlq resolve",
+                                             {"id": f"#{oldest}"}, focused="id")
+    values = [c["value"] for c in typed]
+    assert oldest in values and all(v.startswith(oldest) for v in values)
+    assert values == sorted(values, key=int, reverse=True)  # newest first
+    assert await world.sandbox.autocomplete(world.guild, world.staff, "dlq resolve",
+                                            {"id": "abc"}, focused="id") == []
+
+
+async def test_lifeline_setup_needs_manage_server_and_status_needs_setup(world: World) -> None:
+    answer = await world.ask(world.owner, "lifeline status")
+    assert "not set up for Lifeline yet" in answer
+    # The staff role was granted /lifeline, but setting up needs Manage Server.
+    answer = await world.ask(world.staff, "lifeline setup", {
+        "log_channel": world.log_channel, "verified_role": world.verified_role})
+    assert "/lifeline setup needs the Manage Server permission" in answer
+    assert await world.container.guilds.get(world.guild.id) is None
+    await setup_guild(world)
+    await dead_letter(world.container, world.guild.id)
+    status = await world.ask(world.staff, "lifeline status")
+    assert f"Log channel: <#{world.log_channel}>" in status
+    assert f"Staff roles: <@&{world.staff_role}>" in status
+    assert "Mirror level: dead_letters" in status and "open 1" in status
+    assert "could not be made" not in status
