@@ -90,15 +90,21 @@ class GuildSettingsService:
         return config
 
     async def delivery_problems(self, guild_id: int) -> DeliveryHealth:
-        """Outbox health of one guild, for `/lifeline status`."""
+        """Outbox health of one guild, for `/lifeline status`: failures since the last
+        `/lifeline setup` (which is how staff fix a deleted channel or a lost permission)."""
         async with self.db.autocommit() as conn:
             row = (await conn.execute(text(
-                """SELECT count(*) FILTER (WHERE status IN ('pending', 'retry_scheduled',
-                                                       'delivering')) AS pending,
-                          count(*) FILTER (WHERE status IN ('dead_lettered', 'failed'))
-                              AS dead,
-                          (SELECT last_error FROM outbox WHERE guild_id = :g
-                             AND status IN ('dead_lettered', 'failed')
-                             ORDER BY id DESC LIMIT 1) AS last_error
-                   FROM outbox WHERE guild_id = :g"""), {"g": guild_id})).one()
+                """SELECT count(*) FILTER (WHERE o.status IN ('pending', 'retry_scheduled',
+                                                         'delivering')) AS pending,
+                          count(*) FILTER (WHERE o.status IN ('dead_lettered', 'failed')
+                                           AND o.updated_at > gs.updated_at) AS dead,
+                          (SELECT last_error FROM outbox o2 WHERE o2.guild_id = :g
+                             AND o2.status IN ('dead_lettered', 'failed')
+                             AND o2.updated_at > gs.updated_at
+                             ORDER BY o2.id DESC LIMIT 1) AS last_error
+                   FROM guild_settings gs LEFT JOIN outbox o ON o.guild_id = gs.guild_id
+                   WHERE gs.guild_id = :g
+                   GROUP BY gs.updated_at"""), {"g": guild_id})).first()
+        if row is None:
+            return DeliveryHealth(0, 0, None)
         return DeliveryHealth(int(row.pending), int(row.dead), row.last_error)
