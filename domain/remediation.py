@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import json
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import fields
 from typing import Any
 
 from sqlalchemy import text
@@ -42,10 +44,10 @@ from domain.errors import (
 )
 from domain.lifecycle import Operation, Source
 from domain.metrics import CountingMetrics, Metrics
-from domain.mirror import enqueue_mirror, remediation_line
-from domain.persistence.database import Database
+from domain.mirror import LEVELS_FOR, remediation_line
+from domain.persistence.database import Database, DriverStatement
 from domain.persistence.tables import DeadLetterStatus
-from domain.redaction import redact
+from domain.redaction import redact, scrub
 from domain.transitions import TransitionFailed, TransitionService
 
 log = logging.getLogger(__name__)
@@ -64,7 +66,7 @@ def validate_note(note: str | None) -> str:
     if not 1 <= len(cleaned) <= MAX_NOTE:
         raise InvalidInput(f"a note of 1 to {MAX_NOTE} characters is required "
                            f"(got {len(cleaned)})")
-    return cleaned
+    return scrub(cleaned)
 
 
 def parse_cursor(cursor: str | None) -> int | None:
@@ -93,10 +95,20 @@ class RemediationService:
                    operation: str | None = None, source: str | None = None,
                    signature: str | None = None, user_id: int | None = None,
                    limit: int = 20, cursor: str | None = None,
-                   with_total: bool = True) -> Page:
+                   with_total: bool = True, id_prefix: str | None = None,
+                   count_limit: int | None = None) -> Page:
+        """A page, newest first; `total` counts every match (-1 without `with_total`).
+
+        With `count_limit=N` the count stops after N + 1 matches: a total above N means
+        "more than N". The exact count reads every matching index entry (5-6 ms for
+        90,000 open entries, most of a page's time); the bounded one costs 0.1 ms.
+        """
         check_snowflake("guild_id", guild_id)
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
             raise InvalidInput(f"limit must be between 1 and {MAX_LIMIT}")
+        if count_limit is not None and (isinstance(count_limit, bool)
+                                        or not isinstance(count_limit, int) or count_limit < 1):
+            raise InvalidInput("count_limit must be a whole number >= 1")
         where = ["guild_id = :g"]
         params: dict[str, Any] = {"g": guild_id}
         if status is not None:
@@ -116,6 +128,11 @@ class RemediationService:
         if user_id is not None:
             params["user_id"] = check_snowflake("user_id", user_id)
             where.append("user_id = :user_id")
+        if id_prefix:  # autocomplete: ids that start with what staff typed
+            if not (id_prefix.isascii() and id_prefix.isdigit()) or len(id_prefix) > 19:
+                raise InvalidInput("id_prefix must be digits")
+            params["id_prefix"] = id_prefix + "%"
+            where.append("CAST(id AS text) LIKE :id_prefix")
         filters = " AND ".join(where)
         after = parse_cursor(cursor)
         page_where = filters + (" AND id < :after" if after is not None else "")
@@ -125,7 +142,12 @@ class RemediationService:
                 f"SELECT {_COLS} FROM dead_letters WHERE {page_where} "  # noqa: S608
                 "ORDER BY id DESC LIMIT :limit"), params_page)).all()
             total = -1
-            if with_total:
+            if with_total and count_limit is not None:
+                total = (await conn.execute(text(
+                    f"SELECT count(*) FROM (SELECT 1 FROM dead_letters WHERE {filters} "  # noqa: S608
+                    "LIMIT :count_limit) AS matches"),
+                    {**params, "count_limit": count_limit + 1})).scalar_one()
+            elif with_total:
                 total = (await conn.execute(text(
                     f"SELECT count(*) FROM dead_letters WHERE {filters}"),  # noqa: S608
                     params)).scalar_one()
@@ -144,25 +166,26 @@ class RemediationService:
 
     async def stats(self, guild_id: int, top: int = 10) -> Stats:
         check_snowflake("guild_id", guild_id)
+        by_status = {s.value: 0 for s in DeadLetterStatus}
+        by_signature: builtins.list[SignatureCount] = []
         async with self.db.autocommit() as conn:
-            by_status = {s.value: 0 for s in DeadLetterStatus}
-            for row in await conn.execute(text(
-                    "SELECT status, count(*) AS n FROM dead_letters WHERE guild_id = :g "
-                    "GROUP BY status"), {"g": guild_id}):
-                by_status[row.status] = row.n
-            sigs = await conn.execute(text(
-                """SELECT signature, min(operation::text) AS operation,
-                          min(reason_code::text) AS reason_code,
-                          count(*) FILTER (WHERE status IN ('open', 'retrying')) AS open,
-                          count(*) AS total
-                   FROM dead_letters WHERE guild_id = :g
-                   GROUP BY signature ORDER BY open DESC, total DESC, signature LIMIT :top"""),
-                {"g": guild_id, "top": top})
-            by_signature = [SignatureCount(r.signature, r.operation, r.reason_code, r.open,
-                                           r.total) for r in sigs]
+            # One index-only pass (ix_dead_letters_guild_signature) gives the counts by
+            # signature and status, ranked; the counts by status are their sums. Reading
+            # operation and reason code from the rows instead cost a scan of every entry of
+            # the guild (0.5 s for 300,000 entries).
+            for r in await conn.execute(_STATS_BY_SIGNATURE_AND_STATUS, {"g": guild_id}):
+                by_status[r.status] += r.n
+                if len(by_signature) < top and (not by_signature
+                                                or by_signature[-1].signature != r.signature):
+                    operation, reason_code = _signature_parts(r.signature)
+                    by_signature.append(SignatureCount(r.signature, operation, reason_code,
+                                                       int(r.open), int(r.total)))
+            # Ids grow with created_at (both set by the INSERT), so the oldest open entry is
+            # the first by id: an index probe instead of reading every open entry.
             oldest = (await conn.execute(text(
-                "SELECT extract(epoch FROM now() - min(created_at)) FROM dead_letters "
-                "WHERE guild_id = :g AND status = 'open'"), {"g": guild_id})).scalar_one()
+                "SELECT extract(epoch FROM now() - created_at) FROM dead_letters "
+                "WHERE guild_id = :g AND status = 'open' ORDER BY id LIMIT 1"),
+                {"g": guild_id})).scalar_one_or_none()
         return Stats(by_status, by_signature,
                      float(oldest) if oldest is not None else None, self.retention_days)
 
@@ -265,34 +288,31 @@ class RemediationService:
 
     # ---- internals -------------------------------------------------------------------
 
-    async def _get(self, conn: AsyncConnection, guild_id: int, entry_id: int
-                   ) -> DeadLetterEntry:
-        check_snowflake("guild_id", guild_id)
-        if isinstance(entry_id, bool) or not isinstance(entry_id, int) \
-                or not 0 < entry_id < 2**63:
-            raise NotFound(f"dead letter #{entry_id} does not exist in this guild")
-        row = (await conn.execute(text(
-            f"SELECT {_COLS} FROM dead_letters WHERE id = :id AND guild_id = :g"),  # noqa: S608
-            {"id": entry_id, "g": guild_id})).first()
+    async def _get(self, conn: AsyncConnection, guild_id: int, entry_id: int,
+                   for_update: bool = False) -> DeadLetterEntry:
+        _check_entry_id(guild_id, entry_id)
+        row = (await conn.execute(_GET_FOR_UPDATE if for_update else _GET,
+                                  {"id": entry_id, "g": guild_id})).first()
         if row is None:
             # Same answer for another guild's id: no way to probe other guilds.
             raise NotFound(f"dead letter #{entry_id} does not exist in this guild")
         return DeadLetterEntry.from_row(row)
 
     async def _claim(self, guild_id: int, entry_id: int) -> DeadLetterEntry:
-        async with self.db.transaction() as conn:
-            current = await self._get(conn, guild_id, entry_id)
-            row = (await conn.execute(text(
-                f"""UPDATE dead_letters SET status = 'retrying', version = version + 1,
-                           updated_at = now()
-                    WHERE id = :id AND guild_id = :g
-                      AND (status = 'open' OR (status = 'retrying'
-                           AND updated_at < now() - make_interval(secs => :stale)))
-                    RETURNING {_COLS}"""),  # noqa: S608
-                {"id": entry_id, "g": guild_id, "stale": STALE_CLAIM_SECONDS})).first()
+        _check_entry_id(guild_id, entry_id)
+        # The compare-and-set on the status is the claim: one statement, its own transaction,
+        # on the driver connection (retry_group runs thousands). Only when it matches nothing
+        # is the entry read, to say why; that new statement sees a concurrent claim the UPDATE
+        # may have waited for.
+        async with self.db.driver() as driver:
+            row = await driver.fetchrow(_DRIVER_CLAIM.sql, *_DRIVER_CLAIM.args(
+                {"id": entry_id, "g": guild_id, "stale": STALE_CLAIM_SECONDS}))
         if row is not None:
-            return DeadLetterEntry.from_row(row)
-        self._refuse(current, "retry")
+            return _entry(row)
+        async with self.db.autocommit() as conn:
+            current = await self._get(conn, guild_id, entry_id)
+        if current.status != DeadLetterStatus.OPEN:
+            self._refuse(current, "retry")
         raise AlreadyRetrying(f"dead letter #{entry_id} is already being retried")
 
     @staticmethod
@@ -311,14 +331,15 @@ class RemediationService:
         check_snowflake("actor_id", actor_id)
         correlation_id = new_correlation_id()
         async with self.db.transaction() as conn:
-            current = await self._get(conn, guild_id, entry_id)
+            # Locked: a concurrent retry claim or close waits, and the status check holds.
+            current = await self._get(conn, guild_id, entry_id, for_update=True)
             if current.status not in allowed:
                 if action == "reopen" and current.status == DeadLetterStatus.OPEN:
                     raise InvalidStatus(f"dead letter #{entry_id} is already open")
                 self._refuse(current, action)
-            entry = await self._write_outcome(
-                conn, current, actor_id, source, action, _past(action), to, note,
-                correlation_id, None, None)
+            params = self._outcome(current, actor_id, source, action, _past(action), to, note,
+                                   correlation_id, None)
+            entry = _written(current, (await conn.execute(_WRITE_OUTCOME, params)).first())
         self.metrics.remediation(action, _past(action))
         return entry
 
@@ -326,17 +347,21 @@ class RemediationService:
                       action: str, outcome: str, to: DeadLetterStatus, note: str | None,
                       correlation_id: str, detail: str,
                       error: BaseException | None = None) -> DeadLetterEntry:
-        async with self.db.transaction() as conn:
-            entry = await self._write_outcome(conn, claimed, actor_id, source, action, outcome,
-                                              to, note, correlation_id, detail, error)
+        params = self._outcome(claimed, actor_id, source, action, outcome, to, note,
+                               correlation_id, error)
+        async with self.db.driver() as driver:  # one statement: its own transaction
+            row = await driver.fetchrow(_DRIVER_WRITE_OUTCOME.sql,
+                                        *_DRIVER_WRITE_OUTCOME.args(params))
+        entry = _written(claimed, row)
         self.metrics.remediation(action, outcome)
         return entry
 
-    async def _write_outcome(self, conn: AsyncConnection, current: DeadLetterEntry,
-                             actor_id: int, source: Source, action: str, outcome: str,
-                             to: DeadLetterStatus, note: str | None, correlation_id: str,
-                             detail: str | None, error: BaseException | None
-                             ) -> DeadLetterEntry:
+    @staticmethod
+    def _outcome(current: DeadLetterEntry, actor_id: int, source: Source, action: str,
+                 outcome: str, to: DeadLetterStatus, note: str | None, correlation_id: str,
+                 error: BaseException | None) -> dict[str, Any]:
+        """Parameters of _WRITE_OUTCOME: the status compare-and-set, the audit row and the
+        mirror row, in one statement (all or nothing, one round trip)."""
         params: dict[str, Any] = {
             "id": current.id, "g": current.guild_id, "version": current.version,
             "status": to.value, "actor": actor_id, "note": note,
@@ -346,44 +371,108 @@ class RemediationService:
             "error_message": redact(str(error) or type(error).__name__) if error else None,
             "count_it": action != "reopen",
         }
-        row = (await conn.execute(text(
-            f"""UPDATE dead_letters SET
-                   status = CAST(:status AS dead_letter_status),
-                   version = version + 1, updated_at = now(),
-                   remediation_count = remediation_count + CASE WHEN :count_it THEN 1 ELSE 0 END,
-                   last_remediated_at = now(),
-                   resolved_by = CASE WHEN :resolved THEN CAST(:actor AS bigint) ELSE NULL END,
-                   resolution_note = CASE WHEN :resolved THEN CAST(:note AS text) ELSE NULL END,
-                   error_type = CASE WHEN :failed THEN CAST(:error_type AS text)
-                                     ELSE error_type END,
-                   error_message = CASE WHEN :failed THEN CAST(:error_message AS text)
-                                        ELSE error_message END
-                WHERE id = :id AND guild_id = :g AND version = :version
-                RETURNING {_COLS}"""),  # noqa: S608
-            params)).first()
-        if row is None:
-            raise AlreadyRetrying(f"dead letter #{current.id} was changed by someone else "
-                                  "meanwhile; look at it again")
-        entry = DeadLetterEntry.from_row(row)
-        await conn.execute(text(
-            """INSERT INTO remediation_actions (guild_id, dead_letter_id, actor_id, source,
-                   action, outcome, status_before, status_after, note, error_message,
-                   correlation_id)
-               VALUES (:g, :id, :actor, CAST(:source AS transition_source), :action, :outcome,
-                       CAST(:before AS dead_letter_status), CAST(:after AS dead_letter_status),
-                       :note, :error_message, :corr)"""),
-            {"g": current.guild_id, "id": current.id, "actor": actor_id,
-             "source": source.value, "action": action, "outcome": outcome,
-             "before": "open" if current.status == "retrying" else current.status,
-             "after": to.value, "note": note,
-             "error_message": params["error_message"] if error else None,
-             "corr": correlation_id})
         shown = outcome if not error else f"{outcome}: {params['error_message'][:200]}"
-        await enqueue_mirror(conn, current.guild_id, "remediation",
-                             remediation_line(_past(action), actor_id, entry.as_dict(), shown,
-                                              note),
-                             dead_letter_id=current.id, action=action)
-        return entry
+        # The line names the entry's id, operation, member and states, which no remediation
+        # changes: it is written from the entry as read, in the same statement.
+        line = remediation_line(_past(action), actor_id, _fields(current), shown, note)
+        params.update({
+            "source": source.value, "action": action, "outcome": outcome,
+            "before": "open" if current.status == "retrying" else current.status,
+            "corr": correlation_id,
+            "mirror_payload": json.dumps({"line": line, "record": "remediation",
+                                          "dead_letter_id": current.id, "action": action}),
+            "mirror_levels": LEVELS_FOR["remediation"]})
+        return params
+
+
+# Statements built once: text() parses its bind parameters each time it is constructed.
+_GET = text(f"SELECT {_COLS} FROM dead_letters WHERE id = :id AND guild_id = :g")  # noqa: S608
+_GET_FOR_UPDATE = text(
+    f"SELECT {_COLS} FROM dead_letters WHERE id = :id AND guild_id = :g FOR UPDATE")  # noqa: S608
+
+_CLAIM = text(
+    f"""UPDATE dead_letters SET status = 'retrying', version = version + 1, updated_at = now()
+        WHERE id = :id AND guild_id = :g
+          AND (status = 'open' OR (status = 'retrying'
+               AND updated_at < now() - make_interval(secs => :stale)))
+        RETURNING {_COLS}""")  # noqa: S608
+
+_WRITE_OUTCOME = text(
+    f"""WITH upd AS (
+          UPDATE dead_letters SET
+             status = CAST(:status AS dead_letter_status),
+             version = version + 1, updated_at = now(),
+             remediation_count = remediation_count + CASE WHEN :count_it THEN 1 ELSE 0 END,
+             last_remediated_at = now(),
+             resolved_by = CASE WHEN :resolved THEN CAST(:actor AS bigint) ELSE NULL END,
+             resolution_note = CASE WHEN :resolved THEN CAST(:note AS text) ELSE NULL END,
+             error_type = CASE WHEN :failed THEN CAST(:error_type AS text) ELSE error_type END,
+             error_message = CASE WHEN :failed THEN CAST(:error_message AS text)
+                                  ELSE error_message END
+          WHERE id = :id AND guild_id = :g AND version = :version
+          RETURNING {_COLS}
+        ),
+        audit AS (
+          INSERT INTO remediation_actions (guild_id, dead_letter_id, actor_id, source, action,
+                 outcome, status_before, status_after, note, error_message, correlation_id)
+          SELECT :g, :id, :actor, CAST(:source AS transition_source), :action, :outcome,
+                 CAST(:before AS dead_letter_status), CAST(:status AS dead_letter_status),
+                 :note, :error_message, :corr
+          FROM upd
+        ),
+        -- domain.mirror.ENQUEUE_MIRROR_SQL, joined to upd: queued only with the change.
+        mir AS (
+          INSERT INTO outbox (guild_id, kind, channel_id, lane, payload)
+          SELECT gs.guild_id, 'mirror', gs.log_channel_id, 'channel:' || gs.log_channel_id,
+                 CAST(:mirror_payload AS jsonb)
+          FROM guild_settings gs, upd
+          WHERE gs.guild_id = :g AND gs.log_channel_id IS NOT NULL
+            AND gs.mirror_level = ANY(CAST(:mirror_levels AS mirror_level[]))
+        )
+        SELECT * FROM upd""")  # noqa: S608
+
+_DRIVER_CLAIM = DriverStatement.of(_CLAIM)
+_DRIVER_WRITE_OUTCOME = DriverStatement.of(_WRITE_OUTCOME)
+
+_STATS_BY_SIGNATURE_AND_STATUS = text(
+    """SELECT signature, status::text AS status, n,
+              coalesce(sum(n) FILTER (WHERE status IN ('open', 'retrying')) OVER bysig, 0)
+                AS open,
+              sum(n) OVER bysig AS total
+       FROM (SELECT signature, status, count(*) AS n FROM dead_letters WHERE guild_id = :g
+             GROUP BY signature, status) AS per
+       WINDOW bysig AS (PARTITION BY signature)
+       ORDER BY open DESC, total DESC, signature""")
+
+
+def _entry(record: Any) -> DeadLetterEntry:
+    """An entry from a driver (asyncpg) record of DEAD_LETTER_COLUMNS."""
+    return DeadLetterEntry(**{f.name: record[f.name] for f in fields(DeadLetterEntry)})
+
+
+def _written(current: DeadLetterEntry, row: Any) -> DeadLetterEntry:
+    if row is None:
+        raise AlreadyRetrying(f"dead letter #{current.id} was changed by someone else "
+                              "meanwhile; look at it again")
+    return DeadLetterEntry.from_row(row) if hasattr(row, "_mapping") else _entry(row)
+
+
+def _fields(entry: DeadLetterEntry) -> dict[str, Any]:
+    """The entry's fields, shallow: as_dict() deep-copies the payload, which a mirror line
+    does not read."""
+    return {f.name: getattr(entry, f.name) for f in fields(entry)}
+
+
+def _check_entry_id(guild_id: int, entry_id: int) -> None:
+    check_snowflake("guild_id", guild_id)
+    if isinstance(entry_id, bool) or not isinstance(entry_id, int) or not 0 < entry_id < 2**63:
+        raise NotFound(f"dead letter #{entry_id} does not exist in this guild")
+
+
+def _signature_parts(signature: str) -> tuple[str, str]:
+    """(operation, reason code) of a signature_of() signature: `operation/reason/error`."""
+    operation, _, rest = signature.partition("/")
+    return operation, rest.partition("/")[0]
 
 
 def _past(action: str) -> str:

@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import asyncpg
 from sqlalchemy import text
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 from tenacity import (
     AsyncRetrying,
     RetryError,
@@ -44,7 +43,12 @@ from domain.lifecycle import (
 )
 from domain.metrics import CountingMetrics, Metrics
 from domain.mirror import LEVELS_FOR, transition_line
-from domain.persistence.database import Database, is_unavailable
+from domain.persistence.database import (
+    Database,
+    DriverStatement,
+    UniqueViolation,
+    is_unavailable,
+)
 from domain.persistence.tables import ReasonCode
 
 log = logging.getLogger(__name__)
@@ -55,11 +59,15 @@ _READ = text(
     """
     SELECT m.state, m.version, m.updated_at,
            t.id AS t_id, t.operation AS t_operation, t.from_state AS t_from,
-           t.to_state AS t_to, t.version AS t_version, t.created_at AS t_created
+           t.to_state AS t_to, t.version AS t_version, t.created_at AS t_created,
+           gs.log_channel_id IS NOT NULL
+             AND gs.mirror_level = ANY(CAST(:mirror_levels AS mirror_level[])) AS mirror_on,
+           gs.verified_role_id IS NOT NULL AS role_sync_on
     FROM (SELECT 1) AS one
     LEFT JOIN members m ON m.guild_id = :g AND m.user_id = :u
     LEFT JOIN member_transitions t
            ON t.guild_id = :g AND t.user_id = :u AND t.idempotency_key = :key
+    LEFT JOIN guild_settings gs ON gs.guild_id = :g
     """
 )
 
@@ -128,9 +136,14 @@ def _build_write(new_member: bool, mirror: bool, role_sync: bool) -> Any:
     return text(sql + _FINAL)
 
 
-# Eight statement shapes, compiled once.
+# Eight statement shapes, compiled once. The hot path runs them (and the read) on the driver
+# connection: SQLAlchemy's per-statement work cost more client CPU than the statements.
 _WRITES = {(n, m, r): _build_write(n, m, r)
            for n in (False, True) for m in (False, True) for r in (False, True)}
+_DRIVER_READ = DriverStatement.of(_READ)
+_DRIVER_GET_MEMBER = DriverStatement.of(text(
+    "SELECT state, version, updated_at FROM members WHERE guild_id = :g AND user_id = :u"))
+_DRIVER_WRITES = {shape: DriverStatement.of(stmt) for shape, stmt in _WRITES.items()}
 
 
 @dataclass(frozen=True)
@@ -145,6 +158,11 @@ class _Observed:
     state: State | None
     version: int
     updated_at: datetime | None
+    # What the guild's settings asked for at the read: the write statement includes a side
+    # effect's CTE only then (its own WHERE still decides at the write). An INSERT CTE that
+    # inserts nothing still costs the server its set-up, which grew with concurrency.
+    mirror_on: bool = False
+    role_sync_on: bool = False
 
 
 class TransitionFailed(DomainError):
@@ -216,6 +234,14 @@ class TransitionService:
 
     async def _apply_with_retries(self, cmd: TransitionCommand,
                                   state: _AttemptState) -> TransitionResult:
+        # The first attempt runs before tenacity: most writes meet no competitor, and setting
+        # up the retry loop cost about a sixth of a transition's client CPU. A conflict on it
+        # is handed to tenacity as its attempt 1 (re-raised, no I/O), so the stop, backoff
+        # and retry rules, and the RetryError at the end, are exactly tenacity's.
+        try:
+            return await self._attempt(cmd, state)
+        except WriteConflict as exc:
+            first_conflict: WriteConflict | None = exc
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.policy.max_attempts),
             wait=wait_random_exponential(multiplier=self.policy.backoff_initial,
@@ -224,6 +250,9 @@ class TransitionService:
         )
         async for attempt in retrying:
             with attempt:
+                if first_conflict is not None:
+                    conflict, first_conflict = first_conflict, None
+                    raise conflict
                 return await self._attempt(cmd, state)
         raise AssertionError("unreachable: tenacity either returns or raises")
 
@@ -232,7 +261,7 @@ class TransitionService:
         try:
             return await self._attempt(cmd, state)
         except WriteConflict:
-            async with self.db.autocommit() as conn:
+            async with self.db.driver() as conn:
                 observed, _ = await self._read(conn, cmd)
             raise StrictConflict(_sv(observed.state), observed.version,
                                  _sv(cmd.expected_state), cmd.expected_version) from None
@@ -241,7 +270,7 @@ class TransitionService:
         st.attempts += 1
         if st.attempts > 1:
             self.metrics.retry(cmd.operation.value)
-        async with self.db.autocommit() as conn:
+        async with self.db.driver() as conn:
             observed, first = await self._read(conn, cmd)
             st.observed = observed
             if first is not None:
@@ -258,8 +287,8 @@ class TransitionService:
             st.attempted_from = observed.state
             try:
                 row = await self._write(conn, cmd, observed, to_state)
-            except IntegrityError as exc:
-                if IDEMPOTENCY_CONSTRAINT not in str(exc.orig):
+            except UniqueViolation as exc:
+                if exc.constraint_name != IDEMPOTENCY_CONSTRAINT:
                     raise
                 # Another writer applied the same key between our read and write.
                 observed, first = await self._read(conn, cmd)
@@ -286,31 +315,35 @@ class TransitionService:
             raise StrictConflict(_sv(observed.state), observed.version,
                                  _sv(cmd.expected_state), cmd.expected_version)
 
-    async def _read(self, conn: AsyncConnection, cmd: TransitionCommand
+    async def _read(self, conn: asyncpg.Connection, cmd: TransitionCommand
                     ) -> tuple[_Observed, Any | None]:
-        row = (await conn.execute(_READ, {"g": cmd.guild_id, "u": cmd.user_id,
-                                          "key": cmd.idempotency_key})).one()
-        observed = _Observed(State(row.state) if row.state else None, row.version or 0,
-                             row.updated_at)
-        return observed, (row if row.t_id is not None else None)
+        row = await conn.fetchrow(_DRIVER_READ.sql, *_DRIVER_READ.args(
+            {"g": cmd.guild_id, "u": cmd.user_id, "key": cmd.idempotency_key,
+             "mirror_levels": LEVELS_FOR["transition"]}))
+        assert row is not None  # always one row: FROM (SELECT 1) LEFT JOIN ...
+        observed = _Observed(State(row["state"]) if row["state"] else None,
+                             row["version"] or 0, row["updated_at"],
+                             bool(row["mirror_on"]), bool(row["role_sync_on"]))
+        return observed, (row if row["t_id"] is not None else None)
 
     def _repeat(self, cmd: TransitionCommand, first: Any, st: _AttemptState) -> TransitionResult:
-        if first.t_operation != cmd.operation.value:
-            raise IdempotencyKeyReused(cmd.idempotency_key, first.t_operation,
+        if first["t_operation"] != cmd.operation.value:
+            raise IdempotencyKeyReused(cmd.idempotency_key, first["t_operation"],
                                        cmd.operation.value)
-        to_state = State(first.t_to)
+        to_state = State(first["t_to"])
         return TransitionResult(
-            member=MemberSnapshot(cmd.guild_id, cmd.user_id, to_state, first.t_version,
-                                  first.t_created),
-            transition_id=first.t_id, applied=False, operation=cmd.operation,
-            from_state=State(first.t_from) if first.t_from else None,
+            member=MemberSnapshot(cmd.guild_id, cmd.user_id, to_state, first["t_version"],
+                                  first["t_created"]),
+            transition_id=first["t_id"], applied=False, operation=cmd.operation,
+            from_state=State(first["t_from"]) if first["t_from"] else None,
             attempts=st.attempts, conflicts=st.conflicts)
 
-    async def _write(self, conn: AsyncConnection, cmd: TransitionCommand,
+    async def _write(self, conn: asyncpg.Connection, cmd: TransitionCommand,
                      observed: _Observed, to_state: State) -> Sequence[Any] | None:
         role_action = _role_action(observed.state, to_state)
         new_member = observed.state is None
-        mirror = self.mirror_transitions
+        mirror = self.mirror_transitions and observed.mirror_on
+        role_sync = role_action is not None and observed.role_sync_on
         params: dict[str, Any] = {
             "g": cmd.guild_id, "u": cmd.user_id, "op": cmd.operation.value,
             "from_state": _sv(observed.state), "to_state": to_state.value,
@@ -327,10 +360,11 @@ class TransitionService:
                                         cmd.source.value, cmd.actor_id),
             })
             params["mirror_levels"] = LEVELS_FOR["transition"]
-        if role_action:
+        if role_sync:
             params["role_action"] = role_action
-        stmt = _WRITES[(new_member, mirror, role_action is not None)]
-        return (await conn.execute(stmt, params)).first()
+        stmt = _DRIVER_WRITES[(new_member, mirror, role_sync)]
+        row: Sequence[Any] | None = await conn.fetchrow(stmt.sql, *stmt.args(params))
+        return row
 
     async def _fail(self, cmd: TransitionCommand, st: _AttemptState, reason: ReasonCode,
                     error: BaseException, record: bool) -> DomainError:
@@ -360,7 +394,7 @@ class TransitionService:
         """A gateway event that no longer applies, with nobody waiting for an answer:
         kept as a dead letter (reason `not_applicable`) so staff see it, never dropped."""
         state = _AttemptState(attempts=1, observed=_Observed(error.current, 0, None))
-        async with self.db.autocommit() as conn:
+        async with self.db.driver() as conn:
             observed, _ = await self._read(conn, cmd)
         state.observed = observed
         failure = await self._fail(cmd, state, ReasonCode.NOT_APPLICABLE, error, True)
@@ -390,14 +424,14 @@ class TransitionService:
             return {r.user_id: (State(r.state), r.version) for r in rows}
 
     async def get_member(self, guild_id: int, user_id: int) -> MemberSnapshot | None:
-        async with self.db.autocommit() as conn:
-            row = (await conn.execute(text(
-                "SELECT state, version, updated_at FROM members "
-                "WHERE guild_id = :g AND user_id = :u"),
-                {"g": guild_id, "u": user_id})).first()
+        # A client's read before it writes: on the driver connection like the write path.
+        async with self.db.driver() as conn:
+            row = await conn.fetchrow(_DRIVER_GET_MEMBER.sql, *_DRIVER_GET_MEMBER.args(
+                {"g": guild_id, "u": user_id}))
         if row is None:
             return None
-        return MemberSnapshot(guild_id, user_id, State(row.state), row.version, row.updated_at)
+        return MemberSnapshot(guild_id, user_id, State(row["state"]), row["version"],
+                              row["updated_at"])
 
 
 @dataclass
