@@ -34,6 +34,9 @@ Interaction = discord.Interaction[Any]
 STATUS_CHOICES = [app_commands.Choice(name=s.value, value=s.value) for s in DeadLetterStatus]
 OPERATION_CHOICES = [app_commands.Choice(name=o.value, value=o.value) for o in Operation]
 NoteText = app_commands.Range[str, 1, 1000]
+# A page's total is counted up to this; past it the footer says "1000+" (a guild with
+# 90,000 open entries would otherwise pay the exact count on every page).
+COUNT_LIMIT = 1000
 
 
 def parse_entry_id(raw: str) -> int:
@@ -110,8 +113,9 @@ class DeadLetterCog(commands.Cog):
         async def load(_: Interaction, cursor: str | None) -> tuple[Page, discord.Embed]:
             page = await self.remediation.list(
                 guild_id, status=chosen, operation=operation.value if operation else None,
-                signature=signature, limit=PAGE_SIZE, cursor=cursor)
-            return page, page_embed(page, filters, len(pages))
+                signature=signature, limit=PAGE_SIZE, cursor=cursor,
+                count_limit=COUNT_LIMIT)
+            return page, page_embed(page, filters, len(pages), COUNT_LIMIT)
 
         page, embed = await load(interaction, None)
         await answer(interaction, embed=embed,

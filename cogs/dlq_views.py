@@ -37,11 +37,14 @@ def entry_line(entry: DeadLetterEntry) -> str:
             f"{entry.status}")
 
 
-def page_embed(page: Page, filters: str, page_number: int) -> discord.Embed:
+def page_embed(page: Page, filters: str, page_number: int,
+               count_limit: int | None = None) -> discord.Embed:
     embed = discord.Embed(title="Dead letters", colour=discord.Colour.red())
     embed.description = "\n".join(entry_line(e) for e in page.items)[:4000] or \
         "No dead letters match."
-    embed.set_footer(text=f"{page.total} in total · page {page_number}"
+    shown = f"{limit}+" if (limit := count_limit) is not None and page.total > limit \
+        else str(page.total)
+    embed.set_footer(text=f"{shown} in total · page {page_number}"
                           + (f" · {filters}" if filters else ""))
     return embed
 
