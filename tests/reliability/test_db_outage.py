@@ -7,6 +7,9 @@ import asyncio
 import time
 from pathlib import Path
 
+import httpx
+
+from bot.api.server import ApiServer
 from domain.persistence.database import Database
 from sandbox import Sandbox, SandboxConfig
 from tests.bot.conftest import eventually, setup_guild, start_world
@@ -14,13 +17,17 @@ from tests.helpers import check_invariants
 from tests.reliability.conftest import StoppablePostgres
 
 OUTAGE_SECONDS = 30
+TOKEN = "outage-test-token-0123456789"
 
 
 async def test_database_outage_spools_events_and_applies_them_in_order(
         stoppable_pg: StoppablePostgres, tmp_path: Path) -> None:
     db = Database(stoppable_pg.url, pool_size=5, max_overflow=5)
     async with Sandbox(SandboxConfig()) as sandbox:
-        world, runner = await start_world(sandbox, db, data_dir=tmp_path)
+        world, runner = await start_world(sandbox, db, data_dir=tmp_path, api_token=TOKEN)
+        api = ApiServer(world.container, host="127.0.0.1", port=0,
+                        gateway_status=lambda: world.bot.gateway_connected)
+        await api.start()
         try:
             await setup_guild(world)
             before = [sandbox.member_join(world.guild, None, f"early{i}").user.id
@@ -43,6 +50,15 @@ async def test_database_outage_spools_events_and_applies_them_in_order(
             answer = await world.ask(world.staff, "dlq stats")
             assert "database is unavailable" in answer
             assert sandbox.connected_sessions, "the bot stays connected to Discord"
+            async with httpx.AsyncClient(base_url=api.url, timeout=30) as client:
+                health = await client.get("/healthz")
+                assert health.status_code == 503 and "database" in health.text
+                write = await client.post(
+                    f"/api/v1/guilds/{world.guild.id}/members/{before[9]}/transitions",
+                    headers={"Authorization": f"Bearer {TOKEN}"},
+                    json={"operation": "start_onboarding", "idempotency_key": "outage-1"})
+                assert write.status_code == 503
+                assert write.json()["error"] == "database_unavailable"
             remaining = OUTAGE_SECONDS - (time.monotonic() - outage_started)
             await asyncio.sleep(max(remaining, 0))  # the outage itself lasts 30 s
             assert world.bot.gateway_connected
@@ -63,7 +79,10 @@ async def test_database_outage_spools_events_and_applies_them_in_order(
                                      u=before + during) == 10 + 5 + 20 + 3
             answer = await world.ask(world.staff, "dlq stats")
             assert "open **0**" in answer
+            async with httpx.AsyncClient(base_url=api.url, timeout=30) as client:
+                assert (await client.get("/healthz")).status_code == 200
         finally:
+            await api.stop()
             await runner.__aexit__(None, None, None)
             await db.dispose()
 
