@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Security
+from fastapi import APIRouter, Depends, FastAPI, Security
 
 from bot.api import routes_dead_letters, routes_members, routes_ops
-from bot.api.deps import ApiContext, bearer_scheme
+from bot.api.deps import ApiContext, bearer_scheme, reject_unknown_query
 from bot.api.errors import install_error_handlers, responses
 from bot.api.guard import AccessLog, RequestGuard
 from bot.container import Container
@@ -44,7 +44,8 @@ def create_app(container: Container, *,
     app.state.prometheus = metrics if isinstance(metrics, PrometheusMetrics) \
         else PrometheusMetrics()
 
-    api = APIRouter(prefix=API_PREFIX, dependencies=[Security(bearer_scheme)],
+    api = APIRouter(prefix=API_PREFIX,
+                    dependencies=[Security(bearer_scheme), Depends(reject_unknown_query)],
                     responses=responses(401, 413, 422, 503))
     api.include_router(routes_members.router)
     api.include_router(routes_dead_letters.router)

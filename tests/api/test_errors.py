@@ -58,3 +58,9 @@ async def test_an_unexpected_error_is_a_500_in_the_error_shape(
     body = response.json()
     assert body["error"] == "internal_error" and "boom" not in body["detail"]
     assert "req-500" in body["detail"]
+
+
+async def test_an_unknown_query_parameter_is_refused_and_named(client) -> None:  # type: ignore[no-untyped-def]
+    resp = await client.get("/api/v1/guilds/1/dead-letters", params={"stauts": "open"})
+    assert resp.status_code == 422
+    assert resp.json()["error"] == "invalid_input" and "stauts" in resp.json()["detail"]
