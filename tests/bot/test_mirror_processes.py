@@ -9,6 +9,7 @@ from pathlib import Path
 from sqlalchemy import text
 
 from domain.guilds import GuildSettingsService
+from domain.mirror import enqueue_mirror
 from domain.persistence.database import Database
 from sandbox import Guild, Sandbox, SandboxConfig
 from tests.bot.conftest import World, eventually
@@ -17,6 +18,7 @@ from tests.bot.support import (
     channel_messages,
     duplicates,
     enqueue_records,
+    record_line,
     record_numbers,
     settled,
 )
@@ -103,8 +105,12 @@ async def test_two_bot_processes_on_one_database_deliver_each_record_once(
     try:
         # More lanes (log channels) than one worker claims at once (8): both get work.
         guilds = [await _log_guild(world.sandbox, db, f"Guild {i}") for i in range(12)]
-        for guild, _ in guilds:
-            await enqueue_records(db, guild.id, range(20))
+        # All 12 lanes appear in one commit: one claim takes at most 8 of them, so the
+        # other process finds the rest waiting.
+        async with db.transaction() as conn:
+            for guild, _ in guilds:
+                for n in range(20):
+                    await enqueue_mirror(conn, guild.id, "remediation", record_line(n, 100))
         counts = await eventually(lambda: settled(db, 240), timeout=60, what="240 rows")
         for _, channel in guilds:
             await world.sandbox.wait_until(lambda c=channel: len(record_numbers(  # type: ignore[misc]
