@@ -50,6 +50,7 @@ from domain.persistence.database import (
     is_unavailable,
 )
 from domain.persistence.tables import ReasonCode
+from domain.turns import MemberTurns, shared_repeat
 
 log = logging.getLogger(__name__)
 
@@ -189,12 +190,17 @@ class _NotApplicableAfterConflict(Exception):
 class TransitionService:
     def __init__(self, db: Database, recorder: DeadLetterRecorder,
                  policy: RetryPolicy | None = None, metrics: Metrics | None = None,
-                 mirror_transitions: bool = True) -> None:
+                 mirror_transitions: bool = True, single_flight: bool = True) -> None:
         self.db = db
         self.recorder = recorder
         self.policy = policy or RetryPolicy()
         self.metrics: Metrics = metrics or CountingMetrics()
         self.mirror_transitions = mirror_transitions
+        # Writers of one member inside this process take turns (FIFO) instead of racing:
+        # a race here would only be lost by one of them, at the cost of a wasted read and
+        # write, a backoff and often a dead letter. The compare-and-set still decides
+        # between processes. Only members with a write in flight have an entry.
+        self.turns = MemberTurns(enabled=single_flight)
 
     async def apply(self, cmd: TransitionCommand, *, record_failures: bool = True
                     ) -> TransitionResult:
@@ -205,10 +211,15 @@ class TransitionService:
         """
         state = _AttemptState()
         try:
-            if cmd.strict:
-                result = await self._apply_strict(cmd, state)
-            else:
-                result = await self._apply_with_retries(cmd, state)
+            async with self.turns.turn(cmd) as slot:
+                if slot.shared is not None:
+                    result = shared_repeat(cmd, slot.shared)
+                else:
+                    if cmd.strict:
+                        result = await self._apply_strict(cmd, state)
+                    else:
+                        result = await self._apply_with_retries(cmd, state)
+                    slot.publish(result)
         except _NotApplicableAfterConflict as exc:
             raise await self._fail(cmd, state, ReasonCode.NOT_APPLICABLE_AFTER_CONFLICT,
                                    exc.error, record_failures) from exc.error

@@ -1,5 +1,9 @@
 """Races on real separate connections and real OS processes; invariants checked after each.
 
+Each in-process writer has its own TransitionService, as separate processes would: one
+service lets writers of a member take turns (tests/integration/test_single_flight.py), so
+only separate services race on the compare-and-set.
+
 Numbers (attempts, conflicts, dead letters) are printed with -s for the closing note.
 """
 
@@ -15,6 +19,7 @@ from pathlib import Path
 
 from domain.errors import TransitionDeadLettered
 from domain.lifecycle import Operation, State, TransitionNotAllowed
+from domain.transitions import TransitionService
 from tests.conftest import Services
 from tests.helpers import GUILD, check_invariants, cmd, count, next_user, path_to
 
@@ -26,9 +31,16 @@ async def _drive(services: Services, user: int, target: State) -> None:
         await services.transitions.apply(cmd(op, user))
 
 
-async def _attempt(services: Services, op: Operation, user: int) -> tuple[str, int | None]:
+def _separate(services: Services) -> TransitionService:
+    """A second writer process in miniature: its own service on the same database."""
+    first = services.transitions
+    return TransitionService(first.db, first.recorder, first.policy, first.metrics)
+
+
+async def _attempt(service: TransitionService, op: Operation, user: int
+                   ) -> tuple[str, int | None]:
     try:
-        result = await services.transitions.apply(cmd(op, user))
+        result = await service.apply(cmd(op, user))
         return "applied", result.transition_id
     except TransitionNotAllowed:
         return "not_allowed", None
@@ -44,8 +56,8 @@ async def test_two_writers_verify_and_leave_at_once_exactly_one_wins_per_step(
     for _ in range(rounds):
         user = next_user()
         await _drive(services, user, State.VERIFICATION_PENDING)
-        results = await asyncio.gather(_attempt(services, Operation.VERIFY, user),
-                                       _attempt(services, Operation.LEAVE, user))
+        results = await asyncio.gather(_attempt(_separate(services), Operation.VERIFY, user),
+                                       _attempt(_separate(services), Operation.LEAVE, user))
         outcomes.update(r[0] for r in results)
         member = await services.transitions.get_member(GUILD, user)
         assert member is not None
@@ -69,7 +81,8 @@ async def test_twenty_concurrent_writers_on_one_member_lose_no_update(
 
     async def writer(i: int) -> list[tuple[str, int | None]]:
         op = Operation.VERIFY if i % 2 == 0 else Operation.REVERIFY
-        return [await _attempt(services, op, user) for _ in range(10)]
+        service = _separate(services)
+        return [await _attempt(service, op, user) for _ in range(10)]
 
     results = [r for rs in await asyncio.gather(*(writer(i) for i in range(20))) for r in rs]
     outcomes = Counter(r[0] for r in results)
@@ -82,6 +95,7 @@ async def test_twenty_concurrent_writers_on_one_member_lose_no_update(
     dead = await count(services.db, "dead_letters")
     assert dead == sum(v for k, v in outcomes.items() if k.startswith("dead_lettered"))
     assert outcomes["applied"] > 0
+    assert sum(services.metrics.conflicts.values()) > 0  # the compare-and-set was contested
     print(f"\n20 writers x 10 ops on one member: {dict(outcomes)}, "
           f"conflicts={sum(services.metrics.conflicts.values())}, "
           f"retries={sum(services.metrics.retries.values())}, dead letters={dead}, {stats}")

@@ -1,0 +1,134 @@
+"""Writers of one member inside one process take turns, and identical requests share one write.
+
+The compare-and-set between processes is covered by test_races.py (one service per writer,
+and real OS processes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+
+import pytest
+
+from domain.commands import TransitionResult
+from domain.errors import TransitionDeadLettered
+from domain.lifecycle import Operation, State, TransitionNotAllowed
+from tests.conftest import Services
+from tests.helpers import GUILD, check_invariants, cmd, count, next_user, path_to
+
+
+async def _drive(services: Services, user: int, target: State) -> None:
+    for op in path_to(target):
+        await services.transitions.apply(cmd(op, user))
+
+
+async def test_hot_member_writers_in_one_process_take_turns_without_conflicts(
+        services: Services) -> None:
+    # 20 writers hammer one member, each sending what its fresh read allows (the contention
+    # benchmark's client). Separate services race and dead-letter (test_races.py); one
+    # service queues them: a writer whose step was taken by the one ahead is refused.
+    user = next_user()
+    await _drive(services, user, State.VERIFICATION_PENDING)
+    outcomes: Counter[str] = Counter()
+
+    async def writer() -> None:
+        for _ in range(10):
+            member = await services.transitions.get_member(GUILD, user)
+            assert member is not None
+            op = Operation.VERIFY if member.state == State.VERIFICATION_PENDING \
+                else Operation.REVERIFY
+            try:
+                await services.transitions.apply(cmd(op, user))
+                outcomes["applied"] += 1
+            except TransitionNotAllowed:
+                outcomes["not_allowed"] += 1
+            except TransitionDeadLettered as exc:
+                outcomes[exc.reason_code] += 1
+
+    await asyncio.gather(*(writer() for _ in range(20)))
+    assert sum(outcomes.values()) == 200
+    assert outcomes["applied"] > 0 and outcomes["not_allowed"] > 0  # they did overlap
+    assert set(outcomes) == {"applied", "not_allowed"}
+    assert sum(services.metrics.conflicts.values()) == 0
+    assert await count(services.db, "dead_letters") == 0
+    member = await services.transitions.get_member(GUILD, user)
+    assert member is not None and member.version == 5 + outcomes["applied"]
+    await check_invariants(services.db)
+    assert services.transitions.turns.in_flight() == 0  # nothing kept once idle
+
+
+async def test_concurrent_steps_of_one_member_apply_in_arrival_order(
+        services: Services) -> None:
+    # The whole onboarding sent at once, in order: each step waits for the one before it.
+    user = next_user()
+    steps = path_to(State.VERIFIED)
+    results = await asyncio.gather(*(services.transitions.apply(cmd(op, user))
+                                     for op in steps))
+    assert [r.operation for r in results] == steps
+    assert [r.member.version for r in results] == list(range(1, len(steps) + 1))
+    assert all(r.applied for r in results)
+    assert results[-1].member.state == State.VERIFIED
+    await check_invariants(services.db)
+
+
+async def test_identical_requests_in_flight_share_one_write(services: Services) -> None:
+    # A redelivered event or a double submit: ten copies of one request at once.
+    user = next_user()
+    await _drive(services, user, State.VERIFICATION_PENDING)
+    results: list[TransitionResult] = await asyncio.gather(*(
+        services.transitions.apply(cmd(Operation.VERIFY, user, key="verify-once"))
+        for _ in range(10)))
+    assert sum(r.applied for r in results) == 1
+    assert len({r.transition_id for r in results}) == 1
+    assert {r.member.version for r in results} == {6}
+    # The nine others were answered from the first one's result, without a database attempt.
+    assert sorted(r.attempts for r in results) == [0] * 9 + [1]
+    assert await count(services.db, "member_transitions",
+                       "user_id = :u AND idempotency_key = 'verify-once'", u=user) == 1
+    # A later repeat (nothing in flight) is answered by the database, the same way.
+    again = await services.transitions.apply(cmd(Operation.VERIFY, user, key="verify-once"))
+    assert not again.applied and again.transition_id == results[0].transition_id
+    assert again.attempts == 1
+
+
+async def test_a_follower_runs_on_its_own_when_the_request_it_waited_for_fails(
+        services: Services) -> None:
+    user = next_user()
+    await _drive(services, user, State.JOINED)
+    # Same key: `verify` is refused (joined), so the key stays unused and the second
+    # request, a different operation, is applied under it.
+    first, second = await asyncio.gather(
+        services.transitions.apply(cmd(Operation.VERIFY, user, key="k1")),
+        services.transitions.apply(cmd(Operation.START_ONBOARDING, user, key="k1")),
+        return_exceptions=True)
+    assert isinstance(first, TransitionNotAllowed)
+    assert isinstance(second, TransitionResult) and second.applied
+    assert second.member.state == State.ONBOARDING_IN_PROGRESS
+
+
+async def test_a_cancelled_request_does_not_block_the_member(services: Services) -> None:
+    user = next_user()
+    await _drive(services, user, State.JOINED)
+    gate = asyncio.Event()
+    original = services.transitions._attempt
+
+    async def slow_attempt(command, state):  # type: ignore[no-untyped-def]
+        gate.set()
+        await asyncio.sleep(30)  # cancelled long before
+        return await original(command, state)
+
+    services.transitions._attempt = slow_attempt  # type: ignore[method-assign]
+    stuck = asyncio.create_task(
+        services.transitions.apply(cmd(Operation.START_ONBOARDING, user, key="k2")))
+    await gate.wait()
+    follower = asyncio.create_task(
+        services.transitions.apply(cmd(Operation.START_ONBOARDING, user, key="k2")))
+    await asyncio.sleep(0)
+    services.transitions._attempt = original  # type: ignore[method-assign]
+    stuck.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await stuck
+    result = await asyncio.wait_for(follower, timeout=10)
+    assert result.applied and result.member.state == State.ONBOARDING_IN_PROGRESS
+    assert services.transitions.turns.in_flight() == 0
