@@ -29,6 +29,9 @@ from domain.lifecycle import Operation, Source
 from domain.persistence.tables import DeadLetterStatus
 from domain.remediation import MAX_LIMIT
 
+DEFAULT_COUNT_LIMIT = 1000  # as /dlq list ("1000+")
+MAX_COUNT_LIMIT = 10_000_000
+
 router = APIRouter(prefix="/guilds/{guild_id}/dead-letters", tags=["dead letters"])
 
 
@@ -44,12 +47,19 @@ async def list_dead_letters(
         limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 20,
         cursor: Annotated[str | None, Query(
             pattern=r"^[0-9]{1,19}$", description="next_cursor of the previous page")] = None,
+        count_limit: Annotated[int, Query(
+            ge=1, le=MAX_COUNT_LIMIT,
+            description="count matches up to this many; past it `total_exact` is false "
+                        "(counting every match of a big guild costs more than the page)")
+        ] = DEFAULT_COUNT_LIMIT,
 ) -> DeadLetterPage:
     page = await c.remediation.list(guild_id, status=status, operation=operation,
                                     source=source, signature=signature, user_id=user_id,
-                                    limit=limit, cursor=cursor)
+                                    limit=limit, cursor=cursor, count_limit=count_limit)
+    exact = page.total <= count_limit
     return DeadLetterPage(items=[DeadLetterOut.of(e) for e in page.items],
-                          next_cursor=page.next_cursor, total=page.total)
+                          next_cursor=page.next_cursor,
+                          total=page.total if exact else count_limit, total_exact=exact)
 
 
 # Declared before /{entry_id} so that "stats" is not read as an id.

@@ -208,7 +208,9 @@ class DeadLetterDetail(DeadLetterOut):
 class DeadLetterPage(BaseModel):
     items: list[DeadLetterOut] = Field(description="newest first")
     next_cursor: str | None = Field(description="pass as `cursor` for the next page")
-    total: int = Field(description="entries matching the filters, all pages")
+    total: int = Field(description="entries matching the filters, all pages; when "
+                                   "`total_exact` is false, more than this many match")
+    total_exact: bool = Field(description="false when the count stopped at `count_limit`")
 
 
 class ActorBody(RequestBody):

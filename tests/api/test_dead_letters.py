@@ -29,7 +29,8 @@ async def test_list_pages_newest_first_with_filters_and_total(
     ids = [entry for _, entry in made]
     page1 = (await client.get(BASE, params={"status": "open", "limit": 2})).json()
     assert [e["id"] for e in page1["items"]] == ids[::-1][:2]
-    assert page1["total"] == 5 and page1["next_cursor"] == str(ids[3])
+    assert page1["total"] == 5 and page1["total_exact"] is True
+    assert page1["next_cursor"] == str(ids[3])
     page2 = (await client.get(BASE, params={"limit": 2, "cursor": page1["next_cursor"]})).json()
     page3 = (await client.get(BASE, params={"limit": 2, "cursor": page2["next_cursor"]})).json()
     assert [e["id"] for e in page2["items"] + page3["items"]] == ids[::-1][2:]
@@ -45,7 +46,18 @@ async def test_list_pages_newest_first_with_filters_and_total(
     for params in ({"operation": "ban"}, {"source": "api"}, {"status": "dismissed"}):
         assert (await client.get(BASE, params=params)).json()["total"] == 0
     other = (await client.get(f"/api/v1/guilds/{OTHER_GUILD}/dead-letters")).json()
-    assert other == {"items": [], "next_cursor": None, "total": 0}
+    assert other == {"items": [], "next_cursor": None, "total": 0, "total_exact": True}
+
+
+async def test_list_counts_up_to_count_limit(
+        client: httpx.AsyncClient, services: Services, container: Container) -> None:
+    for _ in range(4):
+        await _pending_with_dead_letter(services, container)
+    capped = (await client.get(BASE, params={"count_limit": 3, "limit": 1})).json()
+    assert capped["total"] == 3 and capped["total_exact"] is False  # "more than 3"
+    assert len(capped["items"]) == 1 and capped["next_cursor"]
+    exact = (await client.get(BASE, params={"count_limit": 4})).json()
+    assert exact["total"] == 4 and exact["total_exact"] is True
 
 
 @pytest.mark.parametrize("params", [
@@ -53,6 +65,7 @@ async def test_list_pages_newest_first_with_filters_and_total(
     {"limit": 101}, {"limit": "ten"}, {"cursor": "abc"}, {"cursor": "9" * 19},
     {"cursor": "²"}, {"cursor": "1" * 20}, {"user_id": "0"}, {"user_id": str(2**63)},
     {"signature": ""}, {"signature": "s" * 301}, {"signature": "a\x00b"},
+    {"count_limit": 0}, {"count_limit": "all"}, {"count_limit": 10_000_001},
 ])
 async def test_bad_list_filters_are_422(client: httpx.AsyncClient,
                                         params: dict[str, str]) -> None:
