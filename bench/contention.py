@@ -2,18 +2,27 @@
 
 Each writer loops: pick one of the hot members, read it (`TransitionService.get_member`),
 choose the operation its fresh state allows (verify from verification_pending, reverify from
-verified) and apply it, as a real client would. Two workloads, 10 s each (5 s in --quick):
+verified) and apply it, as a real client would. The writers are tasks of one process sharing
+one TransitionService, so they take turns per member (domain/turns.py) rather than racing on
+the compare-and-set. Three workloads, 10 s each (5 s in --quick):
 
 - `new key per request`: every request is its own intent (a fresh idempotency key). Two
-  writers who read the same state both send it; the loser's retry finds the operation no
-  longer allowed and, by design (lifecycle.md step 5), ends as a `not_applicable_after_conflict`
-  dead letter.
+  writers who read the same state both send it; the second, when its turn comes, finds the
+  operation no longer allowed and is refused (TransitionNotAllowed). Without the turns it
+  lost the race instead and, by design (lifecycle.md step 5), ended as a
+  `not_applicable_after_conflict` dead letter (19-22% of requests).
 - `key from the read`: the key is derived from what the writer saw (`<op>:<user>:<version>`),
   as Lifeline's own gateway handlers derive keys from the event; writers with the same intent
-  collapse into one transition and idempotent repeats.
+  share one transition (idempotent repeats, answered without a database round trip while
+  the first is in flight).
 - `strict`: new key, and the state and version read are passed as expected_state /
-  expected_version (the web app's mode, lifecycle.md): a lost race is answered at once with
+  expected_version (the web app's mode, lifecycle.md): a stale read is answered at once with
   a StrictConflict, nothing retried or dead-lettered.
+
+Besides accepted transitions/s it reports every request answered per second: each request
+costs the client's read and Lifeline's read (plus the write when accepted), and how many
+requests one accepted transition takes is set by the workload (three writers per member
+asking for the same step), not by Lifeline.
 
 Afterwards the ledger invariants are checked for every hot member.
 """
@@ -119,6 +128,8 @@ async def run_workload(ctx: Context, guild: int, workload: str, seconds: float
     return {
         "seconds": round(elapsed, 2), "requests": out.requests, "applied": out.applied,
         "accepted_per_s": round(out.applied / elapsed, 1),
+        "requests_per_s": round(out.requests / elapsed, 1),
+        "requests_per_accepted": round(out.requests / out.applied, 2) if out.applied else None,
         "idempotent_repeats": out.repeats, "refused_not_allowed": out.refused,
         "strict_conflicts": out.strict_conflicts, "cpu": usage(before, after),
         "conflicts": conflicts, "retries": retries,
@@ -156,6 +167,10 @@ async def run(ctx: Context) -> Report:
                    f"{r['idempotent_repeats']:,} idempotent repeats, "
                    f"{r['refused_not_allowed']:,} refused, {r['strict_conflicts']:,} strict "
                    f"conflicts; client {r['cpu']['client_cores']} cores)")
+        report.row(f"{workload}: requests answered/s",
+                   f"{r['requests_per_s']:,.0f} ({r['requests_per_accepted']} per accepted "
+                   f"transition" + (f"; {r['requests_per_s'] / uniform16:.2f} x the uniform "
+                                    f"16-writer transitions/s" if uniform16 else "") + ")")
         report.row(f"{workload}: conflicts, retries/accepted",
                    f"{r['conflicts']:,}, {r['retries_per_accepted']}")
         report.row(f"{workload}: dead letters", f"{r['dead_letter_total']:,} = "
