@@ -2,24 +2,31 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import aiohttp
 import discord
 
 from domain.outbox import DeliveryError, Receipt
 
 UNKNOWN_MEMBER = 10007
+# A neutral grey bar for mirror embeds.
+MIRROR_COLOUR = discord.Colour.greyple()
 
 
 class DiscordDeliverer:
     def __init__(self, client: discord.Client) -> None:
         self.client = client
 
-    async def post_lines(self, channel_id: int, content: str, nonce: str) -> Receipt:
+    async def post_embeds(self, channel_id: int, descriptions: Sequence[str],
+                          nonce: str) -> Receipt:
         channel = self.client.get_partial_messageable(channel_id)
+        embeds = [discord.Embed(description=d, colour=MIRROR_COLOUR) for d in descriptions]
         try:
             # nonce + enforce_nonce (discord.py sets it with nonce): a resend of the same batch
-            # returns the first message instead of posting twice. Nobody is ever pinged.
-            message = await channel.send(content, nonce=nonce,
+            # returns the first message instead of posting twice. Mentions in embeds never
+            # ping; allowed_mentions none says so anyway. Needs Embed Links in the channel.
+            message = await channel.send(embeds=embeds, nonce=nonce,
                                          allowed_mentions=discord.AllowedMentions.none())
         except Exception as exc:
             raise _delivery_error(exc) from exc

@@ -24,6 +24,10 @@ from bot.api.server import ApiServer
 from bot.container import Container, open_container
 from bot.discord_bot import LifelineBot, build_bot
 from bot.settings import Settings
+from domain.commands import TransitionCommand
+from domain.errors import TransitionDeadLettered
+from domain.lifecycle import Operation, Source, TransitionNotAllowed
+from domain.transitions import TransitionService
 from sandbox import Guild, Perm, Sandbox, SandboxConfig, client_overrides
 
 STARTED, COMPLETED = 8, 2  # MemberFlags bits: started / completed onboarding
@@ -158,14 +162,17 @@ class Demo:
             carol = await self.onboard("carol")
             await self.command(carol, "verify")
             # One attempt per write for this chapter (TRANSITION_MAX_ATTEMPTS=1), so a lost
-            # compare-and-set is final at once and the storm is short.
+            # compare-and-set is final at once and the storm is short. Writers inside one
+            # process take turns per member; the race is between two processes: this one
+            # (its HTTP API) and a second Lifeline replica on the same database.
             policy = self.container.transitions.policy
             self.container.transitions.policy = replace(policy, max_attempts=1)
             try:
                 outcomes = await self.storm(http, carol)
             finally:
                 self.container.transitions.policy = policy
-            self.t.say("web app", "40 concurrent verify/reverify writes, 1 attempt each: "
+            self.t.say("web app", "40 concurrent verify/reverify writes through two Lifeline "
+                       "processes, 1 attempt each: "
                        + ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items())))
 
         self.t.chapter("Staff remediate from Discord")
@@ -189,18 +196,39 @@ class Demo:
         self.t.chapter("What ops read in #mod-log")
         await self.wait_mirror_drained()
         for message in self.sandbox.messages("mod-log", guild):
-            for line in message.content.splitlines():
+            for line in message.lines():  # the mirror's lines are in embeds
                 self.t.say("#mod-log", self.mentions(line))
 
     async def storm(self, http: aiohttp.ClientSession, user: int) -> Counter[str]:
-        """Concurrent writers on one member until at least one write is dead-lettered."""
+        """Concurrent writers on one member until at least one write is dead-lettered.
+
+        Half go through this process's HTTP API, half through a second replica: its own
+        TransitionService on the same database, as a second `python -m bot api` would be.
+        """
+        ours = self.container.transitions
+        replica = TransitionService(ours.db, ours.recorder, ours.policy, ours.metrics)
         outcomes: Counter[str] = Counter()
+
+        async def through_replica(op: str) -> int:
+            try:
+                await replica.apply(TransitionCommand(
+                    guild_id=self.guild.id, user_id=user, operation=Operation(op),
+                    source=Source.API, idempotency_key=uuid.uuid4().hex))
+            except TransitionNotAllowed:
+                return 422
+            except TransitionDeadLettered:
+                return 503
+            return 200
+
         for _ in range(5):
-            ops = ["verify", "reverify"] * 20
-            results = await asyncio.gather(*(self.web_app(http, user, op) for op in ops))
-            for status, _ in results:
+            ops = ["verify", "reverify"] * 10
+            statuses = await asyncio.gather(
+                *(self.web_app(http, user, op) for op in ops),
+                *(through_replica(op) for op in ops))
+            for status in statuses:
+                code = status[0] if isinstance(status, tuple) else status
                 outcomes[{200: "applied", 422: "refused (not allowed)",
-                          503: "dead-lettered"}.get(status, str(status))] += 1
+                          503: "dead-lettered"}.get(code, str(code))] += 1
             if outcomes["dead-lettered"]:
                 break
         return outcomes

@@ -6,6 +6,11 @@ expiry, so several processes can run workers at once and a crashed worker's clai
 taken over once they expire. Consecutive mirror rows of one channel go out as one message
 whose nonce is the batch's head id: a resend after a crash is the same batch with the same
 nonce, which Discord de-duplicates.
+
+A mirror message carries its lines in embeds, not in its content: an embed description
+holds 4,096 characters and a message 10 embeds of 6,000 characters in all, three times the
+2,000 characters of a message's content, so a burst of records needs a third of the
+messages under the channel's rate limit.
 """
 
 from __future__ import annotations
@@ -30,8 +35,16 @@ from domain.redaction import redact
 
 log = logging.getLogger(__name__)
 
-MAX_CONTENT = 2000
-MAX_BATCH_ROWS = 50
+# Discord's embed limits (https://discord.com/developers/docs/resources/message#embed-object-
+# embed-limits). Discord counts code points (its API is Python: len()), as the sandbox does;
+# `discord_length` counts UTF-16 code units, never fewer, so a batch that fits here fits there.
+EMBED_DESCRIPTION_MAX = 4096
+EMBEDS_PER_MESSAGE = 10
+EMBEDS_TOTAL_MAX = 6000
+# One line never takes more than an embed description; longer ones end with "…".
+MAX_LINE = EMBED_DESCRIPTION_MAX
+# Rows claimed with a head, before packing: short lines (~60 characters) fit 100 a message.
+MAX_BATCH_ROWS = 100
 
 
 class DeliveryError(Exception):
@@ -54,7 +67,10 @@ class Receipt:
 class Deliverer(Protocol):
     """The Discord side, implemented in bot/ with discord.py."""
 
-    async def post_lines(self, channel_id: int, content: str, nonce: str) -> Receipt: ...
+    async def post_embeds(self, channel_id: int, descriptions: Sequence[str],
+                          nonce: str) -> Receipt:
+        """One message whose embeds have these descriptions (and nothing else), in order."""
+        ...
 
     async def sync_role(self, guild_id: int, user_id: int, role_id: int,
                         action: str) -> Receipt: ...
@@ -85,23 +101,76 @@ class WorkerPolicy:
     retention_batch: int = 500
 
 
-def pack_lines(rows: Sequence[Claimed], limit: int = MAX_CONTENT) -> list[Claimed]:
-    """The longest prefix of `rows` whose lines fit one message (at least one row)."""
-    batch: list[Claimed] = []
-    size = 0
-    for row in rows:
-        line = mirror_text(row)
-        extra = len(line) + (1 if batch else 0)
-        if batch and size + extra > limit:
-            break
-        batch.append(row)
-        size += extra
-    return batch
+def discord_length(text: str) -> int:
+    """The length Discord checks against its limits, counted conservatively: UTF-16 code
+    units, which are never fewer than the code points Discord and the sandbox count (an
+    emoji such as 🛠️ is 2 code points and 3 code units)."""
+    return len(text) + sum(1 for ch in text if ord(ch) > 0xFFFF)
 
 
 def mirror_text(row: Claimed) -> str:
+    """The row's line, cut to MAX_LINE with an ellipsis: a line alone always fits a message
+    (and is never blank: Discord refuses an embed without text)."""
     line = str(row.payload.get("line", ""))
-    return line if len(line) <= MAX_CONTENT else line[: MAX_CONTENT - 1] + "…"
+    if not line.strip():
+        return "(no text)"
+    if discord_length(line) <= MAX_LINE:
+        return line
+    cut: list[str] = []
+    size = 1  # the ellipsis
+    for ch in line:
+        size += discord_length(ch)
+        if size > MAX_LINE:
+            break
+        cut.append(ch)
+    return "".join(cut) + "…"
+
+
+def embed_descriptions(lines: Sequence[str]) -> list[str]:
+    """The lines, in order, as embed descriptions: a line joins the current embed (after a
+    newline) while that stays within EMBED_DESCRIPTION_MAX, else it opens the next embed.
+    The worker sends exactly this layout; `pack_lines` sizes a batch with the same rule."""
+    descriptions: list[str] = []
+    current: list[str] = []
+    size = 0
+    for line in lines:
+        extra = discord_length(line) + (1 if current else 0)
+        if current and size + extra > EMBED_DESCRIPTION_MAX:
+            descriptions.append("\n".join(current))
+            current, size = [], 0
+            extra = discord_length(line)
+        current.append(line)
+        size += extra
+    if current:
+        descriptions.append("\n".join(current))
+    return descriptions
+
+
+def fits_one_message(descriptions: Sequence[str]) -> bool:
+    """Whether Discord takes these descriptions as the embeds of one message."""
+    return (len(descriptions) <= EMBEDS_PER_MESSAGE
+            and all(discord_length(d) <= EMBED_DESCRIPTION_MAX for d in descriptions)
+            and sum(discord_length(d) for d in descriptions) <= EMBEDS_TOTAL_MAX)
+
+
+def pack_lines(rows: Sequence[Claimed]) -> list[Claimed]:
+    """The longest prefix of `rows` whose lines fit one message's embeds (at least one row):
+    each description within 4,096, at most 10 embeds, at most 6,000 in all."""
+    batch: list[Claimed] = []
+    embeds = 0  # embeds used so far, the last one `size` long
+    size = 0
+    total = 0
+    for row in rows:
+        length = discord_length(mirror_text(row))
+        if batch and size + 1 + length <= EMBED_DESCRIPTION_MAX:
+            grown, new_size, new_total = embeds, size + 1 + length, total + 1 + length
+        else:
+            grown, new_size, new_total = embeds + 1, length, total + length
+        if batch and (grown > EMBEDS_PER_MESSAGE or new_total > EMBEDS_TOTAL_MAX):
+            break
+        batch.append(row)
+        embeds, size, total = grown, new_size, new_total
+    return batch
 
 
 _CLAIMABLE = """(status IN ('pending', 'retry_scheduled') AND next_attempt_at <= now())
@@ -214,8 +283,9 @@ class OutboxWorker:
         if head.kind == "mirror":
             if head.channel_id is None:
                 raise DeliveryError("mirror row without a channel", retryable=False)
-            content = "\n".join(mirror_text(r) for r in batch)
-            return await self.deliverer.post_lines(head.channel_id, content, str(head.id))
+            descriptions = embed_descriptions([mirror_text(r) for r in batch])
+            return await self.deliverer.post_embeds(head.channel_id, descriptions,
+                                                    str(head.id))
         payload = head.payload
         return await self.deliverer.sync_role(head.guild_id, int(payload["user_id"]),
                                               int(payload["role_id"]), str(payload["action"]))

@@ -3,8 +3,9 @@
 ``POST /channels/{id}/messages`` is rate limited per channel (see
 :mod:`sandbox.limits`), needs VIEW_CHANNEL (else 403 code 50001) and
 SEND_MESSAGES (else 403 code 50013) in the channel, answers 404 code 10003
-for a deleted channel, enforces Discord's content and embed limits, and
-honours ``nonce`` + ``enforce_nonce`` by returning the earlier message.
+for a deleted channel, enforces Discord's content and embed limits, drops
+embeds without EMBED_LINKS (a message of embeds only is then 403 code 50013),
+and honours ``nonce`` + ``enforce_nonce`` by returning the earlier message.
 """
 
 from __future__ import annotations
@@ -134,6 +135,13 @@ class MessageRoutes:
         data = body.obj
         self._require(channel, Perm.SEND_MESSAGES)
         validate_message(data, body.attachments)
+        if data.get("embeds") and not self._bot_permissions(channel) & Perm.EMBED_LINKS:
+            # Discord without Embed Links: embeds are dropped, and a message that was
+            # nothing but embeds is refused.
+            data = {**data, "embeds": []}
+            if not (data.get("content") or data.get("components") or data.get("sticker_ids")
+                    or data.get("poll") or body.attachments):
+                raise errors.missing_permissions()
         nonce = data.get("nonce")
         earlier = self.core.check_nonce(channel.id, nonce, bool(data.get("enforce_nonce")))
         if earlier is not None and nonce is not None:

@@ -157,6 +157,21 @@ class Message:
         return bool(self.flags & MessageFlag.EPHEMERAL)
 
     @property
+    def text(self) -> str:
+        """What a person reads: the content, then each embed's title, description, fields
+        (``name: value``) and footer, one part per line, empty parts left out."""
+        parts = [self.content]
+        for embed in self.embeds:
+            parts += [embed.get("title") or "", embed.get("description") or ""]
+            parts += [f"{f.get('name')}: {f.get('value')}" for f in embed.get("fields") or []]
+            parts.append((embed.get("footer") or {}).get("text") or "")
+        return "\n".join(p for p in parts if p)
+
+    def lines(self) -> list[str]:
+        """:attr:`text` line by line (a bot's log lines, whether in content or embeds)."""
+        return self.text.splitlines()
+
+    @property
     def loading(self) -> bool:
         """A deferred ("thinking") interaction response not yet edited."""
         return bool(self.flags & MessageFlag.LOADING)

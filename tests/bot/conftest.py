@@ -21,7 +21,7 @@ from domain.metrics import CountingMetrics
 from domain.persistence.database import Database
 from domain.remediation import RemediationService
 from domain.transitions import RetryPolicy, TransitionService
-from sandbox import Guild, Perm, Sandbox, SandboxConfig, client_overrides
+from sandbox import Guild, Message, Perm, Sandbox, SandboxConfig, client_overrides
 
 T = TypeVar("T")
 
@@ -90,13 +90,8 @@ class World:
                 f"SELECT count(*) FROM {table} WHERE {where}"), params)).scalar_one())
 
 
-def message_text(message: Any) -> str:
-    parts = [message.content or ""]
-    for embed in message.embeds or []:
-        parts += [embed.get("title", ""), embed.get("description", "")]
-        parts += [f"{f.get('name')}: {f.get('value')}" for f in embed.get("fields", [])]
-        parts.append((embed.get("footer") or {}).get("text", ""))
-    return "\n".join(p for p in parts if p)
+def message_text(message: Message) -> str:
+    return message.text
 
 
 @contextlib.asynccontextmanager

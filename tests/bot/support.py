@@ -120,8 +120,8 @@ def channel_messages(sandbox: Sandbox, channel_id: int) -> list[Any]:
 
 
 def channel_lines(sandbox: Sandbox, channel_id: int) -> list[str]:
-    return [line for m in channel_messages(sandbox, channel_id)
-            for line in m.content.split("\n")]
+    """Every line posted in the channel, oldest first: content and embeds alike."""
+    return [line for m in channel_messages(sandbox, channel_id) for line in m.lines()]
 
 
 def record_numbers(sandbox: Sandbox, channel_id: int) -> list[int]:

@@ -8,8 +8,8 @@ from sqlalchemy import text
 
 from bot.delivery import DiscordDeliverer
 from domain.lifecycle import Operation, State
-from domain.outbox import MAX_CONTENT, OutboxWorker, WorkerPolicy, outbox_health
-from tests.bot.conftest import World, eventually, setup_guild
+from domain.outbox import OutboxWorker, WorkerPolicy, fits_one_message, outbox_health
+from tests.bot.conftest import Perm, World, eventually, setup_guild
 from tests.bot.support import (
     channel_lines,
     dead_letter,
@@ -35,7 +35,10 @@ async def test_a_burst_of_200_records_is_batched_in_order_without_duplicates(
         world: World) -> None:
     await setup_guild(world)
     start = time.monotonic()
-    await enqueue_records(world.container.db, world.guild.id, range(200))
+    # 300-character lines: 13 fit the first embed, 6 more the second before the 6,000
+    # characters of all embeds, so 19 a message and 11 messages, more than the channel takes
+    # in one 5-second window.
+    await enqueue_records(world.container.db, world.guild.id, range(200), width=300)
     await world.sandbox.wait_until(lambda: len(record_numbers(world.sandbox, world.log_channel))
                                    >= 200, timeout=40, what="200 records in #mod-log")
     elapsed = time.monotonic() - start
@@ -48,8 +51,12 @@ async def test_a_burst_of_200_records_is_batched_in_order_without_duplicates(
           f"{len(world.sandbox.duplicates_prevented)} duplicates prevented by nonce")
     assert numbers == list(range(200))  # all, once each, in order
     assert duplicates(numbers) == {}
-    assert len(messages) <= 20  # about 18 lines fit one message of 2,000 characters
-    assert all(len(m.content) <= MAX_CONTENT for m in messages)
+    assert len(messages) == 11
+    for m in messages:
+        assert m.content == "" and 1 <= len(m.embeds) <= 10
+        # Descriptions only: a title, fields or a footer would eat the 6,000 characters.
+        assert all(set(e) <= {"type", "description", "color", "flags"} for e in m.embeds)
+        assert fits_one_message([e["description"] for e in m.embeds])
     # Nobody pinged, whatever the lines say (<@user>, <@&role>, @everyone).
     for m in messages:
         assert m.allowed_mentions is not None and m.allowed_mentions.get("parse") == []
@@ -79,21 +86,21 @@ async def test_remediation_and_dead_letters_are_mirrored_one_line_each(world: Wo
     await setup_guild(world, "dead_letters")
     user, entry = await replayable(world.container, world.guild.id)
     new_line = await world.sandbox.wait_for_message(
-        world.log_channel, lambda m: f"Dead letter #{entry}" in m.content)
+        world.log_channel, lambda m: f"Dead letter #{entry}" in m.text)
     assert (f"🟥 Dead letter #{entry}: `verify` for <@{user}> (verification_pending → "
-            f"verified) retries_exhausted after 5 attempt(s), source api") in new_line.content
+            f"verified) retries_exhausted after 5 attempt(s), source api") in new_line.text
     answer = await world.ask(world.staff, "dlq retry", {"id": str(entry)})
     assert "resolved" in answer
     retried = await world.sandbox.wait_for_message(
-        world.log_channel, lambda m: f"retried #{entry}" in m.content)
+        world.log_channel, lambda m: f"retried #{entry}" in m.text)
     assert (f"🛠️ <@{world.staff}> retried #{entry} (`verify` for <@{user}>, "
-            "verification_pending → verified): resolved") in retried.content
+            "verification_pending → verified): resolved") in retried.text
     other = await dead_letter(world.container, world.guild.id)
     note = "@everyone look <@1234567890123456789> **now** (see <#1>)"
     await world.ask(world.staff, "dlq dismiss", {"id": str(other), "note": note})
     dismissed = await world.sandbox.wait_for_message(
-        world.log_channel, lambda m: f"dismissed #{other}" in m.content)
-    line = next(ln for ln in dismissed.content.splitlines() if f"dismissed #{other}" in ln)
+        world.log_channel, lambda m: f"dismissed #{other}" in m.text)
+    line = next(ln for ln in dismissed.lines() if f"dismissed #{other}" in ln)
     # Markdown and mentions in the note are escaped: shown as typed, nobody pinged.
     assert line.endswith("): dismissed — “@\u200beveryone look <@\u200b1234567890123456789\\> "
                          "\\*\\*now\\*\\* \\(see <\\#1\\>\\)”")
@@ -106,14 +113,14 @@ async def test_mirror_levels_decide_what_reaches_the_log_channel(world: World) -
     await setup_guild(world, "all")
     user = next_user()
     await drive(world.container, world.guild.id, user, State.JOINED)
-    line = await world.sandbox.wait_for_message(world.log_channel, lambda m: "➡️" in m.content)
-    assert f"➡️ <@{user}> `join` (new → joined), source bot" in line.content
+    line = await world.sandbox.wait_for_message(world.log_channel, lambda m: "➡️" in m.text)
+    assert f"➡️ <@{user}> `join` (new → joined), source bot" in line.text
     await setup_guild(world, "remediation")
     entry = await dead_letter(world.container, world.guild.id, user, Operation.KICK,
                               from_state=State.JOINED, to_state=State.KICKED)
     await world.ask(world.staff, "dlq resolve", {"id": str(entry), "note": "done by hand"})
     await world.sandbox.wait_for_message(world.log_channel,
-                                         lambda m: f"resolved #{entry}" in m.content)
+                                         lambda m: f"resolved #{entry}" in m.text)
     lines = channel_lines(world.sandbox, world.log_channel)
     assert not any(f"Dead letter #{entry}" in ln for ln in lines)  # not at this level
     assert sum("➡️" in ln for ln in lines) == 1
@@ -177,6 +184,26 @@ async def test_a_log_channel_closed_to_the_bot_is_reported(world: World) -> None
     assert answer.startswith(f"✅ dismissed **#{entry}**")
     status = await world.ask(world.staff, "lifeline status")
     assert "403 Forbidden (code 50013): Missing Permissions" in status
+
+
+async def test_a_log_channel_without_embed_links_is_reported(world: World) -> None:
+    """Mirror messages are embeds only: without Embed Links Discord refuses them (403)."""
+    await setup_guild(world)
+    world.sandbox.deny_channel(world.log_channel, permissions=Perm.EMBED_LINKS)
+    await dead_letter(world.container, world.guild.id)
+    await eventually(lambda: settled(world.container.db, 1), what="the row settled")
+    assert await outbox_counts(world.container.db) == {"dead_lettered": 1}
+    assert world.sandbox.messages(world.log_channel) == []
+    status = await world.ask(world.staff, "lifeline status")
+    assert "403 Forbidden (code 50013): Missing Permissions" in status
+    # Granted again and set up again: the mirror works.
+    world.sandbox.allow_channel(world.log_channel)
+    await world.ask(world.owner, "lifeline setup", {
+        "log_channel": world.log_channel, "verified_role": world.verified_role,
+        "staff_role": world.staff_role})
+    entry = await dead_letter(world.container, world.guild.id)
+    await world.sandbox.wait_for_message(world.log_channel,
+                                         lambda m: f"Dead letter #{entry}" in m.text)
 
 
 async def test_retention_purges_old_closed_entries_and_keeps_their_history(

@@ -45,7 +45,9 @@ async def test_sigkill_mid_burst_then_restart_delivers_every_record_once(
         migrated: str, clean_db: Database, tmp_path: Path) -> None:
     async with Sandbox(SandboxConfig()) as sandbox:
         guild, channel = await _log_guild(sandbox, clean_db, "Crash Test")
-        await enqueue_records(clean_db, guild.id, range(200))
+        # 400-character lines, 14 a message: 15 messages, so the burst outlasts the first
+        # rate-limit window and the kill lands mid-burst.
+        await enqueue_records(clean_db, guild.id, range(200), width=400)
         start = time.monotonic()
         # A short lock so the restarted process takes the dead one's claims over quickly.
         env = {"OUTBOX_LOCK_SECONDS": "3"}

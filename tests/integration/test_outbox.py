@@ -9,16 +9,17 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import defaultdict
+from collections.abc import Sequence
 
 from sqlalchemy import text
 
 from domain.metrics import CountingMetrics
 from domain.outbox import (
-    MAX_CONTENT,
     DeliveryError,
     OutboxWorker,
     Receipt,
     WorkerPolicy,
+    fits_one_message,
     purge_expired,
 )
 from domain.persistence.database import Database
@@ -29,21 +30,22 @@ class RecordingDiscord:
     """Behaves like Discord where it matters: a repeated nonce returns the first message."""
 
     def __init__(self) -> None:
-        self.messages: dict[int, list[str]] = defaultdict(list)
+        self.messages: dict[int, list[list[str]]] = defaultdict(list)  # embed descriptions
         self.by_nonce: dict[str, int] = {}
         self.roles: list[tuple[int, int, str]] = []
         self.fail_next: list[DeliveryError] = []
         self.posts = 0
 
-    async def post_lines(self, channel_id: int, content: str, nonce: str) -> Receipt:
+    async def post_embeds(self, channel_id: int, descriptions: Sequence[str],
+                          nonce: str) -> Receipt:
         await asyncio.sleep(0)
         if self.fail_next:
             raise self.fail_next.pop(0)
-        assert len(content) <= MAX_CONTENT
+        assert descriptions and fits_one_message(descriptions)
         self.posts += 1
         if nonce in self.by_nonce:
             return Receipt(200, self.by_nonce[nonce])
-        self.messages[channel_id].append(content)
+        self.messages[channel_id].append(list(descriptions))
         self.by_nonce[nonce] = len(self.by_nonce) + 1
         return Receipt(200, self.by_nonce[nonce])
 
@@ -52,7 +54,7 @@ class RecordingDiscord:
         return Receipt(204)
 
     def lines(self, channel_id: int) -> list[str]:
-        return [line for m in self.messages[channel_id] for line in m.split("\n")]
+        return [line for m in self.messages[channel_id] for d in m for line in d.split("\n")]
 
 
 async def _enqueue(db: Database, channel: int, n: int, start: int = 0, width: int = 60) -> None:
@@ -87,7 +89,8 @@ async def test_three_workers_deliver_every_record_once_in_order_batched(clean_db
     for channel in (501, 502, 503):
         lines = discord.lines(channel)
         assert lines == [f"record {i:05d} " + "x" * 60 for i in range(200)]
-        assert len(discord.messages[channel]) < 200 / 10  # batched, not one per record
+        # batched, not one per record: 81 lines of 73 characters fill one message's embeds
+        assert len(discord.messages[channel]) == 3
     assert await count(clean_db, "outbox", "status = 'delivered'") == 600
     assert await count(clean_db, "outbox_attempts") == 600
 
@@ -100,8 +103,8 @@ async def test_a_crashed_workers_claim_is_taken_over_and_not_posted_twice(
     batches = await crashed.claim()
     # It posted, then died before recording the delivery.
     head = batches[0]
-    await discord.post_lines(601, "\n".join(str(r.payload["line"]) for r in head),
-                             str(head[0].id))
+    await discord.post_embeds(601, ["\n".join(str(r.payload["line"]) for r in head)],
+                              str(head[0].id))
     survivor = _worker(clean_db, discord, lock_seconds=30)
     assert await survivor.run_once() == 0  # the claim has not expired yet
     async with clean_db.autocommit() as conn:  # wait for the expiry the database reports

@@ -83,7 +83,7 @@ async def test_sigkill_mid_burst_loses_nothing_and_doubles_nothing(
 
     stats = await check_invariants(db)
     assert await _count(db, "SELECT count(*) FROM dead_letters") == 0
-    lines = [line for m in sandbox.messages(log_channel) for line in m.content.splitlines()]
+    lines = [line for m in sandbox.messages(log_channel) for line in m.lines()]
     seen = Counter(re.findall(r"crash-record (\d{4})", "\n".join(lines)))
     assert len(seen) == RECORDS and set(seen.values()) == {1}, "each record exactly once"
     assert [int(n) for n in re.findall(r"crash-record (\d{4})", "\n".join(lines))] == \

@@ -24,7 +24,7 @@ async def _delivered(world: World) -> bool:
 
 def _lines(world: World, tag: str) -> list[str]:
     return [line for m in world.sandbox.messages(world.log_channel)
-            for line in m.content.splitlines() if line.startswith(tag)]
+            for line in m.lines() if line.startswith(tag)]
 
 
 async def test_a_burst_of_500s_is_retried_and_delivered_once(world: World) -> None:

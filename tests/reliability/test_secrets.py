@@ -61,13 +61,15 @@ async def test_tokens_appear_in_no_log_no_row_and_no_message(migrated: str,
             await bot.terminate()
             await api.terminate()
         logs = "".join(bot.output + api.output)
-        messages = "\n".join(m.content + str(m.embeds) for m in sandbox.messages(log_channel))
+        # What people read (mirror lines are in embeds) and the raw embeds, whatever the field.
+        messages = "\n".join(m.text + str(m.embeds) for m in sandbox.messages(log_channel))
     assert "DEBUG" in logs and "Lifeline is running" in logs  # the logs were captured
     async with clean_db.autocommit() as conn:
         dumped = [str(r) for table in TABLES
                   for r in (await conn.execute(text(f"SELECT * FROM {table}"))).all()]
     rows = "\n".join(dumped)
     assert "dismiss" in rows and "pasted by mistake" in rows
+    assert "pasted by mistake" in messages  # the note's mirror line was searched too
     for token in (BOT_TOKEN, API_TOKEN):
         assert token not in logs, "a token reached the logs"
         assert token not in rows, "a token reached the database"

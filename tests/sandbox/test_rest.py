@@ -160,6 +160,26 @@ async def test_deleted_and_denied_channels(sandbox, guild):
         assert gone.value.code == 10003
 
 
+async def test_embeds_need_embed_links_and_are_read_as_text(sandbox, guild):
+    async with running(sandbox, make_bot()) as bot:
+        mod_log = text_channel(bot, guild.channel_named("mod-log").id)
+        embeds = [discord.Embed(description="line 1\nline 2"),
+                  discord.Embed(title="T", description="line 3")]
+        await mod_log.send("head", embeds=embeds)
+        (message,) = sandbox.messages(mod_log.id)
+        assert message.text == "head\nline 1\nline 2\nT\nline 3"
+        assert message.lines() == ["head", "line 1", "line 2", "T", "line 3"]
+        # Without Embed Links, Discord drops the embeds and refuses a message of embeds only.
+        sandbox.deny_channel(mod_log.id, permissions=Perm.EMBED_LINKS)
+        with pytest.raises(discord.Forbidden) as denied:
+            await mod_log.send(embeds=embeds)
+        assert denied.value.code == 50013
+        await mod_log.send("text stays", embeds=embeds)
+    assert [(m.content, m.embeds) for m in sandbox.messages(mod_log.id)][1:] == [
+        ("text stays", [])
+    ]
+
+
 async def test_role_add_updates_the_client_cache(sandbox, guild):
     member = sandbox.member_join(guild, 9001, "newbie")
     verified = sandbox.add_role(guild, "Verified")

@@ -58,7 +58,7 @@ async def _api_verify(client: httpx.AsyncClient, base: str, guild: int, user: in
 
 
 def _lines(sandbox: Sandbox, channel: int) -> list[str]:
-    return [line for m in sandbox.messages(channel) for line in m.content.splitlines()]
+    return [line for m in sandbox.messages(channel) for line in m.lines()]
 
 
 async def test_two_shards_two_apis_one_database(migrated: str, clean_db: Database) -> None:
