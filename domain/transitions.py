@@ -45,107 +45,19 @@ from domain.metrics import CountingMetrics, Metrics
 from domain.mirror import LEVELS_FOR, transition_line
 from domain.persistence.database import (
     Database,
-    DriverStatement,
     UniqueViolation,
     is_unavailable,
 )
 from domain.persistence.tables import ReasonCode
+from domain.transition_sql import (
+    DRIVER_GET_MEMBER,
+    DRIVER_READ,
+    DRIVER_WRITES,
+    IDEMPOTENCY_CONSTRAINT,
+)
 from domain.turns import MemberTurns, shared_repeat
 
 log = logging.getLogger(__name__)
-
-IDEMPOTENCY_CONSTRAINT = "uq_member_transitions_guild_id_user_id_idempotency_key"
-
-_READ = text(
-    """
-    SELECT m.state, m.version, m.updated_at,
-           t.id AS t_id, t.operation AS t_operation, t.from_state AS t_from,
-           t.to_state AS t_to, t.version AS t_version, t.created_at AS t_created,
-           gs.log_channel_id IS NOT NULL
-             AND gs.mirror_level = ANY(CAST(:mirror_levels AS mirror_level[])) AS mirror_on,
-           gs.verified_role_id IS NOT NULL AS role_sync_on
-    FROM (SELECT 1) AS one
-    LEFT JOIN members m ON m.guild_id = :g AND m.user_id = :u
-    LEFT JOIN member_transitions t
-           ON t.guild_id = :g AND t.user_id = :u AND t.idempotency_key = :key
-    LEFT JOIN guild_settings gs ON gs.guild_id = :g
-    """
-)
-
-_LEDGER_INSERT = """
-    led AS (
-      INSERT INTO member_transitions (guild_id, user_id, version, operation, from_state,
-                                      to_state, source, actor_id, reason, idempotency_key,
-                                      correlation_id)
-      SELECT w.guild_id, w.user_id, w.version, CAST(:op AS member_operation),
-             CAST(:from_state AS member_state), CAST(:to_state AS member_state),
-             CAST(:source AS transition_source), :actor, :reason, :key, :corr
-      FROM w
-      RETURNING id, version, created_at
-    )"""
-
-# Side effects queued in the same statement, so they exist exactly when the transition does.
-_MIRROR_INSERT = """,
-    mir AS (
-      INSERT INTO outbox (guild_id, kind, channel_id, lane, payload)
-      SELECT gs.guild_id, 'mirror', gs.log_channel_id, 'channel:' || gs.log_channel_id,
-             CAST(:mirror_payload AS jsonb)
-      FROM guild_settings gs, led
-      WHERE gs.guild_id = :g AND gs.log_channel_id IS NOT NULL
-        AND gs.mirror_level = ANY(CAST(:mirror_levels AS mirror_level[]))
-    )"""
-
-_ROLE_SYNC_INSERT = """,
-    rs AS (
-      INSERT INTO outbox (guild_id, kind, channel_id, lane, payload)
-      SELECT gs.guild_id, 'role_sync', NULL, 'member:' || :g || ':' || :u,
-             jsonb_build_object('user_id', :u, 'role_id', gs.verified_role_id,
-                                'action', CAST(:role_action AS text),
-                                'transition_id', led.id, 'version', led.version)
-      FROM guild_settings gs, led
-      WHERE gs.guild_id = :g AND gs.verified_role_id IS NOT NULL
-    )"""
-
-_UPDATE_CTE = """
-    WITH w AS (
-      UPDATE members SET state = CAST(:to_state AS member_state), version = version + 1,
-                         updated_at = now()
-      WHERE guild_id = :g AND user_id = :u
-        AND state = CAST(:from_state AS member_state) AND version = :expected_version
-      RETURNING guild_id, user_id, version, updated_at
-    ),"""
-
-_INSERT_CTE = """
-    WITH w AS (
-      INSERT INTO members (guild_id, user_id, state, version)
-      VALUES (:g, :u, CAST(:to_state AS member_state), 1)
-      ON CONFLICT (guild_id, user_id) DO NOTHING
-      RETURNING guild_id, user_id, version, updated_at
-    ),"""
-
-_FINAL = """
-    SELECT led.id, led.version, w.updated_at FROM led JOIN w ON w.version = led.version
-"""
-
-
-def _build_write(new_member: bool, mirror: bool, role_sync: bool) -> Any:
-    sql = (_INSERT_CTE if new_member else _UPDATE_CTE) + _LEDGER_INSERT
-    if mirror:
-        sql += _MIRROR_INSERT
-    if role_sync:
-        sql += _ROLE_SYNC_INSERT
-    return text(sql + _FINAL)
-
-
-# Eight statement shapes, compiled once. The hot path runs them (and the read) on the driver
-# connection: SQLAlchemy's per-statement work cost more client CPU than the statements.
-_WRITES = {(n, m, r): _build_write(n, m, r)
-           for n in (False, True) for m in (False, True) for r in (False, True)}
-_DRIVER_READ = DriverStatement.of(_READ)
-_DRIVER_GET_MEMBER = DriverStatement.of(text(
-    "SELECT state, version, updated_at FROM members WHERE guild_id = :g AND user_id = :u"))
-_DRIVER_WRITES = {shape: DriverStatement.of(stmt) for shape, stmt in _WRITES.items()}
-
 
 @dataclass(frozen=True)
 class RetryPolicy:
@@ -328,7 +240,7 @@ class TransitionService:
 
     async def _read(self, conn: asyncpg.Connection, cmd: TransitionCommand
                     ) -> tuple[_Observed, Any | None]:
-        row = await conn.fetchrow(_DRIVER_READ.sql, *_DRIVER_READ.args(
+        row = await conn.fetchrow(DRIVER_READ.sql, *DRIVER_READ.args(
             {"g": cmd.guild_id, "u": cmd.user_id, "key": cmd.idempotency_key,
              "mirror_levels": LEVELS_FOR["transition"]}))
         assert row is not None  # always one row: FROM (SELECT 1) LEFT JOIN ...
@@ -373,7 +285,7 @@ class TransitionService:
             params["mirror_levels"] = LEVELS_FOR["transition"]
         if role_sync:
             params["role_action"] = role_action
-        stmt = _DRIVER_WRITES[(new_member, mirror, role_sync)]
+        stmt = DRIVER_WRITES[(new_member, mirror, role_sync)]
         row: Sequence[Any] | None = await conn.fetchrow(stmt.sql, *stmt.args(params))
         return row
 
@@ -437,7 +349,7 @@ class TransitionService:
     async def get_member(self, guild_id: int, user_id: int) -> MemberSnapshot | None:
         # A client's read before it writes: on the driver connection like the write path.
         async with self.db.driver() as conn:
-            row = await conn.fetchrow(_DRIVER_GET_MEMBER.sql, *_DRIVER_GET_MEMBER.args(
+            row = await conn.fetchrow(DRIVER_GET_MEMBER.sql, *DRIVER_GET_MEMBER.args(
                 {"g": guild_id, "u": user_id}))
         if row is None:
             return None
