@@ -169,12 +169,12 @@ class RemediationService:
         by_status = {s.value: 0 for s in DeadLetterStatus}
         by_signature: builtins.list[SignatureCount] = []
         async with self.db.autocommit() as conn:
-            # One index-only pass (ix_dead_letters_guild_signature) gives the counts by
-            # signature and status, ranked; the counts by status are their sums. Reading
-            # operation and reason code from the rows instead cost a scan of every entry of
-            # the guild (0.5 s for 300,000 entries).
+            # The counts by signature and status come from dead_letter_counts, which triggers
+            # on dead_letters keep exact: a few rows per signature (one per status and
+            # writer slot), however many entries the guild has. The counts by status are
+            # their sums.
             for r in await conn.execute(_STATS_BY_SIGNATURE_AND_STATUS, {"g": guild_id}):
-                by_status[r.status] += r.n
+                by_status[r.status] += int(r.n)
                 if len(by_signature) < top and (not by_signature
                                                 or by_signature[-1].signature != r.signature):
                     operation, reason_code = _signature_parts(r.signature)
@@ -191,18 +191,13 @@ class RemediationService:
 
     async def signatures(self, guild_id: int, prefix: str = "", limit: int = 25
                          ) -> builtins.list[SignatureCount]:
-        """Open signatures of a guild, for autocomplete."""
+        """Open signatures of a guild, for autocomplete: most open entries first."""
         async with self.db.autocommit() as conn:
-            rows = await conn.execute(text(
-                """SELECT signature, min(operation::text) AS operation,
-                          min(reason_code::text) AS reason_code, count(*) AS open,
-                          count(*) AS total
-                   FROM dead_letters WHERE guild_id = :g AND status = 'open'
-                     AND signature LIKE :prefix
-                   GROUP BY signature ORDER BY count(*) DESC, signature LIMIT :limit"""),
-                {"g": guild_id, "prefix": _like_prefix(prefix), "limit": limit})
-            return [SignatureCount(r.signature, r.operation, r.reason_code, r.open, r.total)
-                    for r in rows]
+            rows = await conn.execute(_OPEN_SIGNATURES, {"g": guild_id,
+                                                         "prefix": _like_prefix(prefix),
+                                                         "limit": limit})
+            return [SignatureCount(r.signature, *_signature_parts(r.signature), int(r.open),
+                                   int(r.open)) for r in rows]
 
     # ---- acting ----------------------------------------------------------------------
 
@@ -434,15 +429,24 @@ _WRITE_OUTCOME = text(
 _DRIVER_CLAIM = DriverStatement.of(_CLAIM)
 _DRIVER_WRITE_OUTCOME = DriverStatement.of(_WRITE_OUTCOME)
 
+# Counts of dead_letters by (signature, status) are sums of dead_letter_counts over the
+# writer slots (see domain.persistence.tables.DeadLetterCount); a sum of 0 is a key whose
+# entries are gone (kept, not shown). Ranked by open (open + retrying) entries, then all.
 _STATS_BY_SIGNATURE_AND_STATUS = text(
     """SELECT signature, status::text AS status, n,
               coalesce(sum(n) FILTER (WHERE status IN ('open', 'retrying')) OVER bysig, 0)
                 AS open,
               sum(n) OVER bysig AS total
-       FROM (SELECT signature, status, count(*) AS n FROM dead_letters WHERE guild_id = :g
-             GROUP BY signature, status) AS per
+       FROM (SELECT signature, status, sum(n) AS n FROM dead_letter_counts
+             WHERE guild_id = :g GROUP BY signature, status HAVING sum(n) <> 0) AS per
        WINDOW bysig AS (PARTITION BY signature)
        ORDER BY open DESC, total DESC, signature""")
+
+_OPEN_SIGNATURES = text(
+    """SELECT signature, sum(n) AS open FROM dead_letter_counts
+       WHERE guild_id = :g AND status = 'open' AND signature LIKE :prefix
+       GROUP BY signature HAVING sum(n) <> 0
+       ORDER BY sum(n) DESC, signature LIMIT :limit""")
 
 
 def _entry(record: Any) -> DeadLetterEntry:

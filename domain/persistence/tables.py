@@ -166,6 +166,20 @@ class DeadLetter(Base):
     )
 
 
+class DeadLetterCount(Base):
+    """Entries of `dead_letters` per (guild, signature, status), kept exact by statement-level
+    triggers on `dead_letters` (migration 0002) in the writer's transaction. Each backend
+    writes to its own `slot` (pg_backend_pid() % 16): a count is the sum over the slots, one
+    slot alone may be negative, and keys whose entries are gone stay at 0."""
+
+    __tablename__ = "dead_letter_counts"
+    guild_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    signature: Mapped[str] = mapped_column(Text, primary_key=True)
+    status: Mapped[DeadLetterStatus] = mapped_column(DL_STATUS_ENUM, primary_key=True)
+    slot: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger)
+
+
 class RemediationAction(Base):
     """The audit trail. Kept when retention purges the dead letter it points at."""
 
@@ -261,6 +275,7 @@ class OutboxAttempt(Base):
 members = Member.__table__
 transitions = MemberTransition.__table__
 dead_letters = DeadLetter.__table__
+dead_letter_counts = DeadLetterCount.__table__
 remediation_actions = RemediationAction.__table__
 guild_settings = GuildSettings.__table__
 outbox = OutboxRow.__table__
