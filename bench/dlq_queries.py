@@ -12,6 +12,7 @@ The plans are read with EXPLAIN (ANALYZE, BUFFERS) of the exact statements the s
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -108,7 +109,7 @@ async def explain(ctx: Context, statements: list[tuple[str, Any]]) -> list[dict[
             text = "\n".join(r[0] for r in rows)
             plans.append({"sql": " ".join(sql.split()), "plan": text,
                           "uses_index": "Index" in text,
-                          "seq_scan_on_dead_letters": "Seq Scan on dead_letters" in text})
+                          "seq_scan": SEQ_SCAN.search(text) is not None})
     finally:
         await conn.close()
     return plans
@@ -134,6 +135,9 @@ async def run(ctx: Context) -> Report:
         sizes = {g: await conn.fetchval(
             "SELECT count(*) FILTER (WHERE status = 'open') FROM dead_letters "
             "WHERE guild_id = $1", g) for g in (BIG, TYPICAL)}
+        users = {g: await conn.fetchval(  # the member of the newest open entry
+            "SELECT user_id FROM dead_letters WHERE guild_id = $1 AND status = 'open' "
+            "ORDER BY id DESC LIMIT 1", g) for g in (BIG, TYPICAL)}
     finally:
         await conn.close()
     db = ctx.database(pool_size=2)
@@ -164,8 +168,14 @@ async def run(ctx: Context) -> Report:
                 cases[f"signature filter{suffix}"] = _call(
                     service.list, guild, status="open", signature=signature, limit=PAGE,
                     **counting)
+            # A user filter has no counter: the matches are counted, up to count_limit
+            # (the API's and /dlq list's 1000).
+            cases["user filter, count_limit=1000"] = _call(
+                service.list, guild, status="open", user_id=users[guild], limit=PAGE,
+                count_limit=1000)
             cases["stats"] = _call(service.stats, guild)
-            cases["count alone (what the exact total adds)"] = _call(_direct, ctx, COUNT, guild)
+            cases["row count alone (what counting instead of the counters would cost)"] = \
+                _call(_direct, ctx, COUNT, guild)
             for case, call in cases.items():
                 key = f"{label}: {case}"
                 queries[key] = await timed(call, runs)
@@ -184,8 +194,9 @@ async def run(ctx: Context) -> Report:
                                             "typical guild": sizes[TYPICAL]},
                            "signature": signature, "queries": queries})
     report.extra["plans"] = plans
-    seq = sorted(k for k, ps in plans.items() if any(p["seq_scan_on_dead_letters"] for p in ps))
-    report.row("plans with a Seq Scan on dead_letters", ", ".join(seq) or "none")
+    seq = sorted(k for k, ps in plans.items() if any(p["seq_scan"] for p in ps))
+    report.row("plans with a Seq Scan on dead_letters or dead_letter_counts",
+               ", ".join(seq) or "none")
     def worst(marker: str) -> float:
         return max(float(v["p95_ms"]) for k, v in queries.items()
                    if ("page" in k or "filter" in k) and (marker in k if marker else
@@ -193,22 +204,23 @@ async def run(ctx: Context) -> Report:
                                                           and "False" not in k))
 
     stats = [v["p95_ms"] for k, v in queries.items() if "stats" in k]
-    report.targets.append(Target("page p95, worst (exact total: list()'s default, the API)",
-                                 worst(""), 5, "<=", "ms"))
-    report.targets.append(Target("page p95, worst (count_limit=1000: /dlq list)",
+    report.targets.append(Target("page p95, worst (exact total from the counters: /dlq list, "
+                                 "the API)", worst(""), 5, "<=", "ms"))
+    report.targets.append(Target("page p95, worst (user filter, counted to 1000)",
                                  worst("count_limit"), 5, "<=", "ms"))
     report.targets.append(Target("page p95, worst (with_total=False)", worst("False"), 5, "<=",
                                  "ms"))
     report.targets.append(Target("stats p95, worst", max(stats), 50, "<=", "ms"))
-    report.targets.append(Target("plans with a Seq Scan on dead_letters", len(seq), 0, "<="))
+    report.targets.append(Target("plans with a Seq Scan on dead_letters or its counts",
+                                 len(seq), 0, "<="))
     return report
 
 
+SEQ_SCAN = re.compile(r"Seq Scan on dead_letter(s|_counts)\b")
 COUNT = "SELECT count(*) FROM dead_letters WHERE guild_id = $1 AND status = 'open'"
-# How the page's total is computed: exact (list()'s default, what the API asks for), bounded
-# (count_limit, what /dlq list asks for), none.
-TOTALS: dict[str, dict[str, Any]] = {"": {}, ", count_limit=1000": {"count_limit": 1000},
-                                     ", with_total=False": {"with_total": False}}
+# How the page's total is computed: for status / signature filters, exact from the counters
+# (what /dlq list and the API get), or none.
+TOTALS: dict[str, dict[str, Any]] = {"": {}, ", with_total=False": {"with_total": False}}
 
 
 async def _direct(ctx: Context, sql: str, guild: int) -> Any:

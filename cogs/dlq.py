@@ -34,8 +34,8 @@ Interaction = discord.Interaction[Any]
 STATUS_CHOICES = [app_commands.Choice(name=s.value, value=s.value) for s in DeadLetterStatus]
 OPERATION_CHOICES = [app_commands.Choice(name=o.value, value=o.value) for o in Operation]
 NoteText = app_commands.Range[str, 1, 1000]
-# A page's total is counted up to this; past it the footer says "1000+" (a guild with
-# 90,000 open entries would otherwise pay the exact count on every page).
+# Filtered by user (or id), a page's total is counted up to this; past it the footer says
+# "1000+". Filtered by status, operation and signature, the total is exact (from counters).
 COUNT_LIMIT = 1000
 
 

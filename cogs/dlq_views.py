@@ -42,8 +42,7 @@ def page_embed(page: Page, filters: str, page_number: int,
     embed = discord.Embed(title="Dead letters", colour=discord.Colour.red())
     embed.description = "\n".join(entry_line(e) for e in page.items)[:4000] or \
         "No dead letters match."
-    shown = f"{limit}+" if (limit := count_limit) is not None and page.total > limit \
-        else str(page.total)
+    shown = str(page.total) if page.total_exact or count_limit is None else f"{count_limit}+"
     embed.set_footer(text=f"{shown} in total · page {page_number}"
                           + (f" · {filters}" if filters else ""))
     return embed

@@ -74,6 +74,9 @@ class Page:
     items: list[DeadLetterEntry]
     next_cursor: str | None
     total: int
+    # False when the count stopped at list()'s count_limit: `total` is then count_limit + 1,
+    # meaning "more than count_limit".
+    total_exact: bool = True
 
 
 @dataclass(frozen=True)

@@ -99,9 +99,11 @@ class RemediationService:
                    count_limit: int | None = None) -> Page:
         """A page, newest first; `total` counts every match (-1 without `with_total`).
 
-        With `count_limit=N` the count stops after N + 1 matches: a total above N means
-        "more than N". The exact count reads every matching index entry (5-6 ms for
-        90,000 open entries, most of a page's time); the bounded one costs 0.1 ms.
+        Filtered by status, operation and/or signature only (what /dlq list and the web
+        app's queue views ask), the total is exact and cheap: a sum of dead_letter_counts.
+        Filtered by source, user or id prefix, it counts the matching entries; with
+        `count_limit=N` that count stops after N + 1 matches and `total_exact` is false past
+        N (counting 90,000 matches costs 5-6 ms, most of a page's time; stopping, 0.1 ms).
         """
         check_snowflake("guild_id", guild_id)
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
@@ -110,13 +112,18 @@ class RemediationService:
                                         or not isinstance(count_limit, int) or count_limit < 1):
             raise InvalidInput("count_limit must be a whole number >= 1")
         where = ["guild_id = :g"]
+        # The same filters on dead_letter_counts (signature = operation/reason/error type).
+        where_counts = ["guild_id = :g"]
         params: dict[str, Any] = {"g": guild_id}
         if status is not None:
             params["status"] = _enum_value(DeadLetterStatus, status, "status")
             where.append("status = CAST(:status AS dead_letter_status)")
+            where_counts.append(where[-1])
         if operation is not None:
             params["operation"] = _enum_value(Operation, operation, "operation")
+            params["operation_prefix"] = _like_prefix(params["operation"] + "/")
             where.append("operation = CAST(:operation AS member_operation)")
+            where_counts.append("signature LIKE :operation_prefix")
         if source is not None:
             params["source"] = _enum_value(Source, source, "source")
             where.append("source = CAST(:source AS transition_source)")
@@ -125,6 +132,7 @@ class RemediationService:
                 raise InvalidInput("signature must be 1..300 characters")
             params["signature"] = signature
             where.append("signature = :signature")
+            where_counts.append(where[-1])
         if user_id is not None:
             params["user_id"] = check_snowflake("user_id", user_id)
             where.append("user_id = :user_id")
@@ -141,19 +149,24 @@ class RemediationService:
             rows = (await conn.execute(text(
                 f"SELECT {_COLS} FROM dead_letters WHERE {page_where} "  # noqa: S608
                 "ORDER BY id DESC LIMIT :limit"), params_page)).all()
-            total = -1
-            if with_total and count_limit is not None:
+            total, exact = -1, True
+            if with_total and len(where_counts) == len(where):
+                total = int((await conn.execute(text(
+                    "SELECT coalesce(sum(n), 0) FROM dead_letter_counts "  # noqa: S608
+                    f"WHERE {' AND '.join(where_counts)}"), params)).scalar_one())
+            elif with_total and count_limit is not None:
                 total = (await conn.execute(text(
                     f"SELECT count(*) FROM (SELECT 1 FROM dead_letters WHERE {filters} "  # noqa: S608
                     "LIMIT :count_limit) AS matches"),
                     {**params, "count_limit": count_limit + 1})).scalar_one()
+                exact = total <= count_limit
             elif with_total:
                 total = (await conn.execute(text(
                     f"SELECT count(*) FROM dead_letters WHERE {filters}"),  # noqa: S608
                     params)).scalar_one()
         items = [DeadLetterEntry.from_row(r) for r in rows[:limit]]
         next_cursor = str(items[-1].id) if len(rows) > limit else None
-        return Page(items, next_cursor, total)
+        return Page(items, next_cursor, total, exact)
 
     async def show(self, guild_id: int, entry_id: int
                    ) -> tuple[DeadLetterEntry, builtins.list[RemediationRecord]]:

@@ -49,17 +49,18 @@ async def list_dead_letters(
             pattern=r"^[0-9]{1,19}$", description="next_cursor of the previous page")] = None,
         count_limit: Annotated[int, Query(
             ge=1, le=MAX_COUNT_LIMIT,
-            description="count matches up to this many; past it `total_exact` is false "
-                        "(counting every match of a big guild costs more than the page)")
+            description="with a source or user_id filter, count matches up to this many; "
+                        "past it `total_exact` is false (the other filters' totals are "
+                        "exact: they come from counters)")
         ] = DEFAULT_COUNT_LIMIT,
 ) -> DeadLetterPage:
     page = await c.remediation.list(guild_id, status=status, operation=operation,
                                     source=source, signature=signature, user_id=user_id,
                                     limit=limit, cursor=cursor, count_limit=count_limit)
-    exact = page.total <= count_limit
     return DeadLetterPage(items=[DeadLetterOut.of(e) for e in page.items],
                           next_cursor=page.next_cursor,
-                          total=page.total if exact else count_limit, total_exact=exact)
+                          total=page.total if page.total_exact else count_limit,
+                          total_exact=page.total_exact)
 
 
 # Declared before /{entry_id} so that "stats" is not read as an id.

@@ -53,11 +53,18 @@ async def test_list_counts_up_to_count_limit(
         client: httpx.AsyncClient, services: Services, container: Container) -> None:
     for _ in range(4):
         await _pending_with_dead_letter(services, container)
-    capped = (await client.get(BASE, params={"count_limit": 3, "limit": 1})).json()
+    # Filtered by source, the matching entries are counted, up to count_limit.
+    by_source = {"source": "bot"}
+    capped = (await client.get(BASE, params={**by_source, "count_limit": 3, "limit": 1})
+              ).json()
     assert capped["total"] == 3 and capped["total_exact"] is False  # "more than 3"
     assert len(capped["items"]) == 1 and capped["next_cursor"]
-    exact = (await client.get(BASE, params={"count_limit": 4})).json()
+    exact = (await client.get(BASE, params={**by_source, "count_limit": 4})).json()
     assert exact["total"] == 4 and exact["total_exact"] is True
+    # Filtered by status (or nothing), the total comes from the counters: exact always.
+    for params in ({}, {"status": "open"}):
+        page = (await client.get(BASE, params={**params, "count_limit": 3})).json()
+        assert page["total"] == 4 and page["total_exact"] is True
 
 
 @pytest.mark.parametrize("params", [

@@ -147,6 +147,30 @@ async def assert_stats_match_rows(services: Services, guild_id: int) -> None:
     for prefix, limit in (("", 25), ("", 1), ("ver", 25), ("reject/", 25), ("x", 25)):
         assert await services.remediation.signatures(guild_id, prefix, limit) == \
             await old_signatures(services.db, guild_id, prefix, limit)
+    await assert_list_totals_match_rows(services, guild_id)
+
+
+async def assert_list_totals_match_rows(services: Services, guild_id: int) -> None:
+    """list()'s total, read from the counters for status / operation / signature filters,
+    equals a count of the matching rows, whatever count_limit says."""
+    statuses = (None, "open", "retrying", "resolved", "dismissed")
+    operations = (None, "verify", "reject", "start_onboarding")
+    signatures = (None, VERIFY_SIG, REJECT_SIG, "verify/retries_exhausted/E1")
+    async with services.db.autocommit() as conn:
+        rows = [tuple(r) for r in await conn.execute(text(
+            "SELECT status::text, operation::text, signature FROM dead_letters "
+            "WHERE guild_id = :g"), {"g": guild_id})]
+    for status in statuses:
+        for operation in operations:
+            for signature in signatures:
+                page = await services.remediation.list(
+                    guild_id, status=status, operation=operation, signature=signature,
+                    limit=1, count_limit=1)
+                expected = sum(1 for st, op, sig in rows
+                               if status in (None, st) and operation in (None, op)
+                               and signature in (None, sig))
+                assert (page.total, page.total_exact) == (expected, True), \
+                    (status, operation, signature)
 
 
 async def test_counts_stay_exact_through_every_writer_path(services: Services) -> None:
