@@ -56,6 +56,8 @@ MAX_NOTE = 1000
 MAX_LIMIT = 100
 # A `retrying` claim older than this belongs to a process that died mid-retry.
 STALE_CLAIM_SECONDS = 300
+# retry_group claims this many entries per statement (each worker replays its batch in turn).
+CLAIM_BATCH = 16
 
 _COLS = ", ".join(DEAD_LETTER_COLUMNS)
 Progress = Callable[[int, int, int], Awaitable[None] | None]
@@ -217,8 +219,12 @@ class RemediationService:
     async def retry(self, guild_id: int, entry_id: int, actor_id: int,
                     source: Source = Source.STAFF) -> RetryOutcome:
         check_snowflake("actor_id", actor_id)
+        return await self._replay(await self._claim(guild_id, entry_id), actor_id, source)
+
+    async def _replay(self, claimed: DeadLetterEntry, actor_id: int, source: Source
+                      ) -> RetryOutcome:
+        """Replays an entry this caller has claimed, and records the outcome."""
         correlation_id = new_correlation_id()
-        claimed = await self._claim(guild_id, entry_id)
         cmd = TransitionCommand.from_payload(claimed.payload).for_replay(actor_id, correlation_id)
         error: BaseException | None = None
         already_applied = False
@@ -255,21 +261,37 @@ class RemediationService:
                 "AND status = 'open' ORDER BY id"),
                 {"g": guild_id, "s": signature})).scalars())
         counts = {"resolved": 0, "failed": 0, "skipped": 0}
-        sem = asyncio.Semaphore(self.group_concurrency)
+        # group_concurrency workers take CLAIM_BATCH entries at a time: one statement (one
+        # commit) claims them all, then the worker replays them one by one. Entries another
+        # writer claimed, resolved or dismissed meanwhile are skipped.
+        batches = iter([ids[i:i + CLAIM_BATCH] for i in range(0, len(ids), CLAIM_BATCH)])
 
-        async def one(entry_id: int) -> None:
-            async with sem:
+        async def report() -> None:
+            if progress is not None:
+                maybe = progress(sum(counts.values()), len(ids), counts["resolved"])
+                if maybe is not None:
+                    await maybe
+
+        async def worker() -> None:
+            for batch in batches:
+                claimed = await self._claim_batch(guild_id, batch)
+                if len(claimed) < len(batch):
+                    counts["skipped"] += len(batch) - len(claimed)
+                    await report()
+                started = 0
                 try:
-                    outcome = await self.retry(guild_id, entry_id, actor_id, source)
-                    counts["resolved" if outcome.resolved else "failed"] += 1
-                except (AlreadyRetrying, EntryDismissed, InvalidStatus, NotFound):
-                    counts["skipped"] += 1  # someone else acted on it meanwhile
-                if progress is not None:
-                    maybe = progress(sum(counts.values()), len(ids), counts["resolved"])
-                    if maybe is not None:
-                        await maybe
+                    for entry in claimed:
+                        started += 1
+                        outcome = await self._replay(entry, actor_id, source)
+                        counts["resolved" if outcome.resolved else "failed"] += 1
+                        await report()
+                except BaseException:
+                    # Cancelled (or the progress callback failed): the claims not yet
+                    # started go back to open now, not after the stale-claim delay.
+                    await asyncio.shield(self._release(claimed[started:]))
+                    raise
 
-        await asyncio.gather(*(one(i) for i in ids))
+        await asyncio.gather(*(worker() for _ in range(self.group_concurrency)))
         return GroupRetryResult(signature, len(ids), counts["resolved"], counts["failed"],
                                 counts["skipped"])
 
@@ -322,6 +344,23 @@ class RemediationService:
         if current.status != DeadLetterStatus.OPEN:
             self._refuse(current, "retry")
         raise AlreadyRetrying(f"dead letter #{entry_id} is already being retried")
+
+    async def _claim_batch(self, guild_id: int, entry_ids: builtins.list[int]
+                           ) -> builtins.list[DeadLetterEntry]:
+        """Claims those of `entry_ids` that are open (or claimed long ago), in id order."""
+        async with self.db.driver() as driver:
+            rows = await driver.fetch(_DRIVER_CLAIM_BATCH.sql, *_DRIVER_CLAIM_BATCH.args(
+                {"ids": entry_ids, "g": guild_id, "stale": STALE_CLAIM_SECONDS}))
+        return sorted((_entry(r) for r in rows), key=lambda e: e.id)
+
+    async def _release(self, claimed: builtins.list[DeadLetterEntry]) -> None:
+        """Gives back claims that were not used: open again, as they were."""
+        if not claimed:
+            return
+        async with self.db.driver() as driver:
+            await driver.execute(_DRIVER_RELEASE.sql, *_DRIVER_RELEASE.args(
+                {"ids": [e.id for e in claimed], "versions": [e.version for e in claimed],
+                 "g": claimed[0].guild_id}))
 
     @staticmethod
     def _refuse(entry: DeadLetterEntry, action: str) -> None:
@@ -405,6 +444,21 @@ _CLAIM = text(
                AND updated_at < now() - make_interval(secs => :stale)))
         RETURNING {_COLS}""")  # noqa: S608
 
+_CLAIM_BATCH = text(
+    f"""UPDATE dead_letters SET status = 'retrying', version = version + 1, updated_at = now()
+        WHERE id = ANY(CAST(:ids AS bigint[])) AND guild_id = :g
+          AND (status = 'open' OR (status = 'retrying'
+               AND updated_at < now() - make_interval(secs => :stale)))
+        RETURNING {_COLS}""")  # noqa: S608
+
+# Only claims still as this caller left them (same version) go back to open.
+_RELEASE = text(
+    """UPDATE dead_letters AS d SET status = 'open', version = d.version + 1,
+              updated_at = now()
+       FROM unnest(CAST(:ids AS bigint[]), CAST(:versions AS int[])) AS c(id, version)
+       WHERE d.id = c.id AND d.guild_id = :g AND d.version = c.version
+         AND d.status = 'retrying'""")
+
 _WRITE_OUTCOME = text(
     f"""WITH upd AS (
           UPDATE dead_letters SET
@@ -440,6 +494,8 @@ _WRITE_OUTCOME = text(
         SELECT * FROM upd""")  # noqa: S608
 
 _DRIVER_CLAIM = DriverStatement.of(_CLAIM)
+_DRIVER_CLAIM_BATCH = DriverStatement.of(_CLAIM_BATCH)
+_DRIVER_RELEASE = DriverStatement.of(_RELEASE)
 _DRIVER_WRITE_OUTCOME = DriverStatement.of(_WRITE_OUTCOME)
 
 # Counts of dead_letters by (signature, status) are sums of dead_letter_counts over the

@@ -16,6 +16,7 @@ from domain.errors import (
     TransitionDeadLettered,
 )
 from domain.lifecycle import Operation, Source, State
+from domain.remediation import CLAIM_BATCH
 from tests.conftest import Services
 from tests.helpers import (
     GUILD,
@@ -27,6 +28,8 @@ from tests.helpers import (
     next_user,
     path_to,
 )
+
+SIGNATURE = "verify/retries_exhausted/WriteConflict"
 
 
 async def _drive(services: Services, user: int, target: State, guild: int = GUILD) -> None:
@@ -220,6 +223,71 @@ async def test_retry_group_replays_every_open_entry_of_a_signature(services: Ser
     assert (result.total, result.resolved, result.failed) == (12, 11, 1)
     assert seen[-1] == (12, 12, 11) and len(seen) == 12
     assert await count(services.db, "member_transitions", "operation = 'verify'") == 11
+    await check_invariants(services.db)
+
+
+async def _verify_dead_letters(services: Services, n: int) -> tuple[list[int], list[int]]:
+    users = [next_user() for _ in range(n)]
+    await asyncio.gather(*(_drive(services, u, State.VERIFICATION_PENDING) for u in users))
+    return users, [await _dead_letter(services, u) for u in users]
+
+
+async def test_retry_group_skips_entries_others_act_on_while_it_runs(
+        services: Services) -> None:
+    """Entries are claimed CLAIM_BATCH at a time: one dismissed by staff and one claimed by
+    another retry after the group started, in batches not yet claimed, are left alone."""
+    services.remediation.group_concurrency = 1
+    _, ids = await _verify_dead_letters(services, 2 * CLAIM_BATCH + 4)
+    later, other = ids[CLAIM_BATCH + 3], ids[2 * CLAIM_BATCH + 1]
+    seen: list[int] = []
+
+    async def progress(done: int, total: int, resolved: int) -> None:
+        if not seen:  # the first batch is claimed; the others are not
+            await services.remediation.dismiss(GUILD, later, STAFF, "noise")
+            await services.remediation._claim(GUILD, other)  # another retry, in flight
+        seen.append(done)
+
+    result = await services.remediation.retry_group(GUILD, SIGNATURE, STAFF,
+                                                    progress=progress)
+    assert (result.total, result.resolved, result.failed, result.skipped) == \
+        (len(ids), len(ids) - 2, 0, 2)
+    assert seen == sorted(set(seen)) and seen[-1] == len(ids)
+    async with services.db.autocommit() as conn:
+        status = dict((await conn.execute(text(
+            "SELECT id, status::text FROM dead_letters"))).all())
+    assert status[later] == "dismissed" and status[other] == "retrying"
+    assert await count(services.db, "member_transitions", "operation = 'verify'") == \
+        len(ids) - 2
+    await check_invariants(services.db)
+
+
+async def test_cancelled_retry_group_gives_back_the_claims_it_had_not_started(
+        services: Services) -> None:
+    services.remediation.group_concurrency = 1
+    await _verify_dead_letters(services, CLAIM_BATCH)
+    third = asyncio.Event()
+
+    async def progress(done: int, total: int, resolved: int) -> None:
+        if done == 3:
+            third.set()
+            await asyncio.Event().wait()  # the staff member's view is gone: cancelled here
+
+    task = asyncio.create_task(services.remediation.retry_group(
+        GUILD, SIGNATURE, STAFF, progress=progress))
+    await third.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    async with services.db.autocommit() as conn:
+        by_status = dict((await conn.execute(text(
+            "SELECT status::text, count(*) FROM dead_letters GROUP BY 1"))).all())
+    # Three replayed; the other thirteen claimed by the cancelled batch are open again, not
+    # stuck in retrying for the stale-claim delay.
+    assert by_status == {"resolved": 3, "open": CLAIM_BATCH - 3}
+    again = await services.remediation.retry_group(GUILD, SIGNATURE, STAFF)
+    assert (again.total, again.resolved) == (CLAIM_BATCH - 3, CLAIM_BATCH - 3)
+    assert await count(services.db, "member_transitions", "operation = 'verify'") == \
+        CLAIM_BATCH
     await check_invariants(services.db)
 
 
