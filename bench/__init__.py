@@ -1,1 +1,1 @@
-"""Lifeline benchmarks: `python -m bench [--quick] [--only NAME]` (see docs/bench.md)."""
+"""Lifeline benchmarks: `python -m bench [--quick] [--only NAME]` (see bench/README.md)."""

@@ -1,5 +1,7 @@
 """4. Bulk retry: 10,000 open dead letters of one signature whose cause has been removed,
-retried through RemediationService.retry_group.
+retried through RemediationService.retry_group: 8 workers, each claiming 16 entries in one
+statement, replaying them one by one, and writing their 16 outcomes (status, audit row,
+mirror row each) in one transaction.
 
 Members wait in verification_pending (with their ledger); each has one open dead letter for
 `verify` (retries_exhausted / WriteConflict), its payload the command as the recorder stores

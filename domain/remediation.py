@@ -12,7 +12,7 @@ import builtins
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from typing import Any
 
 from sqlalchemy import text
@@ -58,6 +58,17 @@ MAX_LIMIT = 100
 STALE_CLAIM_SECONDS = 300
 # retry_group claims this many entries per statement (each worker replays its batch in turn).
 CLAIM_BATCH = 16
+
+
+@dataclass(frozen=True)
+class _Replayed:
+    """A claimed entry that was replayed, with its outcome's _WRITE_OUTCOME parameters."""
+
+    claimed: DeadLetterEntry
+    params: dict[str, Any]
+    resolved: bool
+    detail: str
+    already_applied: bool = False
 
 _COLS = ", ".join(DEAD_LETTER_COLUMNS)
 Progress = Callable[[int, int, int], Awaitable[None] | None]
@@ -224,6 +235,15 @@ class RemediationService:
     async def _replay(self, claimed: DeadLetterEntry, actor_id: int, source: Source
                       ) -> RetryOutcome:
         """Replays an entry this caller has claimed, and records the outcome."""
+        replayed = await self._replay_only(claimed, actor_id, source)
+        (entry,) = await self._write_outcomes([replayed])
+        if entry is None:
+            raise _changed_meanwhile(claimed)
+        return RetryOutcome(entry, replayed.resolved, replayed.detail, replayed.already_applied)
+
+    async def _replay_only(self, claimed: DeadLetterEntry, actor_id: int, source: Source
+                           ) -> _Replayed:
+        """Replays an entry this caller has claimed; the outcome is not written yet."""
         correlation_id = new_correlation_id()
         cmd = TransitionCommand.from_payload(claimed.payload).for_replay(actor_id, correlation_id)
         error: BaseException | None = None
@@ -239,15 +259,33 @@ class RemediationService:
         if error is None:
             detail = ("the original write had already been applied; resolved without a "
                       "second application" if already_applied else "replayed and applied")
-            entry = await self._finish(claimed, actor_id, source, "retry", "resolved",
-                                       DeadLetterStatus.RESOLVED, None, correlation_id,
-                                       detail)
-            return RetryOutcome(entry, True, detail, already_applied)
+            return _Replayed(claimed, self._outcome(
+                claimed, actor_id, source, "retry", "resolved", DeadLetterStatus.RESOLVED,
+                None, correlation_id, None), True, detail, already_applied)
         message = redact(str(error) or type(error).__name__)
-        entry = await self._finish(claimed, actor_id, source, "retry", "failed",
-                                   DeadLetterStatus.OPEN, None, correlation_id, message,
-                                   error=error)
-        return RetryOutcome(entry, False, message)
+        return _Replayed(claimed, self._outcome(
+            claimed, actor_id, source, "retry", "failed", DeadLetterStatus.OPEN, None,
+            correlation_id, error), False, message)
+
+    async def _write_outcomes(self, replayed: builtins.list[_Replayed]
+                              ) -> builtins.list[DeadLetterEntry | None]:
+        """Writes the outcomes of replays (status, audit row, mirror row each), all in one
+        transaction: one commit for a batch. None for an entry someone else changed
+        meanwhile (a claim taken over as stale)."""
+        if not replayed:
+            return []
+        statement, args = _DRIVER_WRITE_OUTCOME.sql, _DRIVER_WRITE_OUTCOME.args
+        async with self.db.driver() as driver:
+            if len(replayed) == 1:
+                rows = [await driver.fetchrow(statement, *args(replayed[0].params))]
+            else:
+                async with driver.transaction():
+                    rows = [await driver.fetchrow(statement, *args(r.params))
+                            for r in replayed]
+        for r in replayed:
+            self.metrics.remediation("retry", "resolved" if r.resolved else "failed")
+        return [None if row is None else _written(r.claimed, row)
+                for r, row in zip(replayed, rows, strict=True)]
 
     async def retry_group(self, guild_id: int, signature: str, actor_id: int,
                           source: Source = Source.STAFF,
@@ -278,18 +316,25 @@ class RemediationService:
                 if len(claimed) < len(batch):
                     counts["skipped"] += len(batch) - len(claimed)
                     await report()
-                started = 0
+                # The batch's outcomes are written together (one commit) once it is
+                # replayed. A replay is idempotent (its key), so an entry whose outcome a
+                # crash lost is resolved as "already applied" when retried again.
+                replayed: builtins.list[_Replayed] = []
                 try:
                     for entry in claimed:
-                        started += 1
-                        outcome = await self._replay(entry, actor_id, source)
-                        counts["resolved" if outcome.resolved else "failed"] += 1
-                        await report()
+                        replayed.append(await self._replay_only(entry, actor_id, source))
                 except BaseException:
-                    # Cancelled (or the progress callback failed): the claims not yet
-                    # started go back to open now, not after the stale-claim delay.
-                    await asyncio.shield(self._release(claimed[started:]))
+                    # Cancelled: what was replayed is recorded, the claims not yet started
+                    # go back to open now rather than after the stale-claim delay, and the
+                    # one cut short stays claimed until then.
+                    await asyncio.shield(self._write_outcomes(replayed))
+                    await asyncio.shield(self._release(claimed[len(replayed) + 1:]))
                     raise
+                for r, written in zip(replayed, await self._write_outcomes(replayed),
+                                      strict=True):
+                    counts["skipped" if written is None else
+                           "resolved" if r.resolved else "failed"] += 1
+                    await report()
 
         await asyncio.gather(*(worker() for _ in range(self.group_concurrency)))
         return GroupRetryResult(signature, len(ids), counts["resolved"], counts["failed"],
@@ -388,19 +433,6 @@ class RemediationService:
                                    correlation_id, None)
             entry = _written(current, (await conn.execute(_WRITE_OUTCOME, params)).first())
         self.metrics.remediation(action, _past(action))
-        return entry
-
-    async def _finish(self, claimed: DeadLetterEntry, actor_id: int, source: Source,
-                      action: str, outcome: str, to: DeadLetterStatus, note: str | None,
-                      correlation_id: str, detail: str,
-                      error: BaseException | None = None) -> DeadLetterEntry:
-        params = self._outcome(claimed, actor_id, source, action, outcome, to, note,
-                               correlation_id, error)
-        async with self.db.driver() as driver:  # one statement: its own transaction
-            row = await driver.fetchrow(_DRIVER_WRITE_OUTCOME.sql,
-                                        *_DRIVER_WRITE_OUTCOME.args(params))
-        entry = _written(claimed, row)
-        self.metrics.remediation(action, outcome)
         return entry
 
     @staticmethod
@@ -523,10 +555,14 @@ def _entry(record: Any) -> DeadLetterEntry:
     return DeadLetterEntry(**{f.name: record[f.name] for f in fields(DeadLetterEntry)})
 
 
+def _changed_meanwhile(entry: DeadLetterEntry) -> AlreadyRetrying:
+    return AlreadyRetrying(f"dead letter #{entry.id} was changed by someone else meanwhile; "
+                           "look at it again")
+
+
 def _written(current: DeadLetterEntry, row: Any) -> DeadLetterEntry:
     if row is None:
-        raise AlreadyRetrying(f"dead letter #{current.id} was changed by someone else "
-                              "meanwhile; look at it again")
+        raise _changed_meanwhile(current)
     return DeadLetterEntry.from_row(row) if hasattr(row, "_mapping") else _entry(row)
 
 

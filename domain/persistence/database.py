@@ -98,8 +98,9 @@ class Database:
         """The asyncpg connection of a pooled connection (same pool, same checkout guard),
         for hot paths of single-statement reads and writes (`DriverStatement`): each statement
         is its own transaction, and neither the checkout nor the statements do SQLAlchemy
-        Connection work. Errors are asyncpg's (`UniqueViolation`, ...). Do not open a
-        transaction on it."""
+        Connection work. Errors are asyncpg's (`UniqueViolation`, ...). A transaction opened
+        on it (`async with conn.transaction()`) must end inside the block: a connection
+        still in one is closed, not returned."""
         pooled = await greenlet_spawn(self.engine.sync_engine.raw_connection)
         conn: asyncpg.Connection = pooled.driver_connection
         try:

@@ -261,31 +261,45 @@ async def test_retry_group_skips_entries_others_act_on_while_it_runs(
     await check_invariants(services.db)
 
 
-async def test_cancelled_retry_group_gives_back_the_claims_it_had_not_started(
+async def test_cancelled_retry_group_records_what_it_did_and_gives_back_the_rest(
         services: Services) -> None:
+    """Cancelled mid-batch (the staff member's view went away): the replays done are
+    recorded, the one cut short stays claimed (a later retry takes it over), and the claims
+    not yet started are open again at once."""
     services.remediation.group_concurrency = 1
     await _verify_dead_letters(services, CLAIM_BATCH)
+    original_apply = services.transitions.apply
     third = asyncio.Event()
+    calls = 0
 
-    async def progress(done: int, total: int, resolved: int) -> None:
-        if done == 3:
+    async def apply(command, **kwargs):  # type: ignore[no-untyped-def]
+        nonlocal calls
+        calls += 1
+        if calls == 3:
             third.set()
-            await asyncio.Event().wait()  # the staff member's view is gone: cancelled here
+            await asyncio.Event().wait()  # cancelled here, before writing anything
+        return await original_apply(command, **kwargs)
 
-    task = asyncio.create_task(services.remediation.retry_group(
-        GUILD, SIGNATURE, STAFF, progress=progress))
+    services.transitions.apply = apply  # type: ignore[method-assign]
+    task = asyncio.create_task(services.remediation.retry_group(GUILD, SIGNATURE, STAFF))
     await third.wait()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+    services.transitions.apply = original_apply  # type: ignore[method-assign]
     async with services.db.autocommit() as conn:
         by_status = dict((await conn.execute(text(
             "SELECT status::text, count(*) FROM dead_letters GROUP BY 1"))).all())
-    # Three replayed; the other thirteen claimed by the cancelled batch are open again, not
-    # stuck in retrying for the stale-claim delay.
-    assert by_status == {"resolved": 3, "open": CLAIM_BATCH - 3}
+        cut_short = (await conn.execute(text(
+            "SELECT id FROM dead_letters WHERE status = 'retrying'"))).scalar_one()
+    assert by_status == {"resolved": 2, "retrying": 1, "open": CLAIM_BATCH - 3}
+    assert await count(services.db, "remediation_actions") == 2
     again = await services.remediation.retry_group(GUILD, SIGNATURE, STAFF)
     assert (again.total, again.resolved) == (CLAIM_BATCH - 3, CLAIM_BATCH - 3)
+    async with services.db.transaction() as conn:  # the claim grows stale
+        await conn.execute(text("UPDATE dead_letters SET updated_at = now() - "
+                                "interval '10 minutes' WHERE id = :id"), {"id": cut_short})
+    assert (await services.remediation.retry(GUILD, cut_short, STAFF)).resolved
     assert await count(services.db, "member_transitions", "operation = 'verify'") == \
         CLAIM_BATCH
     await check_invariants(services.db)
