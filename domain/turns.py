@@ -14,8 +14,7 @@ the follower runs on its own.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from types import TracebackType
 
 from domain.commands import TransitionCommand, TransitionResult
 
@@ -54,38 +53,69 @@ class MemberTurns:
     def in_flight(self) -> int:
         return len(self._turns)
 
-    @asynccontextmanager
-    async def turn(self, cmd: TransitionCommand) -> AsyncIterator[Slot]:
-        if not self.enabled:
-            yield Slot(None, None)
-            return
-        member = (cmd.guild_id, cmd.user_id)
-        turn = self._turns.get(member)
+    def turn(self, cmd: TransitionCommand) -> _TurnContext:
+        """`async with turns.turn(cmd) as slot:` the member's turn, or an identical
+        request's result in `slot.shared`. (A class rather than @asynccontextmanager: this
+        runs for every transition, and the generator machinery cost more than the rest.)"""
+        return _TurnContext(self, cmd)
+
+
+class _TurnContext:
+    __slots__ = ("cmd", "locked", "mine", "turn", "turns")
+
+    def __init__(self, turns: MemberTurns, cmd: TransitionCommand) -> None:
+        self.turns = turns
+        self.cmd = cmd
+        self.turn: _Turn | None = None
+        self.mine: asyncio.Future[TransitionResult | None] | None = None
+        self.locked = False
+
+    async def __aenter__(self) -> Slot:
+        if not self.turns.enabled:
+            return Slot(None, None)
+        cmd, member = self.cmd, (self.cmd.guild_id, self.cmd.user_id)
+        turn = self.turns._turns.get(member)
         if turn is None:
-            turn = self._turns[member] = _Turn()
+            turn = self.turns._turns[member] = _Turn()
+        self.turn = turn
         turn.holders += 1
-        mine: asyncio.Future[TransitionResult | None] | None = None
         try:
             leader = turn.pending.get(cmd.idempotency_key)
             if leader is not None:
                 shared = await asyncio.shield(leader)
                 if shared is not None and shared.operation == cmd.operation:
-                    yield Slot(shared, None)
-                    return
+                    return Slot(shared, None)
             if cmd.idempotency_key not in turn.pending:
-                mine = asyncio.get_running_loop().create_future()
-                turn.pending[cmd.idempotency_key] = mine
-            async with turn.lock:
-                yield Slot(None, mine)
-        finally:
-            if mine is not None:
-                if not mine.done():
-                    mine.set_result(None)  # failed or cancelled: followers run on their own
-                if turn.pending.get(cmd.idempotency_key) is mine:
-                    del turn.pending[cmd.idempotency_key]
-            turn.holders -= 1
-            if turn.holders == 0:
-                del self._turns[member]
+                self.mine = asyncio.get_running_loop().create_future()
+                turn.pending[cmd.idempotency_key] = self.mine
+            await turn.lock.acquire()
+            self.locked = True
+            return Slot(None, self.mine)
+        except BaseException:  # cancelled while waiting: __aexit__ will not run
+            self._leave()
+            raise
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        self._leave()
+
+    def _leave(self) -> None:
+        turn = self.turn
+        if turn is None:
+            return
+        self.turn = None
+        if self.locked:
+            self.locked = False
+            turn.lock.release()
+        mine = self.mine
+        if mine is not None:
+            if not mine.done():
+                mine.set_result(None)  # failed or cancelled: followers run on their own
+            if turn.pending.get(self.cmd.idempotency_key) is mine:
+                del turn.pending[self.cmd.idempotency_key]
+        turn.holders -= 1
+        if turn.holders == 0:
+            del self.turns._turns[(self.cmd.guild_id, self.cmd.user_id)]
 
 
 def shared_repeat(cmd: TransitionCommand, first: TransitionResult) -> TransitionResult:

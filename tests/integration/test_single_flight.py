@@ -132,3 +132,36 @@ async def test_a_cancelled_request_does_not_block_the_member(services: Services)
     result = await asyncio.wait_for(follower, timeout=10)
     assert result.applied and result.member.state == State.ONBOARDING_IN_PROGRESS
     assert services.transitions.turns.in_flight() == 0
+
+
+async def test_a_request_cancelled_while_waiting_for_its_turn_leaves_nothing_behind(
+        services: Services) -> None:
+    user = next_user()
+    await _drive(services, user, State.JOINED)
+    gate, release = asyncio.Event(), asyncio.Event()
+    original = services.transitions._attempt
+
+    async def held_attempt(command, state):  # type: ignore[no-untyped-def]
+        gate.set()
+        await release.wait()
+        return await original(command, state)
+
+    services.transitions._attempt = held_attempt  # type: ignore[method-assign]
+    leader = asyncio.create_task(
+        services.transitions.apply(cmd(Operation.START_ONBOARDING, user, key="lead")))
+    await gate.wait()
+    services.transitions._attempt = original  # type: ignore[method-assign]
+    waiting = [asyncio.create_task(services.transitions.apply(
+        cmd(Operation.START_ONBOARDING, user, key=key))) for key in ("w1", "lead")]
+    await asyncio.sleep(0)
+    for task in waiting:  # one queued for the turn, one following the leader's key
+        task.cancel()
+    for task in waiting:
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    release.set()
+    assert (await leader).applied
+    assert services.transitions.turns.in_flight() == 0
+    nxt = await asyncio.wait_for(services.transitions.apply(
+        cmd(Operation.COMPLETE_ONBOARDING, user, key="after")), timeout=10)
+    assert nxt.applied
