@@ -24,7 +24,7 @@ from domain.commands import (
     check_snowflake,
     new_correlation_id,
 )
-from domain.deadletters import DEAD_LETTER_COLUMNS, error_type_of
+from domain.deadletters import error_type_of
 from domain.entries import (
     DeadLetterEntry,
     GroupRetryResult,
@@ -45,9 +45,21 @@ from domain.errors import (
 from domain.lifecycle import Operation, Source
 from domain.metrics import CountingMetrics, Metrics
 from domain.mirror import LEVELS_FOR, remediation_line
-from domain.persistence.database import Database, DriverStatement
+from domain.persistence.database import Database
 from domain.persistence.tables import DeadLetterStatus
 from domain.redaction import redact, scrub
+from domain.remediation_sql import (
+    COLS,
+    DRIVER_CLAIM,
+    DRIVER_CLAIM_SOME,
+    DRIVER_RELEASE,
+    DRIVER_WRITE_OUTCOME,
+    GET,
+    GET_FOR_UPDATE,
+    OPEN_SIGNATURES,
+    STATS_BY_SIGNATURE_AND_STATUS,
+    WRITE_OUTCOME,
+)
 from domain.transitions import TransitionFailed, TransitionService
 
 log = logging.getLogger(__name__)
@@ -62,7 +74,7 @@ CLAIM_BATCH = 16
 
 @dataclass(frozen=True)
 class _Replayed:
-    """A claimed entry that was replayed, with its outcome's _WRITE_OUTCOME parameters."""
+    """A claimed entry that was replayed, with its outcome's WRITE_OUTCOME parameters."""
 
     claimed: DeadLetterEntry
     params: dict[str, Any]
@@ -70,7 +82,6 @@ class _Replayed:
     detail: str
     already_applied: bool = False
 
-_COLS = ", ".join(DEAD_LETTER_COLUMNS)
 Progress = Callable[[int, int, int], Awaitable[None] | None]
 
 
@@ -160,7 +171,7 @@ class RemediationService:
         params_page = {**params, "after": after, "limit": limit + 1}
         async with self.db.autocommit() as conn:
             rows = (await conn.execute(text(
-                f"SELECT {_COLS} FROM dead_letters WHERE {page_where} "  # noqa: S608
+                f"SELECT {COLS} FROM dead_letters WHERE {page_where} "  # noqa: S608
                 "ORDER BY id DESC LIMIT :limit"), params_page)).all()
             total, exact = -1, True
             if with_total and len(where_counts) == len(where):
@@ -199,7 +210,7 @@ class RemediationService:
             # on dead_letters keep exact: a few rows per signature (one per status and
             # writer slot), however many entries the guild has. The counts by status are
             # their sums.
-            for r in await conn.execute(_STATS_BY_SIGNATURE_AND_STATUS, {"g": guild_id}):
+            for r in await conn.execute(STATS_BY_SIGNATURE_AND_STATUS, {"g": guild_id}):
                 by_status[r.status] += int(r.n)
                 if len(by_signature) < top and (not by_signature
                                                 or by_signature[-1].signature != r.signature):
@@ -219,7 +230,7 @@ class RemediationService:
                          ) -> builtins.list[SignatureCount]:
         """Open signatures of a guild, for autocomplete: most open entries first."""
         async with self.db.autocommit() as conn:
-            rows = await conn.execute(_OPEN_SIGNATURES, {"g": guild_id,
+            rows = await conn.execute(OPEN_SIGNATURES, {"g": guild_id,
                                                          "prefix": _like_prefix(prefix),
                                                          "limit": limit})
             return [SignatureCount(r.signature, *_signature_parts(r.signature), int(r.open),
@@ -274,7 +285,7 @@ class RemediationService:
         meanwhile (a claim taken over as stale)."""
         if not replayed:
             return []
-        statement, args = _DRIVER_WRITE_OUTCOME.sql, _DRIVER_WRITE_OUTCOME.args
+        statement, args = DRIVER_WRITE_OUTCOME.sql, DRIVER_WRITE_OUTCOME.args
         async with self.db.driver() as driver:
             if len(replayed) == 1:
                 rows = [await driver.fetchrow(statement, *args(replayed[0].params))]
@@ -366,7 +377,7 @@ class RemediationService:
     async def _get(self, conn: AsyncConnection, guild_id: int, entry_id: int,
                    for_update: bool = False) -> DeadLetterEntry:
         _check_entry_id(guild_id, entry_id)
-        row = (await conn.execute(_GET_FOR_UPDATE if for_update else _GET,
+        row = (await conn.execute(GET_FOR_UPDATE if for_update else GET,
                                   {"id": entry_id, "g": guild_id})).first()
         if row is None:
             # Same answer for another guild's id: no way to probe other guilds.
@@ -380,7 +391,7 @@ class RemediationService:
         # is the entry read, to say why; that new statement sees a concurrent claim the UPDATE
         # may have waited for.
         async with self.db.driver() as driver:
-            row = await driver.fetchrow(_DRIVER_CLAIM.sql, *_DRIVER_CLAIM.args(
+            row = await driver.fetchrow(DRIVER_CLAIM.sql, *DRIVER_CLAIM.args(
                 {"id": entry_id, "g": guild_id, "stale": STALE_CLAIM_SECONDS}))
         if row is not None:
             return _entry(row)
@@ -394,7 +405,7 @@ class RemediationService:
                            ) -> builtins.list[DeadLetterEntry]:
         """Claims those of `entry_ids` that are open (or claimed long ago), in id order."""
         async with self.db.driver() as driver:
-            rows = await driver.fetch(_DRIVER_CLAIM_BATCH.sql, *_DRIVER_CLAIM_BATCH.args(
+            rows = await driver.fetch(DRIVER_CLAIM_SOME.sql, *DRIVER_CLAIM_SOME.args(
                 {"ids": entry_ids, "g": guild_id, "stale": STALE_CLAIM_SECONDS}))
         return sorted((_entry(r) for r in rows), key=lambda e: e.id)
 
@@ -403,7 +414,7 @@ class RemediationService:
         if not claimed:
             return
         async with self.db.driver() as driver:
-            await driver.execute(_DRIVER_RELEASE.sql, *_DRIVER_RELEASE.args(
+            await driver.execute(DRIVER_RELEASE.sql, *DRIVER_RELEASE.args(
                 {"ids": [e.id for e in claimed], "versions": [e.version for e in claimed],
                  "g": claimed[0].guild_id}))
 
@@ -431,7 +442,7 @@ class RemediationService:
                 self._refuse(current, action)
             params = self._outcome(current, actor_id, source, action, _past(action), to, note,
                                    correlation_id, None)
-            entry = _written(current, (await conn.execute(_WRITE_OUTCOME, params)).first())
+            entry = _written(current, (await conn.execute(WRITE_OUTCOME, params)).first())
         self.metrics.remediation(action, _past(action))
         return entry
 
@@ -439,7 +450,7 @@ class RemediationService:
     def _outcome(current: DeadLetterEntry, actor_id: int, source: Source, action: str,
                  outcome: str, to: DeadLetterStatus, note: str | None, correlation_id: str,
                  error: BaseException | None) -> dict[str, Any]:
-        """Parameters of _WRITE_OUTCOME: the status compare-and-set, the audit row and the
+        """Parameters of WRITE_OUTCOME: the status compare-and-set, the audit row and the
         mirror row, in one statement (all or nothing, one round trip)."""
         params: dict[str, Any] = {
             "id": current.id, "g": current.guild_id, "version": current.version,
@@ -462,92 +473,6 @@ class RemediationService:
                                           "dead_letter_id": current.id, "action": action}),
             "mirror_levels": LEVELS_FOR["remediation"]})
         return params
-
-
-# Statements built once: text() parses its bind parameters each time it is constructed.
-_GET = text(f"SELECT {_COLS} FROM dead_letters WHERE id = :id AND guild_id = :g")  # noqa: S608
-_GET_FOR_UPDATE = text(
-    f"SELECT {_COLS} FROM dead_letters WHERE id = :id AND guild_id = :g FOR UPDATE")  # noqa: S608
-
-_CLAIM = text(
-    f"""UPDATE dead_letters SET status = 'retrying', version = version + 1, updated_at = now()
-        WHERE id = :id AND guild_id = :g
-          AND (status = 'open' OR (status = 'retrying'
-               AND updated_at < now() - make_interval(secs => :stale)))
-        RETURNING {_COLS}""")  # noqa: S608
-
-_CLAIM_BATCH = text(
-    f"""UPDATE dead_letters SET status = 'retrying', version = version + 1, updated_at = now()
-        WHERE id = ANY(CAST(:ids AS bigint[])) AND guild_id = :g
-          AND (status = 'open' OR (status = 'retrying'
-               AND updated_at < now() - make_interval(secs => :stale)))
-        RETURNING {_COLS}""")  # noqa: S608
-
-# Only claims still as this caller left them (same version) go back to open.
-_RELEASE = text(
-    """UPDATE dead_letters AS d SET status = 'open', version = d.version + 1,
-              updated_at = now()
-       FROM unnest(CAST(:ids AS bigint[]), CAST(:versions AS int[])) AS c(id, version)
-       WHERE d.id = c.id AND d.guild_id = :g AND d.version = c.version
-         AND d.status = 'retrying'""")
-
-_WRITE_OUTCOME = text(
-    f"""WITH upd AS (
-          UPDATE dead_letters SET
-             status = CAST(:status AS dead_letter_status),
-             version = version + 1, updated_at = now(),
-             remediation_count = remediation_count + CASE WHEN :count_it THEN 1 ELSE 0 END,
-             last_remediated_at = now(),
-             resolved_by = CASE WHEN :resolved THEN CAST(:actor AS bigint) ELSE NULL END,
-             resolution_note = CASE WHEN :resolved THEN CAST(:note AS text) ELSE NULL END,
-             error_type = CASE WHEN :failed THEN CAST(:error_type AS text) ELSE error_type END,
-             error_message = CASE WHEN :failed THEN CAST(:error_message AS text)
-                                  ELSE error_message END
-          WHERE id = :id AND guild_id = :g AND version = :version
-          RETURNING {_COLS}
-        ),
-        audit AS (
-          INSERT INTO remediation_actions (guild_id, dead_letter_id, actor_id, source, action,
-                 outcome, status_before, status_after, note, error_message, correlation_id)
-          SELECT :g, :id, :actor, CAST(:source AS transition_source), :action, :outcome,
-                 CAST(:before AS dead_letter_status), CAST(:status AS dead_letter_status),
-                 :note, :error_message, :corr
-          FROM upd
-        ),
-        -- domain.mirror.ENQUEUE_MIRROR_SQL, joined to upd: queued only with the change.
-        mir AS (
-          INSERT INTO outbox (guild_id, kind, channel_id, lane, payload)
-          SELECT gs.guild_id, 'mirror', gs.log_channel_id, 'channel:' || gs.log_channel_id,
-                 CAST(:mirror_payload AS jsonb)
-          FROM guild_settings gs, upd
-          WHERE gs.guild_id = :g AND gs.log_channel_id IS NOT NULL
-            AND gs.mirror_level = ANY(CAST(:mirror_levels AS mirror_level[]))
-        )
-        SELECT * FROM upd""")  # noqa: S608
-
-_DRIVER_CLAIM = DriverStatement.of(_CLAIM)
-_DRIVER_CLAIM_BATCH = DriverStatement.of(_CLAIM_BATCH)
-_DRIVER_RELEASE = DriverStatement.of(_RELEASE)
-_DRIVER_WRITE_OUTCOME = DriverStatement.of(_WRITE_OUTCOME)
-
-# Counts of dead_letters by (signature, status) are sums of dead_letter_counts over the
-# writer slots (see domain.persistence.tables.DeadLetterCount); a sum of 0 is a key whose
-# entries are gone (kept, not shown). Ranked by open (open + retrying) entries, then all.
-_STATS_BY_SIGNATURE_AND_STATUS = text(
-    """SELECT signature, status::text AS status, n,
-              coalesce(sum(n) FILTER (WHERE status IN ('open', 'retrying')) OVER bysig, 0)
-                AS open,
-              sum(n) OVER bysig AS total
-       FROM (SELECT signature, status, sum(n) AS n FROM dead_letter_counts
-             WHERE guild_id = :g GROUP BY signature, status HAVING sum(n) <> 0) AS per
-       WINDOW bysig AS (PARTITION BY signature)
-       ORDER BY open DESC, total DESC, signature""")
-
-_OPEN_SIGNATURES = text(
-    """SELECT signature, sum(n) AS open FROM dead_letter_counts
-       WHERE guild_id = :g AND status = 'open' AND signature LIKE :prefix
-       GROUP BY signature HAVING sum(n) <> 0
-       ORDER BY sum(n) DESC, signature LIMIT :limit""")
 
 
 def _entry(record: Any) -> DeadLetterEntry:
