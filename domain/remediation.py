@@ -286,13 +286,19 @@ class RemediationService:
         if not replayed:
             return []
         statement, args = DRIVER_WRITE_OUTCOME.sql, DRIVER_WRITE_OUTCOME.args
+        # Each statement's trigger locks its dead_letter_counts rows in status order (open <
+        # retrying < resolved). A transaction of several statements must take them in that
+        # order too, or two sessions writing to the same counter slot deadlock: so failures
+        # (retrying -> open) are written before successes (retrying -> resolved).
+        order = sorted(range(len(replayed)), key=lambda i: replayed[i].resolved)
+        rows: builtins.list[Any] = [None] * len(replayed)
         async with self.db.driver() as driver:
             if len(replayed) == 1:
-                rows = [await driver.fetchrow(statement, *args(replayed[0].params))]
+                rows[0] = await driver.fetchrow(statement, *args(replayed[0].params))
             else:
                 async with driver.transaction():
-                    rows = [await driver.fetchrow(statement, *args(r.params))
-                            for r in replayed]
+                    for i in order:
+                        rows[i] = await driver.fetchrow(statement, *args(replayed[i].params))
         for r in replayed:
             self.metrics.remediation("retry", "resolved" if r.resolved else "failed")
         return [None if row is None else _written(r.claimed, row)

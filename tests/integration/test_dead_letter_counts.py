@@ -387,3 +387,44 @@ async def test_upgrade_from_0001_backfills_the_counts_and_downgrade_removes_them
         assert await count(db, "dead_letter_counts") > 0
     finally:
         await db.dispose()
+
+
+async def test_concurrent_group_retries_with_mixed_outcomes_neither_deadlock_nor_drift(
+        clean_db: Database) -> None:
+    """Two retry-groups of one signature at once (32 workers, so sessions share counter
+    slots), each batch mixing replays that succeed (retrying -> resolved) and fail (retrying
+    -> open) and writing its outcomes in one transaction: the counter rows of several
+    statuses must be locked in one order, or two sessions of a slot deadlock."""
+    services, other = Services(clean_db), Services(clean_db)
+    for s in (services, other):  # 32 sessions for 16 slots: some share one
+        s.remediation.group_concurrency = 16
+    users = [next_user() for _ in range(32 * 16)]
+    await asyncio.gather(*(_drive(services, u, State.VERIFICATION_PENDING, GUILD)
+                           for u in users))
+    async with losing_writes(services):
+        await asyncio.gather(*(dead_letter(services, u, Operation.VERIFY, GUILD)
+                               for u in users))
+    # Half the members, at random, leave: their verify replays fail and go back to open, so
+    # batches start with either outcome.
+    leaving = random.Random(7).sample(users, len(users) // 2)
+    await asyncio.gather(*(services.transitions.apply(cmd(Operation.LEAVE, u, GUILD))
+                           for u in leaving))
+    first, second = await asyncio.gather(
+        services.remediation.retry_group(GUILD, VERIFY_SIG, STAFF),
+        other.remediation.retry_group(GUILD, VERIFY_SIG, STAFF))
+    # Each success happened once; a failure may be retried again by the other group once
+    # it is open again.
+    assert first.resolved + second.resolved == len(users) // 2
+    assert first.failed + second.failed >= len(users) // 2
+    async with clean_db.autocommit() as conn:
+        by_status = dict((await conn.execute(text(
+            "SELECT status::text, count(*) FROM dead_letters GROUP BY 1"))).all())
+    assert by_status == {"resolved": len(users) // 2, "open": len(users) // 2}
+    assert await count(clean_db, "member_transitions", "operation = 'verify'") == \
+        len(users) // 2
+    assert await db_drift(clean_db) == []
+    async with clean_db.autocommit() as conn:
+        slots = (await conn.execute(text(
+            "SELECT count(DISTINCT slot) FROM dead_letter_counts WHERE status = 'resolved'"
+        ))).scalar_one()
+    assert slots > 1
