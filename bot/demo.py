@@ -200,7 +200,8 @@ class Demo:
                 self.t.say("#mod-log", self.mentions(line))
 
     async def storm(self, http: aiohttp.ClientSession, user: int) -> Counter[str]:
-        """Concurrent writers on one member until at least one write is dead-lettered.
+        """Concurrent writers on one member until both operations have a dead letter (so that
+        whichever state the member ends in, one of them can be replayed), 20 rounds at most.
 
         Half go through this process's HTTP API, half through a second replica: its own
         TransitionService on the same database, as a second `python -m bot api` would be.
@@ -220,16 +221,19 @@ class Demo:
                 return 503
             return 200
 
-        for _ in range(5):
+        dead_lettered: set[str] = set()
+        for _ in range(20):
             ops = ["verify", "reverify"] * 10
             statuses = await asyncio.gather(
                 *(self.web_app(http, user, op) for op in ops),
                 *(through_replica(op) for op in ops))
-            for status in statuses:
+            for op, status in zip(ops + ops, statuses, strict=True):
                 code = status[0] if isinstance(status, tuple) else status
                 outcomes[{200: "applied", 422: "refused (not allowed)",
                           503: "dead-lettered"}.get(code, str(code))] += 1
-            if outcomes["dead-lettered"]:
+                if code == 503:
+                    dead_lettered.add(op)
+            if len(dead_lettered) == 2:
                 break
         return outcomes
 
