@@ -27,10 +27,14 @@ DB_TIMEOUT_SECONDS = 2.0
 # Outbox rows still waiting to reach Discord (the worker's `ix_outbox_due` statuses).
 PENDING_OUTBOX_STATUSES = ("pending", "retry_scheduled", "delivering")
 
+# Open dead letters by reason from the counters (the reason is the signature's second part:
+# operation/reason_code/error_type), not a count of every open entry at each scrape.
 _DB_GAUGES = text(
     """
-    SELECT 'dl' AS kind, reason_code::text AS label, count(*) AS n, NULL::float8 AS age
-      FROM dead_letters WHERE status IN ('open', 'retrying') GROUP BY reason_code
+    SELECT 'dl' AS kind, split_part(signature, '/', 2) AS label, sum(n) AS n,
+           NULL::float8 AS age
+      FROM dead_letter_counts WHERE status IN ('open', 'retrying')
+      GROUP BY split_part(signature, '/', 2)
     UNION ALL
     SELECT 'outbox', NULL, count(*), extract(epoch FROM now() - min(created_at))::float8
       FROM outbox WHERE status = ANY(CAST(:pending AS delivery_status[]))
