@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from types import TracebackType
 from typing import Any
 
 import asyncpg
@@ -93,34 +94,49 @@ class Database:
         async with self._autocommit_engine.connect() as conn:
             yield conn
 
-    @asynccontextmanager
-    async def driver(self) -> AsyncIterator[asyncpg.Connection]:
-        """The asyncpg connection of a pooled connection (same pool, same checkout guard),
-        for hot paths of single-statement reads and writes (`DriverStatement`): each statement
-        is its own transaction, and neither the checkout nor the statements do SQLAlchemy
-        Connection work. Errors are asyncpg's (`UniqueViolation`, ...). A transaction opened
-        on it (`async with conn.transaction()`) must end inside the block: a connection
-        still in one is closed, not returned."""
-        pooled = await greenlet_spawn(self.engine.sync_engine.raw_connection)
-        conn: asyncpg.Connection = pooled.driver_connection
+    def driver(self) -> _DriverConnection:
+        """`async with db.driver() as conn:` the asyncpg connection of a pooled connection
+        (same pool, same checkout guard), for hot paths of single-statement reads and writes
+        (`DriverStatement`): each statement is its own transaction, and neither the checkout
+        nor the statements do SQLAlchemy Connection work. Errors are asyncpg's
+        (`UniqueViolation`, ...). A transaction opened on it (`async with
+        conn.transaction()`) must end inside the block: a connection still in one is
+        closed, not returned. (A class, not @asynccontextmanager: it runs twice per
+        transition, and the generator machinery cost as much as the rest.)"""
+        return _DriverConnection(self.engine)
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+class _DriverConnection:
+    __slots__ = ("_engine", "_pooled")
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._pooled: Any = None
+
+    async def __aenter__(self) -> asyncpg.Connection:
+        self._pooled = await greenlet_spawn(self._engine.sync_engine.raw_connection)
+        conn: asyncpg.Connection = self._pooled.driver_connection
+        return conn
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        pooled, self._pooled = self._pooled, None
         try:
-            yield conn
-        except BaseException as exc:
-            if not isinstance(exc, Exception):
+            if exc is not None and not isinstance(exc, Exception):
                 # Cancelled mid-statement: the connection's state is unknown, so it is closed
                 # rather than handed out again (what a SQLAlchemy Connection does).
                 await greenlet_spawn(pooled.invalidate)
-            raise
-        finally:
-            if conn.is_in_transaction():  # never hand out a connection inside a transaction
+            elif pooled.driver_connection.is_in_transaction():
+                # Never hand out a connection inside a transaction.
                 await greenlet_spawn(pooled.invalidate)
+        finally:
             # Returning it does no I/O (SQLAlchemy never began a transaction on it), so the
             # call completes without yielding to the event loop and cannot be interrupted;
             # a shielded task here waited about a millisecond for its turn at 16 writers.
             await greenlet_spawn(pooled.close)
-
-    async def dispose(self) -> None:
-        await self.engine.dispose()
 
 
 def is_unavailable(error: BaseException) -> bool:

@@ -1,0 +1,65 @@
+"""Database.driver(): the hot paths' asyncpg connection goes back to the pool only clean."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from domain.persistence.database import Database
+
+
+@pytest.fixture
+async def one_connection(migrated: str) -> Database:
+    db = Database(migrated, pool_size=1, max_overflow=0)
+    yield db  # type: ignore[misc]
+    await db.dispose()
+
+
+async def _pid(db: Database) -> int:
+    async with db.driver() as conn:
+        return int(await conn.fetchval("SELECT pg_backend_pid()"))
+
+
+async def test_a_clean_connection_is_reused(one_connection: Database) -> None:
+    assert await _pid(one_connection) == await _pid(one_connection)
+
+
+async def test_a_connection_left_inside_a_transaction_is_not_handed_out_again(
+        one_connection: Database) -> None:
+    first = await _pid(one_connection)
+    async with one_connection.driver() as conn:
+        await conn.execute("BEGIN")
+        await conn.execute("CREATE TEMP TABLE leftover (x int)")
+    # A new connection, not one inside somebody's open transaction.
+    async with one_connection.driver() as conn:
+        assert not conn.is_in_transaction()
+        assert int(await conn.fetchval("SELECT pg_backend_pid()")) != first
+        assert await conn.fetchval("SELECT to_regclass('pg_temp.leftover')") is None
+
+
+async def test_a_statement_cancelled_midway_closes_its_connection(
+        one_connection: Database) -> None:
+    first = await _pid(one_connection)
+    inside = asyncio.Event()
+
+    async def slow() -> None:
+        async with one_connection.driver() as conn:
+            inside.set()
+            await conn.execute("SELECT pg_sleep(30)")
+
+    task = asyncio.create_task(slow())
+    await inside.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    # The pool's only slot was returned, with a fresh connection behind it.
+    assert await asyncio.wait_for(_pid(one_connection), timeout=10) != first
+
+
+async def test_an_error_in_a_statement_keeps_the_connection(one_connection: Database) -> None:
+    first = await _pid(one_connection)
+    with pytest.raises(Exception, match="division by zero"):
+        async with one_connection.driver() as conn:
+            await conn.fetchval("SELECT 1 / 0")
+    assert await _pid(one_connection) == first
