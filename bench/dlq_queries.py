@@ -148,6 +148,17 @@ async def run(ctx: Context) -> Report:
     signature = signature_number(20)  # a mid-popular signature
     queries: dict[str, Any] = {}
     plans: dict[str, list[dict[str, Any]]] = {}
+
+    async def measure(key: str, call: Callable[[], Awaitable[Any]]) -> None:
+        """p50/p95 over `runs`, then the plans of the statements one more call sends."""
+        queries[key] = await timed(call, runs)
+        capture.statements.clear()
+        capture.on = True
+        await call()
+        capture.on = False
+        plans[key] = await explain(ctx, capture.statements)
+        report.row(key, f"p50 {queries[key]['p50_ms']} ms, p95 {queries[key]['p95_ms']} ms")
+
     try:
         for label, guild in (("big guild", BIG), ("typical guild", TYPICAL)):
             deep = None
@@ -179,15 +190,7 @@ async def run(ctx: Context) -> Report:
             cases["row count alone (what counting instead of the counters would cost)"] = \
                 _call(_direct, ctx, COUNT, guild)
             for case, call in cases.items():
-                key = f"{label}: {case}"
-                queries[key] = await timed(call, runs)
-                capture.statements.clear()
-                capture.on = True
-                await call()
-                capture.on = False
-                plans[key] = await explain(ctx, capture.statements)
-                report.row(key, f"p50 {queries[key]['p50_ms']} ms, p95 "
-                                f"{queries[key]['p95_ms']} ms")
+                await measure(f"{label}: {case}", call)
         # A layout the planner's independence assumption gets wrong: the big guild's open
         # entries are all older than 90% of the table (the newer ones resolved).
         c = await ctx.connect()
@@ -202,15 +205,7 @@ async def run(ctx: Context) -> Report:
                     _call(service.list, BIG, status="open", limit=PAGE),
                     "stats (same layout)": _call(service.stats, BIG)}
         for case, call in old_open.items():
-            key = f"big guild: {case}"
-            queries[key] = await timed(call, runs)
-            capture.statements.clear()
-            capture.on = True
-            await call()
-            capture.on = False
-            plans[key] = await explain(ctx, capture.statements)
-            report.row(key, f"p50 {queries[key]['p50_ms']} ms, p95 "
-                            f"{queries[key]['p95_ms']} ms")
+            await measure(f"big guild: {case}", call)
     finally:
         await db.dispose()
         if "dlq_conn" in ctx.shared:

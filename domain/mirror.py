@@ -38,6 +38,21 @@ ENQUEUE_MIRROR_SQL = text(
 )
 
 
+def mirror_cte(after: str) -> str:
+    """ENQUEUE_MIRROR_SQL as a CTE `mir` of a larger statement, joined to its CTE `after`:
+    the mirror row is queued exactly when `after` returned a row. Parameters :g,
+    :mirror_payload, :mirror_levels."""
+    return f"""
+    mir AS (
+      INSERT INTO outbox (guild_id, kind, channel_id, lane, payload)
+      SELECT gs.guild_id, 'mirror', gs.log_channel_id, 'channel:' || gs.log_channel_id,
+             CAST(:mirror_payload AS jsonb)
+      FROM guild_settings gs, {after}
+      WHERE gs.guild_id = :g AND gs.log_channel_id IS NOT NULL
+        AND gs.mirror_level = ANY(CAST(:mirror_levels AS mirror_level[]))
+    )"""  # noqa: S608
+
+
 def escape_markdown(value: str) -> str:
     out = []
     for ch in value:

@@ -136,8 +136,10 @@ class RemediationService:
                                         or not isinstance(count_limit, int) or count_limit < 1):
             raise InvalidInput("count_limit must be a whole number >= 1")
         where = ["guild_id = :g"]
-        # The same filters on dead_letter_counts (signature = operation/reason/error type).
+        # The same filters on dead_letter_counts (signature = operation/reason/error type),
+        # which cannot answer a source, user or id filter.
         where_counts = ["guild_id = :g"]
+        countable = source is None and user_id is None and not id_prefix
         params: dict[str, Any] = {"g": guild_id}
         if status is not None:
             params["status"] = _enum_value(DeadLetterStatus, status, "status")
@@ -180,7 +182,7 @@ class RemediationService:
                 f"SELECT id FROM dead_letters WHERE {page_where} "
                 "ORDER BY id DESC LIMIT :limit) ORDER BY id DESC"), params_page)).all()
             total, exact = -1, True
-            if with_total and len(where_counts) == len(where):
+            if with_total and countable:
                 total = int((await conn.execute(text(
                     "SELECT coalesce(sum(n), 0) FROM dead_letter_counts "  # noqa: S608
                     f"WHERE {' AND '.join(where_counts)}"), params)).scalar_one())
@@ -307,10 +309,14 @@ class RemediationService:
                 async with driver.transaction():
                     for i in order:
                         rows[i] = await driver.fetchrow(statement, *args(replayed[i].params))
-        for r in replayed:
+        written: builtins.list[DeadLetterEntry | None] = []
+        for r, row in zip(replayed, rows, strict=True):
+            if row is None:
+                written.append(None)
+                continue
+            written.append(_written(r.claimed, row))
             self.metrics.remediation("retry", "resolved" if r.resolved else "failed")
-        return [None if row is None else _written(r.claimed, row)
-                for r, row in zip(replayed, rows, strict=True)]
+        return written
 
     async def retry_group(self, guild_id: int, signature: str, actor_id: int,
                           source: Source = Source.STAFF,

@@ -9,6 +9,7 @@ from __future__ import annotations
 from sqlalchemy import text
 
 from domain.deadletters import DEAD_LETTER_COLUMNS
+from domain.mirror import mirror_cte
 from domain.persistence.database import DriverStatement
 
 COLS = ", ".join(DEAD_LETTER_COLUMNS)
@@ -62,16 +63,7 @@ WRITE_OUTCOME = text(
                  CAST(:before AS dead_letter_status), CAST(:status AS dead_letter_status),
                  :note, :error_message, :corr
           FROM upd
-        ),
-        -- domain.mirror.ENQUEUE_MIRROR_SQL, joined to upd: queued only with the change.
-        mir AS (
-          INSERT INTO outbox (guild_id, kind, channel_id, lane, payload)
-          SELECT gs.guild_id, 'mirror', gs.log_channel_id, 'channel:' || gs.log_channel_id,
-                 CAST(:mirror_payload AS jsonb)
-          FROM guild_settings gs, upd
-          WHERE gs.guild_id = :g AND gs.log_channel_id IS NOT NULL
-            AND gs.mirror_level = ANY(CAST(:mirror_levels AS mirror_level[]))
-        )
+        ),{mirror_cte("upd")}
         SELECT * FROM upd""")  # noqa: S608
 
 DRIVER_CLAIM = DriverStatement.of(CLAIM)

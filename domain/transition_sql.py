@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import text
 
+from domain.mirror import mirror_cte
 from domain.persistence.database import DriverStatement
 
 IDEMPOTENCY_CONSTRAINT = "uq_member_transitions_guild_id_user_id_idempotency_key"
@@ -43,15 +44,7 @@ _LEDGER_INSERT = """
     )"""
 
 # Side effects queued in the same statement, so they exist exactly when the transition does.
-_MIRROR_INSERT = """,
-    mir AS (
-      INSERT INTO outbox (guild_id, kind, channel_id, lane, payload)
-      SELECT gs.guild_id, 'mirror', gs.log_channel_id, 'channel:' || gs.log_channel_id,
-             CAST(:mirror_payload AS jsonb)
-      FROM guild_settings gs, led
-      WHERE gs.guild_id = :g AND gs.log_channel_id IS NOT NULL
-        AND gs.mirror_level = ANY(CAST(:mirror_levels AS mirror_level[]))
-    )"""
+_MIRROR_INSERT = "," + mirror_cte("led")
 
 _ROLE_SYNC_INSERT = """,
     rs AS (
