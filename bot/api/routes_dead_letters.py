@@ -25,9 +25,9 @@ from bot.api.schemas import (
     SnowflakeIn,
     StatsOut,
 )
+from domain.dead_letter_reads import MAX_LIMIT
 from domain.lifecycle import Operation, Source
 from domain.persistence.tables import DeadLetterStatus
-from domain.remediation import MAX_LIMIT
 
 DEFAULT_COUNT_LIMIT = 1000  # as /dlq list ("1000+")
 MAX_COUNT_LIMIT = 10_000_000

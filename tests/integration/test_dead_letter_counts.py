@@ -23,12 +23,13 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 from bot.migrate import alembic_config, upgrade
+from domain.dead_letter_reads import _signature_parts
 from domain.entries import SignatureCount
 from domain.errors import TransitionDeadLettered
 from domain.lifecycle import Operation, Source, State
 from domain.outbox import purge_expired
 from domain.persistence.database import Database
-from domain.remediation import RemediationService, _signature_parts
+from domain.remediation import RemediationService
 from tests.conftest import Services, _admin
 from tests.helpers import GUILD, OTHER_GUILD, STAFF, cmd, count, next_user
 from tests.integration.test_remediation import _drive, _setup_guild
