@@ -12,25 +12,20 @@ import asyncio
 import builtins
 import contextlib
 import random
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from alembic import command
 from sqlalchemy import text
-from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bot.migrate import alembic_config, upgrade
 from domain.dead_letter_reads import _signature_parts
 from domain.entries import SignatureCount
 from domain.errors import TransitionDeadLettered
 from domain.lifecycle import Operation, Source, State
 from domain.outbox import purge_expired
 from domain.persistence.database import Database
-from domain.remediation import RemediationService
-from tests.conftest import Services, _admin
+from tests.conftest import Services
 from tests.helpers import GUILD, OTHER_GUILD, STAFF, cmd, count, next_user
 from tests.integration.test_remediation import _drive, _setup_guild
 
@@ -316,78 +311,6 @@ async def test_the_drift_check_fails_without_any_one_trigger(clean_db: Database,
         assert await drift(conn) != []
         await conn.rollback()
     assert await db_drift(clean_db) == []
-
-
-# ---- the migration ---------------------------------------------------------------------
-
-def _downgrade(connection: Connection, revision: str) -> None:
-    cfg = alembic_config()
-    cfg.attributes["connection"] = connection
-    command.downgrade(cfg, revision)
-
-
-@pytest.fixture
-async def empty_database(pg_url: str) -> AsyncIterator[str]:
-    name = f"ll_migrate_{uuid.uuid4().hex[:10]}"
-    await _admin(pg_url, f'CREATE DATABASE "{name}"')
-    try:
-        yield make_url(pg_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        await _admin(pg_url, f'DROP DATABASE "{name}" WITH (FORCE)')
-
-
-async def _schema_objects(conn: AsyncConnection) -> tuple[Any, ...]:
-    return tuple((await conn.execute(text(
-        """SELECT to_regclass('dead_letter_counts') IS NOT NULL,
-                  (SELECT count(*) FROM pg_trigger
-                   WHERE tgrelid = 'dead_letters'::regclass AND NOT tgisinternal),
-                  to_regprocedure('dead_letter_counts_apply()') IS NOT NULL"""))).one())
-
-
-async def test_upgrade_from_0001_backfills_the_counts_and_downgrade_removes_them(
-        empty_database: str) -> None:
-    await upgrade(empty_database, "0001")
-    db = Database(empty_database, pool_size=2, max_overflow=0)
-    try:
-        async with db.transaction() as conn:
-            for guild, n in ((GUILD, 50), (OTHER_GUILD, 13)):
-                await conn.execute(_BULK_INSERT, {"g": guild, "u": 1, "sigs": 4, "n": n})
-        await upgrade(empty_database, "head")
-        async with db.autocommit() as conn:
-            assert await _schema_objects(conn) == (True, 4, True)
-            backfilled = (await conn.execute(text(
-                "SELECT count(*), sum(n), min(slot), max(slot) FROM dead_letter_counts"))
-            ).one()
-            keys = (await conn.execute(text(
-                "SELECT count(*) FROM (SELECT DISTINCT guild_id, signature, status "
-                "FROM dead_letters) AS k"))).scalar_one()
-        assert keys == 16 + 13  # every status of 4 signatures; 13 keys of 13 rows
-        assert tuple(backfilled) == (keys, 63, 0, 0)
-        assert await db_drift(db) == []
-        # The triggers count what comes after.
-        async with db.transaction() as conn:
-            await conn.execute(_BULK_INSERT, {"g": GUILD, "u": 100, "sigs": 7, "n": 30})
-            await conn.execute(text("UPDATE dead_letters SET status = 'resolved' "
-                                    "WHERE status = 'open'"))
-            await conn.execute(text("DELETE FROM dead_letters WHERE id % 3 = 0"))
-        assert await db_drift(db) == []
-        rows = await count(db, "dead_letters", "guild_id = :g", g=GUILD)
-        remediation = RemediationService(db, None)  # type: ignore[arg-type]
-        assert sum((await remediation.stats(GUILD)).by_status.values()) == rows
-        # Down to 0001: table, triggers and function gone; back up: backfilled again.
-        engine = create_async_engine(db.url)
-        try:
-            async with engine.connect() as conn:
-                await conn.run_sync(_downgrade, "0001")
-                await conn.commit()
-                assert await _schema_objects(conn) == (False, 0, False)
-        finally:
-            await engine.dispose()
-        await upgrade(empty_database, "head")
-        assert await db_drift(db) == []
-        assert await count(db, "dead_letter_counts") > 0
-    finally:
-        await db.dispose()
 
 
 async def test_concurrent_group_retries_with_mixed_outcomes_neither_deadlock_nor_drift(
