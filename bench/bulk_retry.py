@@ -18,9 +18,9 @@ from typing import Any
 
 from bench.common import ACTOR, Context, Report, Target, services
 from bench.ledger import check_invariants, seed_members, violations
-from domain.deadletters import signature_of
+from domain.entries import signature_of
 from domain.lifecycle import Operation, Source, State
-from domain.persistence.tables import ReasonCode
+from domain.vocabulary import ReasonCode
 
 NAME = "bulk_retry"
 TITLE = "Bulk retry of one signature (retry_group)"

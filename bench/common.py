@@ -19,15 +19,14 @@ from typing import Any
 import asyncpg
 from sqlalchemy.engine import make_url
 
-from bot.container import build_metrics
 from bot.embedded_pg import start_embedded
 from bot.migrate import upgrade
-from domain.deadletters import DeadLetterRecorder
-from domain.lifecycle import TRANSITIONS, Operation, State
-from domain.metrics import CountingMetrics
+from bot.settings import Settings
+from bot.wiring import build_services
+from domain.lifecycle import Operation, State
+from domain.lifecycle import shortest_path as table_path
 from domain.persistence.database import Database, asyncpg_url
-from domain.remediation import RemediationService
-from domain.transitions import RetryPolicy, TransitionService
+from domain.services import Services
 
 TABLES = ("members", "member_transitions", "dead_letters", "remediation_actions",
           "guild_settings", "outbox_attempts", "outbox")
@@ -68,18 +67,8 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 def shortest_path(target: State) -> list[tuple[Operation, State | None, State]]:
     """(operation, from, to) steps from "no row" to `target`, derived from the table."""
-    frontier: list[tuple[State | None, list[tuple[Operation, State | None, State]]]] = [
-        (None, [])]
-    seen: set[State | None] = {None}
-    while frontier:
-        state, steps = frontier.pop(0)
-        if state == target:
-            return steps
-        for (op, source), to in TRANSITIONS.items():
-            if source == state and to not in seen:
-                seen.add(to)
-                frontier.append((to, [*steps, (op, source, to)]))
-    raise ValueError(f"{target} is unreachable")
+    return [(step.operation, step.from_state, step.to_state)
+            for step in table_path(target)]
 
 
 @dataclass
@@ -163,23 +152,12 @@ class Context:
                         application_name="lifeline-bench")
 
 
-@dataclass
-class Services:
-    db: Database
-    metrics: CountingMetrics
-    transitions: TransitionService
-    remediation: RemediationService
-
-
-def services(db: Database, policy: RetryPolicy | None = None,
-             group_concurrency: int = 8) -> Services:
-    """Built the way bot.container builds them (Prometheus metrics included)."""
-    metrics = build_metrics()
-    assert isinstance(metrics, CountingMetrics)
-    transitions = TransitionService(db, DeadLetterRecorder(db), policy or RetryPolicy(), metrics)
-    remediation = RemediationService(db, transitions, metrics=metrics,
-                                     group_concurrency=group_concurrency)
-    return Services(db, metrics, transitions, remediation)
+def services(db: Database, group_concurrency: int = 8) -> Services:
+    """Built by the production wiring (bot.wiring.build_services: Prometheus metrics, the
+    default RetryPolicy()), over `db`."""
+    built = build_services(Settings(_env_file=None), db)  # type: ignore[call-arg]
+    built.remediation.group_concurrency = group_concurrency
+    return built
 
 
 async def _server_facts(dsn: str) -> dict[str, Any]:

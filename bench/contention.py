@@ -39,7 +39,7 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from bench.common import GUILD, Context, Report, Target, services
 from bench.cpu import sample, usage
@@ -128,10 +128,10 @@ async def run_workload(ctx: Context, guild: int, workload: str, seconds: float,
     finally:
         await conn.close()
     db = ctx.database(pool_size=WRITERS)
-    svcs = [services(db, RetryPolicy()) for _ in range(replicas)]
+    svcs = [services(db) for _ in range(replicas)]
     mode = "new key per request" if workload == REPLICAS else workload
     out = Outcomes()
-    all_metrics: list[CountingMetrics] = [s.metrics for s in svcs]
+    all_metrics = [cast(CountingMetrics, s.metrics) for s in svcs]
 
     def total(counter: str) -> int:
         return sum(sum(getattr(m, counter).values()) for m in all_metrics)

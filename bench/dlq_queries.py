@@ -21,13 +21,11 @@ from typing import Any
 
 from sqlalchemy import event
 
-from bench.common import Context, Report, Target, percentile
-from domain.deadletters import signature_of
+from bench.common import Context, Report, Target, percentile, services
+from domain.entries import signature_of
 from domain.lifecycle import Operation
 from domain.persistence.database import Database
-from domain.persistence.tables import ReasonCode
-from domain.remediation import RemediationService
-from domain.transitions import TransitionService
+from domain.vocabulary import ReasonCode
 
 NAME = "dlq_queries"
 TITLE = "Dead-letter queries at scale (list pages, signature filter, stats)"
@@ -143,7 +141,7 @@ async def run(ctx: Context) -> Report:
     finally:
         await conn.close()
     db = ctx.database(pool_size=2)
-    service = RemediationService(db, TransitionService(db, None))  # type: ignore[arg-type]
+    service = services(db).remediation
     capture = Capture(db)
     signature = signature_number(20)  # a mid-popular signature
     queries: dict[str, Any] = {}
@@ -172,19 +170,19 @@ async def run(ctx: Context) -> Report:
                     await c.close()
             cases: dict[str, Callable[[], Awaitable[Any]]] = {}
             for suffix, counting in TOTALS.items():
-                cases[f"first page{suffix}"] = _call(service.list, guild, status="open",
+                cases[f"first page{suffix}"] = _call(service.page, guild, status="open",
                                                      limit=PAGE, **counting)
                 if deep is not None:
                     cases[f"page {DEPTH} by cursor{suffix}"] = _call(
-                        service.list, guild, status="open", limit=PAGE, cursor=deep,
+                        service.page, guild, status="open", limit=PAGE, cursor=deep,
                         **counting)
                 cases[f"signature filter{suffix}"] = _call(
-                    service.list, guild, status="open", signature=signature, limit=PAGE,
+                    service.page, guild, status="open", signature=signature, limit=PAGE,
                     **counting)
             # A user filter has no counter: the matches are counted, up to count_limit
             # (the API's and /dlq list's 1000).
             cases["user filter, count_limit=1000"] = _call(
-                service.list, guild, status="open", user_id=users[guild], limit=PAGE,
+                service.page, guild, status="open", user_id=users[guild], limit=PAGE,
                 count_limit=1000)
             cases["stats"] = _call(service.stats, guild)
             cases["row count alone (what counting instead of the counters would cost)"] = \
@@ -202,7 +200,7 @@ async def run(ctx: Context) -> Report:
         finally:
             await c.close()
         old_open = {"first page (open entries only among the oldest 10%)":
-                    _call(service.list, BIG, status="open", limit=PAGE),
+                    _call(service.page, BIG, status="open", limit=PAGE),
                     "stats (same layout)": _call(service.stats, BIG)}
         for case, call in old_open.items():
             await measure(f"big guild: {case}", call)

@@ -25,7 +25,6 @@ from bench.ledger import seed_members
 from bot.container import Container
 from bot.discord_bot import build_bot
 from bot.settings import Settings
-from domain.guilds import GuildSettingsService
 from domain.lifecycle import Source, State
 from sandbox import Sandbox, SandboxConfig, client_overrides
 
@@ -64,9 +63,7 @@ async def run(ctx: Context) -> Report:
         "bot": "discord.py LifelineBot in process, outbox worker with default policy"})
     await ctx.reset()
     db = ctx.database(pool_size=12)
-    svc = services(db)
-    container = Container(settings, db, svc.metrics, svc.transitions, svc.remediation,
-                          GuildSettingsService(db))
+    container = Container(settings, db, services(db))
     try:
         async with Sandbox(config) as sandbox:
             guild = sandbox.create_guild("Bench", channels=("general", "mod-log"))
@@ -84,7 +81,7 @@ async def run(ctx: Context) -> Report:
                     await asyncio.sleep(1.0)
                     await seed(ctx, guild.id, count)
                     started = time.perf_counter()
-                    result = await svc.remediation.retry_group(guild.id, SIGNATURE, ACTOR,
+                    result = await container.remediation.retry_group(guild.id, SIGNATURE, ACTOR,
                                                                Source.STAFF)
                     queued = time.perf_counter() - started
                     first: list[float] = []

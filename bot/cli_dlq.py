@@ -101,7 +101,7 @@ async def _with_container(settings: Settings, args: argparse.Namespace) -> Any:
 
 
 async def _list(c: Container, a: argparse.Namespace) -> Page:
-    return await c.remediation.list(a.guild, status=a.status, operation=a.operation,
+    return await c.remediation.page(a.guild, status=a.status, operation=a.operation,
                                     source=a.source, signature=a.signature, user_id=a.user,
                                     limit=a.limit, cursor=a.cursor)
 

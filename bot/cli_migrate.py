@@ -7,8 +7,6 @@ import asyncio
 import sys
 from typing import Any
 
-from sqlalchemy import text
-
 from bot.container import open_container
 from bot.settings import Settings
 
@@ -31,6 +29,5 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _migrate(settings: Settings) -> str:
-    async with open_container(settings) as container, container.db.autocommit() as conn:
-        return str((await conn.execute(text("SELECT version_num FROM alembic_version")))
-                   .scalar_one())
+    async with open_container(settings) as container:
+        return await container.services.stores.ops.schema_revision()

@@ -10,30 +10,50 @@ from dataclasses import dataclass
 
 from bot.embedded_pg import EmbeddedPostgres, start_embedded
 from bot.migrate import upgrade
-from bot.prometheus import PrometheusMetrics
 from bot.settings import Settings
-from domain.deadletters import DeadLetterRecorder
+from bot.wiring import build_services
 from domain.guilds import GuildSettingsService
 from domain.metrics import Metrics
-from domain.persistence.database import Database
+from domain.persistence.database import Database, url_password
 from domain.redaction import register_secret
 from domain.remediation import RemediationService
-from domain.transitions import RetryPolicy, TransitionService
+from domain.services import Services
+from domain.spool import EventSpool
+from domain.transitions import TransitionService
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class Container:
-    """The typed set of services handed to cogs, the HTTP API and the CLI."""
+    """What a process runs on: its settings, its database, the services over it, and the
+    embedded PostgreSQL it started (if any)."""
 
     settings: Settings
     db: Database
-    metrics: Metrics
-    transitions: TransitionService
-    remediation: RemediationService
-    guilds: GuildSettingsService
+    services: Services
     embedded: EmbeddedPostgres | None = None
+
+    # The services, by name, for the entrypoints and the API.
+    @property
+    def metrics(self) -> Metrics:
+        return self.services.metrics
+
+    @property
+    def transitions(self) -> TransitionService:
+        return self.services.transitions
+
+    @property
+    def remediation(self) -> RemediationService:
+        return self.services.remediation
+
+    @property
+    def guilds(self) -> GuildSettingsService:
+        return self.services.guilds
+
+    def spool(self) -> EventSpool:
+        """The local spool that keeps gateway events while the database is unreachable."""
+        return EventSpool(self.settings.data_dir / "spool", self.settings.spool_max_bytes)
 
 
 def register_settings_secrets(settings: Settings) -> None:
@@ -41,10 +61,7 @@ def register_settings_secrets(settings: Settings) -> None:
         if secret is not None:
             register_secret(secret.get_secret_value())
     if settings.database_url is not None:
-        from sqlalchemy.engine import make_url
-
-        password = make_url(settings.database_url.get_secret_value()).password
-        register_secret(str(password) if password else None)
+        register_secret(url_password(settings.database_url.get_secret_value()))
 
 
 async def database_url(settings: Settings) -> tuple[str, EmbeddedPostgres | None]:
@@ -52,10 +69,6 @@ async def database_url(settings: Settings) -> tuple[str, EmbeddedPostgres | None
         return settings.database_url.get_secret_value(), None
     embedded = await asyncio.to_thread(start_embedded, settings.data_dir / "pg")
     return embedded.url, embedded
-
-
-def build_metrics() -> Metrics:
-    return PrometheusMetrics()
 
 
 @asynccontextmanager
@@ -71,17 +84,7 @@ async def open_container(settings: Settings, *, migrate: bool = True,
                       statement_cache_size=settings.db_statement_cache_size,
                       application_name=application_name)
         try:
-            metrics = build_metrics()
-            recorder = DeadLetterRecorder(db)
-            policy = RetryPolicy(settings.transition_max_attempts,
-                                 settings.transition_backoff_initial_seconds,
-                                 settings.transition_backoff_max_seconds)
-            transitions = TransitionService(db, recorder, policy, metrics)
-            remediation = RemediationService(db, transitions,
-                                             retention_days=settings.retention_days,
-                                             metrics=metrics)
-            yield Container(settings, db, metrics, transitions, remediation,
-                            GuildSettingsService(db), embedded)
+            yield Container(settings, db, build_services(settings, db), embedded)
         finally:
             await db.dispose()
     finally:

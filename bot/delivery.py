@@ -1,4 +1,7 @@
-"""The outbox's Discord port, implemented with discord.py (its own 429 handling included)."""
+"""The outbox's Discord port, implemented with discord.py (its own 429 handling included).
+
+What a row looks like on Discord (lines, embeds, limits, the nonce) is bot/formatting.py's.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,9 @@ from collections.abc import Sequence
 import aiohttp
 import discord
 
-from domain.outbox import DeliveryError, Receipt
+from bot import formatting
+from domain.outbox import Claimed, DeliveryError, Receipt
+from domain.vocabulary import OutboxKind
 
 UNKNOWN_MEMBER = 10007
 # A neutral grey bar for mirror embeds.
@@ -18,8 +23,31 @@ class DiscordDeliverer:
     def __init__(self, client: discord.Client) -> None:
         self.client = client
 
+    def max_batch(self, kind: OutboxKind) -> int:
+        return formatting.max_batch(kind)
+
+    def take(self, rows: Sequence[Claimed]) -> int:
+        return formatting.take(rows)
+
+    async def deliver(self, rows: Sequence[Claimed]) -> Receipt:
+        head = rows[0]
+        if head.kind is OutboxKind.MIRROR:
+            try:
+                post = formatting.mirror_post(rows)
+            except formatting.UnreadableRecord as exc:
+                raise DeliveryError(f"unreadable mirror record: {exc}",
+                                    retryable=False) from exc
+            if post.channel_id is None:
+                raise DeliveryError("mirror row without a channel", retryable=False,
+                                    whole_lane=True)
+            return await self.post_embeds(post.channel_id, post.descriptions, post.nonce)
+        payload = head.payload
+        return await self.sync_role(head.guild_id, int(payload["user_id"]),
+                                    int(payload["role_id"]), str(payload["action"]))
+
     async def post_embeds(self, channel_id: int, descriptions: Sequence[str],
                           nonce: str) -> Receipt:
+        """One message whose embeds have these descriptions (and nothing else), in order."""
         channel = self.client.get_partial_messageable(channel_id)
         embeds = [discord.Embed(description=d, colour=MIRROR_COLOUR) for d in descriptions]
         try:
@@ -29,7 +57,9 @@ class DiscordDeliverer:
             message = await channel.send(embeds=embeds, nonce=nonce,
                                          allowed_mentions=discord.AllowedMentions.none())
         except Exception as exc:
-            raise _delivery_error(exc) from exc
+            # A channel that refuses one message (deleted, closed to the bot) refuses the
+            # lane's next ones too.
+            raise _delivery_error(exc, whole_lane=True) from exc
         return Receipt(200, message.id)
 
     async def sync_role(self, guild_id: int, user_id: int, role_id: int,
@@ -50,7 +80,7 @@ class DiscordDeliverer:
         return Receipt(204)
 
 
-def _delivery_error(exc: BaseException) -> DeliveryError:
+def _delivery_error(exc: BaseException, *, whole_lane: bool = False) -> DeliveryError:
     if isinstance(exc, discord.RateLimited):
         return DeliveryError(f"rate limited for {exc.retry_after:.1f}s", status=429,
                              retry_after=exc.retry_after)
@@ -59,7 +89,8 @@ def _delivery_error(exc: BaseException) -> DeliveryError:
         detail = f"{text} (code {exc.code}): {exc.text}" if exc.code else text
         # 403 missing access/permissions, 404 unknown channel/role: retrying cannot help.
         retryable = exc.status >= 500 or exc.status in (408, 429)
-        return DeliveryError(detail, status=exc.status, retryable=retryable)
+        return DeliveryError(detail, status=exc.status, retryable=retryable,
+                             whole_lane=whole_lane and not retryable)
     if isinstance(exc, aiohttp.ClientError | OSError | TimeoutError):
         return DeliveryError(f"{type(exc).__name__}: {exc}", retryable=True)
     return DeliveryError(f"{type(exc).__name__}: {exc}", retryable=True)

@@ -24,10 +24,10 @@ from bot.api.server import ApiServer
 from bot.container import Container, open_container
 from bot.discord_bot import LifelineBot, build_bot
 from bot.settings import Settings
+from bot.wiring import build_services
 from domain.commands import TransitionCommand
 from domain.errors import TransitionDeadLettered
 from domain.lifecycle import Operation, Source, TransitionNotAllowed
-from domain.transitions import TransitionService
 from sandbox import Guild, Perm, Sandbox, SandboxConfig, client_overrides
 
 STARTED, COMPLETED = 8, 2  # MemberFlags bits: started / completed onboarding
@@ -181,7 +181,7 @@ class Demo:
         self.t.say("ledger", f"carol is {current}; open dead letters for `{wanted}` can be "
                              "replayed from here")
         await self.command(self.staff, "dlq list", {"operation": wanted})
-        page = await self.container.remediation.list(guild.id, status="open", limit=100)
+        page = await self.container.remediation.page(guild.id, status="open", limit=100)
         replayable = next((e for e in page.items if e.operation == wanted
                            and e.reason_code == "retries_exhausted"), None)
         others = [e for e in page.items if replayable is None or e.id != replayable.id]
@@ -206,8 +206,8 @@ class Demo:
         Half go through this process's HTTP API, half through a second replica: its own
         TransitionService on the same database, as a second `python -m bot api` would be.
         """
-        ours = self.container.transitions
-        replica = TransitionService(ours.db, ours.recorder, ours.policy, ours.metrics)
+        replica = build_services(self.container.settings, self.container.db,
+                                 metrics=self.container.metrics).transitions
         outcomes: Counter[str] = Counter()
 
         async def through_replica(op: str) -> int:
@@ -239,14 +239,8 @@ class Demo:
 
     async def wait_mirror_drained(self) -> None:
         for _ in range(3000):
-            async with self.container.db.autocommit() as conn:
-                from sqlalchemy import text
-
-                left = (await conn.execute(text(
-                    "SELECT count(*) FROM outbox WHERE guild_id = :g AND status IN "
-                    "('pending', 'retry_scheduled', 'delivering')"),
-                    {"g": self.guild.id})).scalar_one()
-            if not left:
+            if not await self.container.services.stores.ops.undelivered_outbox_rows(
+                    self.guild.id):
                 return
             await asyncio.sleep(0.05)
 

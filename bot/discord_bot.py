@@ -29,44 +29,48 @@ def lifeline_intents() -> discord.Intents:
     return intents
 
 
-class _Lifeline:
-    """Behaviour shared by the plain and the sharded bot."""
+class LifelineMixin:
+    """The body of both bot classes (plain and sharded): Lifeline's cogs, command sync and
+    outbox worker on top of whichever discord.py client it is mixed into."""
 
     container: Container
     worker: OutboxWorker
-    _stop: asyncio.Event
-    _worker_task: asyncio.Task[None] | None
 
-    def _init_lifeline(self, container: Container, worker_id: str | None) -> None:
+    def __init__(self, container: Container, *, worker_id: str | None = None,
+                 **options: Any) -> None:
+        super().__init__(command_prefix=commands.when_mentioned,  # type: ignore[call-arg]
+                         intents=lifeline_intents(), help_command=None, **options)
         self.container = container
         settings = container.settings
         self.worker = OutboxWorker(
-            container.db, DiscordDeliverer(self), container.metrics,  # type: ignore[arg-type]
+            container.services.stores.outbox, DiscordDeliverer(self),  # type: ignore[arg-type]
+            container.metrics,
             WorkerPolicy(lock_seconds=settings.outbox_lock_seconds,
                          poll_seconds=settings.outbox_poll_seconds,
                          max_attempts=settings.outbox_max_attempts,
                          retention_days=settings.retention_days),
             worker_id=worker_id)
-        self._stop = asyncio.Event()
-        self._worker_task = None
+        self.stopping = asyncio.Event()
+        self.worker_task: asyncio.Task[None] | None = None
 
-    async def _setup_lifeline(self) -> None:
+    async def setup_hook(self) -> None:
         from cogs import load_cogs
 
         bot: commands.Bot = self  # type: ignore[assignment]
-        await load_cogs(bot, self.container)
+        await load_cogs(bot, self.container.services, self.container.spool())
         synced = await bot.tree.sync()
         log.info("synced %d application commands", len(synced))
-        self._worker_task = asyncio.create_task(self.worker.run(self._stop),
-                                                name="outbox-worker")
+        self.worker_task = asyncio.create_task(self.worker.run(self.stopping),
+                                               name="outbox-worker")
 
-    async def _close_lifeline(self) -> None:
-        self._stop.set()
-        if self._worker_task is not None:
+    async def close(self) -> None:
+        self.stopping.set()
+        if self.worker_task is not None:
             try:
-                await asyncio.wait_for(self._worker_task, timeout=10)
+                await asyncio.wait_for(self.worker_task, timeout=10)
             except TimeoutError:
-                self._worker_task.cancel()
+                self.worker_task.cancel()
+        await super().close()  # type: ignore[misc]
 
     @property
     def gateway_connected(self) -> bool:
@@ -74,34 +78,12 @@ class _Lifeline:
         return bot.is_ready() and not bot.is_closed()
 
 
-class LifelineBot(_Lifeline, commands.Bot):
-    def __init__(self, container: Container, *, worker_id: str | None = None,
-                 **options: Any) -> None:
-        super().__init__(command_prefix=commands.when_mentioned, intents=lifeline_intents(),
-                         help_command=None, **options)
-        self._init_lifeline(container, worker_id)
-
-    async def setup_hook(self) -> None:
-        await self._setup_lifeline()
-
-    async def close(self) -> None:
-        await self._close_lifeline()
-        await super().close()
+class LifelineBot(LifelineMixin, commands.Bot):
+    pass
 
 
-class ShardedLifelineBot(_Lifeline, commands.AutoShardedBot):
-    def __init__(self, container: Container, *, worker_id: str | None = None,
-                 **options: Any) -> None:
-        super().__init__(command_prefix=commands.when_mentioned, intents=lifeline_intents(),
-                         help_command=None, **options)
-        self._init_lifeline(container, worker_id)
-
-    async def setup_hook(self) -> None:
-        await self._setup_lifeline()
-
-    async def close(self) -> None:
-        await self._close_lifeline()
-        await super().close()
+class ShardedLifelineBot(LifelineMixin, commands.AutoShardedBot):
+    pass
 
 
 def build_bot(container: Container, *, shard_count: int | None = None,

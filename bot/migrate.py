@@ -1,51 +1,11 @@
-"""Schema upgrades through alembic, serialised across processes by an advisory lock."""
+"""Schema upgrades: `upgrade(url)` for the entrypoints, tests and bench.
+
+The alembic run and its advisory lock live with the rest of the SQL, in
+domain/persistence/migrate.py; this module keeps the name its importers use.
+"""
 
 from __future__ import annotations
 
-import logging
-from pathlib import Path
+from domain.persistence.migrate import MIGRATION_LOCK_KEY, alembic_config, upgrade
 
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import text
-from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import create_async_engine
-
-from domain.persistence.database import asyncpg_url
-
-log = logging.getLogger(__name__)
-
-ROOT = Path(__file__).resolve().parent.parent
-# Any constant works; it only has to be the same in every Lifeline process.
-MIGRATION_LOCK_KEY = 0x4C6966656C696E65  # "Lifeline"
-
-
-def alembic_config() -> Config:
-    cfg = Config(str(ROOT / "alembic.ini"))
-    cfg.set_main_option("script_location", str(ROOT / "migrations"))
-    return cfg
-
-
-def _upgrade(connection: Connection, revision: str) -> None:
-    cfg = alembic_config()
-    cfg.attributes["connection"] = connection
-    command.upgrade(cfg, revision)
-
-
-async def upgrade(url: str, revision: str = "head") -> None:
-    """Upgrade the schema; several processes starting at once run it once, the others wait."""
-    engine = create_async_engine(asyncpg_url(url), pool_size=1, max_overflow=0)
-    try:
-        async with engine.connect() as conn:
-            await conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": MIGRATION_LOCK_KEY})
-            await conn.commit()
-            try:
-                await conn.run_sync(_upgrade, revision)
-                await conn.commit()
-            finally:
-                await conn.execute(text("SELECT pg_advisory_unlock(:k)"),
-                                   {"k": MIGRATION_LOCK_KEY})
-                await conn.commit()
-    finally:
-        await engine.dispose()
-    log.info("database schema at %s", revision)
+__all__ = ["MIGRATION_LOCK_KEY", "alembic_config", "upgrade"]

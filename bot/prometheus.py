@@ -12,34 +12,16 @@ import logging
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
-from sqlalchemy import text
 
 from domain.metrics import CountingMetrics
-from domain.persistence.database import Database
-from domain.persistence.tables import ReasonCode
+from domain.persistence.ops import OpsStore
 from domain.redaction import redact
+from domain.vocabulary import ReasonCode
 
 log = logging.getLogger(__name__)
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 DB_TIMEOUT_SECONDS = 2.0
-
-# Outbox rows still waiting to reach Discord (the worker's `ix_outbox_due` statuses).
-PENDING_OUTBOX_STATUSES = ("pending", "retry_scheduled", "delivering")
-
-# Open dead letters by reason from the counters (the reason is the signature's second part:
-# operation/reason_code/error_type), not a count of every open entry at each scrape.
-_DB_GAUGES = text(
-    """
-    SELECT 'dl' AS kind, split_part(signature, '/', 2) AS label, sum(n) AS n,
-           NULL::float8 AS age
-      FROM dead_letter_counts WHERE status IN ('open', 'retrying')
-      GROUP BY split_part(signature, '/', 2)
-    UNION ALL
-    SELECT 'outbox', NULL, count(*), extract(epoch FROM now() - min(created_at))::float8
-      FROM outbox WHERE status = ANY(CAST(:pending AS delivery_status[]))
-    """
-)
 
 
 class PrometheusMetrics(CountingMetrics):
@@ -103,23 +85,17 @@ class PrometheusMetrics(CountingMetrics):
         super().delivery(outcome)
         self._deliveries.labels(outcome).inc()
 
-    async def refresh_from(self, db: Database) -> None:
+    async def refresh_from(self, ops: OpsStore) -> None:
         """Read the database-backed gauges; one round trip."""
+        gauges = await ops.gauges()
         open_by_reason = {reason.value: 0 for reason in ReasonCode}
-        pending, oldest = 0, 0.0
-        async with db.autocommit() as conn:
-            rows = await conn.execute(_DB_GAUGES, {"pending": list(PENDING_OUTBOX_STATUSES)})
-            for row in rows:
-                if row.kind == "dl":
-                    open_by_reason[row.label] = int(row.n)
-                else:
-                    pending, oldest = int(row.n), float(row.age or 0.0)
+        open_by_reason.update(gauges.open_dead_letters)
         for reason, n in open_by_reason.items():
             self._dead_letters_open.labels(reason).set(n)
-        self._outbox_pending.set(pending)
-        self._outbox_oldest.set(max(oldest, 0.0))
+        self._outbox_pending.set(gauges.outbox_pending)
+        self._outbox_oldest.set(gauges.outbox_oldest_pending_age_seconds)
 
-    async def scrape(self, db: Database) -> bytes:
+    async def scrape(self, ops: OpsStore) -> bytes:
         """The text exposition format, with the database gauges read just now.
 
         A database outage does not hide the counters: the gauges keep their last values and
@@ -127,7 +103,7 @@ class PrometheusMetrics(CountingMetrics):
         """
         try:
             async with asyncio.timeout(DB_TIMEOUT_SECONDS):
-                await self.refresh_from(db)
+                await self.refresh_from(ops)
         except Exception as exc:
             log.warning("metrics: could not read the database gauges: %s",
                         redact(f"{type(exc).__name__}: {exc}"))

@@ -9,8 +9,9 @@ import discord
 from discord import app_commands
 
 from domain.errors import DatabaseUnavailable, DomainError
-from domain.guilds import GuildConfig, GuildSettingsService
+from domain.guilds import GuildSettingsService
 from domain.persistence.database import is_unavailable
+from domain.records import GuildConfig
 
 log = logging.getLogger(__name__)
 

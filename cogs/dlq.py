@@ -10,7 +10,6 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.container import Container
 from cogs.common import answer, guild_id_of, is_staff, on_command_error, require_staff
 from cogs.dlq_views import (
     PAGE_SIZE,
@@ -26,7 +25,8 @@ from domain.commands import MAX_SNOWFLAKE
 from domain.entries import Page
 from domain.errors import InvalidInput
 from domain.lifecycle import Operation, Source
-from domain.persistence.tables import DeadLetterStatus
+from domain.services import Services
+from domain.vocabulary import DeadLetterStatus, state_name
 
 log = logging.getLogger(__name__)
 Interaction = discord.Interaction[Any]
@@ -52,9 +52,9 @@ class DeadLetterCog(commands.Cog):
                              guild_only=True,
                              default_permissions=discord.Permissions(manage_guild=True))
 
-    def __init__(self, container: Container) -> None:
-        self.remediation = container.remediation
-        self.guilds = container.guilds
+    def __init__(self, services: Services) -> None:
+        self.remediation = services.remediation
+        self.guilds = services.guilds
 
     async def cog_app_command_error(self, interaction: Interaction,
                                     error: app_commands.AppCommandError) -> None:
@@ -77,11 +77,11 @@ class DeadLetterCog(commands.Cog):
         if typed and not (typed.isascii() and typed.isdigit() and len(typed) <= 19):
             return []
         # The prefix is matched in the database: an older entry is found by its number too.
-        page = await self.remediation.list(guild_id, status=DeadLetterStatus.OPEN.value,
+        page = await self.remediation.page(guild_id, status=DeadLetterStatus.OPEN.value,
                                            id_prefix=typed or None, limit=25,
                                            with_total=False)
         return [app_commands.Choice(
-                    name=f"#{e.id} {e.operation} {e.from_state or 'new'}→{e.to_state or '?'} "
+                    name=f"#{e.id} {e.operation} {state_name(e.from_state)}→{e.to_state or '?'} "
                          f"{e.reason_code} · {age(e.created_at)}"[:100], value=str(e.id))
                 for e in page.items]
 
@@ -111,7 +111,7 @@ class DeadLetterCog(commands.Cog):
         pages: list[str | None] = [None]
 
         async def load(_: Interaction, cursor: str | None) -> tuple[Page, discord.Embed]:
-            page = await self.remediation.list(
+            page = await self.remediation.page(
                 guild_id, status=chosen, operation=operation.value if operation else None,
                 signature=signature, limit=PAGE_SIZE, cursor=cursor,
                 count_limit=COUNT_LIMIT)
@@ -160,7 +160,7 @@ class DeadLetterCog(commands.Cog):
                           signature: app_commands.Range[str, 1, 300]) -> None:
         await require_staff(interaction, self.guilds)
         guild_id = guild_id_of(interaction)
-        open_count = (await self.remediation.list(guild_id, status="open",
+        open_count = (await self.remediation.page(guild_id, status="open",
                                                   signature=signature, limit=1)).total
         if open_count == 0:
             await answer(interaction, f"No open entries with signature `{signature}`.")

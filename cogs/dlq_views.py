@@ -10,6 +10,7 @@ from typing import Any
 import discord
 
 from domain.entries import DeadLetterEntry, Page, RemediationRecord, Stats
+from domain.vocabulary import state_name
 
 Interaction = discord.Interaction[Any]
 PAGE_SIZE = 10
@@ -28,7 +29,7 @@ def age(moment: datetime) -> str:
 
 
 def _arrow(entry: DeadLetterEntry) -> str:
-    return f"{entry.from_state or 'new'} → {entry.to_state or '?'}"
+    return f"{state_name(entry.from_state)} → {entry.to_state or '?'}"
 
 
 def entry_line(entry: DeadLetterEntry) -> str:

@@ -8,9 +8,9 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.container import Container
 from cogs.common import answer, guild_id_of, on_command_error, require_staff
-from domain.persistence.tables import MirrorLevel
+from domain.services import Services
+from domain.vocabulary import MirrorLevel
 
 Interaction = discord.Interaction[Any]
 
@@ -27,10 +27,9 @@ class GuildSetupCog(commands.Cog):
                                   guild_only=True,
                                   default_permissions=discord.Permissions(manage_guild=True))
 
-    def __init__(self, container: Container) -> None:
-        self.guilds = container.guilds
-        self.remediation = container.remediation
-        self.status_service = container
+    def __init__(self, services: Services) -> None:
+        self.guilds = services.guilds
+        self.remediation = services.remediation
 
     async def cog_app_command_error(self, interaction: Interaction,
                                     error: app_commands.AppCommandError) -> None:

@@ -17,47 +17,23 @@ from typing import Any
 import discord
 from discord.ext import commands
 
-from bot.container import Container
 from domain.commands import TransitionCommand
 from domain.errors import DatabaseUnavailable, DomainError, TransitionDeadLettered
-from domain.lifecycle import (
-    EXIT_STATES,
-    Operation,
-    Source,
-    State,
-    TransitionNotAllowed,
-    catch_up,
-)
+from domain.lifecycle import EXIT_STATES, Operation, Source, State, TransitionNotAllowed, is_echo
+from domain.member_sync import MemberFlags, catch_up, member_update_operations
+from domain.services import Services
 from domain.spool import EventSpool, SpoolFull
 
 log = logging.getLogger(__name__)
 
-# The onboarding path in order; an onboarding event for a member already further along
-# (or gone) is an echo, not a failure.
-PATH = [State.JOINED, State.ONBOARDING_IN_PROGRESS, State.ONBOARDING_COMPLETED,
-        State.ROLE_ELIGIBLE, State.RULES_ACCEPTED, State.VERIFICATION_PENDING, State.VERIFIED]
-ONBOARDING_TARGET = {
-    Operation.START_ONBOARDING: State.ONBOARDING_IN_PROGRESS,
-    Operation.COMPLETE_ONBOARDING: State.ONBOARDING_COMPLETED,
-    Operation.MARK_ROLE_ELIGIBLE: State.ROLE_ELIGIBLE,
-    Operation.ACCEPT_RULES: State.RULES_ACCEPTED,
-}
-
-
-def is_echo(op: Operation, current: State | None) -> bool:
-    if op in (Operation.LEAVE, Operation.KICK):
-        return current is None or current in EXIT_STATES
-    if op == Operation.BAN:
-        return current == State.BANNED
-    if op == Operation.UNBAN:
-        return current is None
-    target = ONBOARDING_TARGET.get(op)
-    if target is not None:
-        if current is None or current in EXIT_STATES:
-            return True
-        if current in PATH:
-            return PATH.index(current) >= PATH.index(target)
-    return False
+def member_flags(member: discord.Member, eligibility_role: int | None) -> MemberFlags:
+    """What the lifecycle reads of a member (domain/member_sync.py)."""
+    return MemberFlags(
+        started_onboarding=member.flags.started_onboarding,
+        completed_onboarding=member.flags.completed_onboarding,
+        pending=member.pending,
+        holds_eligibility_role=eligibility_role is not None
+        and member.get_role(eligibility_role) is not None)
 
 
 def event_key(op: Operation, guild_id: int, user_id: int,
@@ -69,11 +45,10 @@ def event_key(op: Operation, guild_id: int, user_id: int,
 
 
 class LifecycleCog(commands.Cog):
-    def __init__(self, container: Container, spool: EventSpool | None = None) -> None:
-        self.transitions = container.transitions
-        self.guilds = container.guilds
-        self.spool = spool or EventSpool(container.settings.data_dir / "spool",
-                                         container.settings.spool_max_bytes)
+    def __init__(self, services: Services, spool: EventSpool) -> None:
+        self.transitions = services.transitions
+        self.guilds = services.guilds
+        self.spool = spool
         self._drainer: asyncio.Task[None] | None = None
         self.wake_drainer = asyncio.Event()
         # discord.py runs each event handler as its own task; one lock per member keeps a
@@ -190,10 +165,8 @@ class LifecycleCog(commands.Cog):
                 continue
             present.add(member.id)
             state = stored.get(member.id, (None, 0))[0]
-            eligible = eligibility_role is None or member.get_role(eligibility_role) is not None
-            ops = catch_up(state, started_onboarding=member.flags.started_onboarding,
-                           completed_onboarding=member.flags.completed_onboarding,
-                           pending=member.pending, eligible=eligible)
+            ops = catch_up(state, member_flags(member, eligibility_role),
+                           eligibility_role_configured=eligibility_role is not None)
             if not ops:
                 continue
             async with self.member_lock(guild.id, member.id):
@@ -259,21 +232,8 @@ class LifecycleCog(commands.Cog):
         guild_id, joined = after.guild.id, after.joined_at
         config = await self.guilds.get(guild_id)
         eligibility_role = config.eligibility_role_id if config else None
-        ops: list[tuple[Operation, str]] = []
-        if after.flags.started_onboarding and not before.flags.started_onboarding \
-                and not after.flags.completed_onboarding:
-            ops.append((Operation.START_ONBOARDING, "started onboarding"))
-        if after.flags.completed_onboarding and not before.flags.completed_onboarding:
-            ops.append((Operation.COMPLETE_ONBOARDING, "completed onboarding"))
-            if eligibility_role is None:
-                ops.append((Operation.MARK_ROLE_ELIGIBLE, "no eligibility role configured"))
-            elif after.get_role(eligibility_role) is not None:
-                ops.append((Operation.MARK_ROLE_ELIGIBLE, "holds the eligibility role"))
-        elif eligibility_role is not None and after.get_role(eligibility_role) is not None \
-                and before.get_role(eligibility_role) is None \
-                and after.flags.completed_onboarding:
-            ops.append((Operation.MARK_ROLE_ELIGIBLE, "was granted the eligibility role"))
-        if before.pending and not after.pending:
-            ops.append((Operation.ACCEPT_RULES, "passed membership screening"))
+        ops = member_update_operations(
+            member_flags(before, eligibility_role), member_flags(after, eligibility_role),
+            eligibility_role_configured=eligibility_role is not None)
         for op, reason in ops:
             await self.apply(guild_id, after.id, op, joined, reason)

@@ -9,19 +9,16 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.container import Container
 from cogs.common import answer, guild_id_of, on_command_error, require_staff
 from domain.commands import TransitionCommand
 from domain.errors import TransitionDeadLettered
 from domain.lifecycle import Operation, Source, TransitionNotAllowed
+from domain.services import Services
+from domain.vocabulary import state_name
 
 log = logging.getLogger(__name__)
 
 Interaction = discord.Interaction[Any]
-
-
-def _state(value: str | None) -> str:
-    return value or "new"
 
 
 class MemberCog(commands.Cog):
@@ -29,9 +26,9 @@ class MemberCog(commands.Cog):
         name="member", description="Staff: look at and move a member's lifecycle",
         guild_only=True, default_permissions=discord.Permissions(manage_guild=True))
 
-    def __init__(self, container: Container) -> None:
-        self.transitions = container.transitions
-        self.guilds = container.guilds
+    def __init__(self, services: Services) -> None:
+        self.transitions = services.transitions
+        self.guilds = services.guilds
 
     async def cog_app_command_error(self, interaction: Interaction,
                                     error: app_commands.AppCommandError) -> None:
@@ -48,7 +45,7 @@ class MemberCog(commands.Cog):
             return f"❌ {exc}"
         except TransitionDeadLettered as exc:
             return f"⚠️ {exc}"
-        return (f"✅ <@{user_id}>: `{op.value}` {_state(result.from_state)} → "
+        return (f"✅ <@{user_id}>: `{op.value}` {state_name(result.from_state)} → "
                 f"{result.member.state.value} (version {result.member.version})")
 
     # ---- member command ----------------------------------------------------------------
@@ -78,7 +75,7 @@ class MemberCog(commands.Cog):
         embed = discord.Embed(title=f"Member {user}",
                               description=f"state **{current.state.value}**, "
                                           f"version {current.version}")
-        lines = [f"v{h.version} `{h.operation.value}` {_state(h.from_state)} → "
+        lines = [f"v{h.version} `{h.operation.value}` {state_name(h.from_state)} → "
                  f"{h.to_state.value} ({h.source.value}"
                  + (f" by <@{h.actor_id}>" if h.actor_id else "") + ")"
                  for h in history]

@@ -37,8 +37,8 @@ class DeadLetterEntry:
     version: int
 
     @classmethod
-    def from_row(cls, row: Any) -> DeadLetterEntry:
-        data = row._mapping
+    def from_mapping(cls, data: Any) -> DeadLetterEntry:
+        """From anything that maps column names to values (a database row)."""
         return cls(**{f.name: data[f.name] for f in fields(cls)})
 
     def as_dict(self) -> dict[str, Any]:
@@ -61,8 +61,7 @@ class RemediationRecord:
     created_at: datetime
 
     @classmethod
-    def from_row(cls, row: Any) -> RemediationRecord:
-        data = row._mapping
+    def from_mapping(cls, data: Any) -> RemediationRecord:
         return cls(**{f.name: data[f.name] for f in fields(cls)})
 
     def as_dict(self) -> dict[str, Any]:
@@ -112,3 +111,53 @@ class Stats:
     oldest_open_age_seconds: float | None
     retention_days: int
 
+
+
+@dataclass(frozen=True)
+class DeadLetterFilter:
+    """Validated filters of a dead-letter page (values as the database stores them)."""
+
+    status: str | None = None
+    operation: str | None = None
+    source: str | None = None
+    signature: str | None = None
+    user_id: int | None = None
+    id_prefix: str | None = None  # autocomplete: ids that start with these digits
+
+
+@dataclass(frozen=True)
+class OutcomeWrite:
+    """One remediation outcome, written in one statement: the entry's status compare-and-set
+    (on `version`), its audit row and its mirror row."""
+
+    entry_id: int
+    guild_id: int
+    version: int  # the entry's version as the caller read or claimed it
+    status: str  # the status it goes to
+    status_before: str  # what the audit row records as the status it left
+    actor_id: int
+    source: str
+    action: str  # retry, resolve, dismiss, reopen
+    outcome: str  # resolved, failed, dismissed, reopened, ...
+    note: str | None
+    closes: bool  # resolved or dismissed: records who and the note on the entry
+    counts: bool  # adds one to remediation_count (every action but reopen)
+    error_type: str | None  # a failed replay's newest error, else None
+    error_message: str | None
+    correlation_id: str
+    mirror: dict[str, Any]  # the mirror record's facts
+
+
+def signature_of(operation: str, reason_code: str, error_type: str) -> str:
+    """Stable grouping key: the same failure of the same operation groups together."""
+    return f"{operation}/{reason_code}/{error_type}"
+
+
+def signature_parts(signature: str) -> tuple[str, str]:
+    """(operation, reason code) of a signature_of() signature: `operation/reason/error`."""
+    operation, _, rest = signature.partition("/")
+    return operation, rest.partition("/")[0]
+
+
+def error_type_of(error: BaseException) -> str:
+    return type(error).__name__

@@ -1,56 +1,23 @@
-"""The member lifecycle of ../shared/design/lifecycle.md as data.
+"""The member lifecycle of ../shared/design/lifecycle.md as data, and the policy read from it.
 
-`TRANSITIONS` is the single source for the guard, the docs and the slash
-command choices: every allowed (operation, from_state) pair and its target.
+`TRANSITIONS` is the single source for the guard, the docs (docs/lifecycle.md, whose copy of
+the spec's table the unit tests compare with it) and the slash command choices: every allowed
+(operation, from_state) pair and its target. Around it: the onboarding path, which refused
+events are echoes, and the shortest path to a state. What Discord's member flags mean in
+operations is domain/member_sync.py.
 """
 
 from __future__ import annotations
 
-import enum
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from domain.errors import DomainError
-
-
-class State(enum.StrEnum):
-    JOINED = "joined"
-    ONBOARDING_IN_PROGRESS = "onboarding_in_progress"
-    ONBOARDING_COMPLETED = "onboarding_completed"
-    ROLE_ELIGIBLE = "role_eligible"
-    RULES_ACCEPTED = "rules_accepted"
-    VERIFICATION_PENDING = "verification_pending"
-    VERIFIED = "verified"
-    REJECTED_NOT_ELIGIBLE = "rejected_not_eligible"
-    KICKED = "kicked"
-    LEFT_GUILD = "left_guild"
-    BANNED = "banned"
-
-
-class Operation(enum.StrEnum):
-    JOIN = "join"
-    START_ONBOARDING = "start_onboarding"
-    COMPLETE_ONBOARDING = "complete_onboarding"
-    MARK_ROLE_ELIGIBLE = "mark_role_eligible"
-    ACCEPT_RULES = "accept_rules"
-    REQUEST_VERIFICATION = "request_verification"
-    VERIFY = "verify"
-    REJECT = "reject"
-    REOPEN = "reopen"
-    REVERIFY = "reverify"
-    KICK = "kick"
-    LEAVE = "leave"
-    BAN = "ban"
-    UNBAN = "unban"
-
-
-class Source(enum.StrEnum):
-    BOT = "bot"
-    API = "api"
-    STAFF = "staff"
-    CLI = "cli"
-    REPLAY = "replay"
-
+from domain.vocabulary import Operation as Operation
+from domain.vocabulary import Source as Source
+from domain.vocabulary import State as State
 
 EXIT_STATES: frozenset[State] = frozenset({State.KICKED, State.LEFT_GUILD, State.BANNED})
 NON_EXIT_STATES: frozenset[State] = frozenset(State) - EXIT_STATES
@@ -134,35 +101,54 @@ def allowed_operations(current: FromState) -> list[Operation]:
     return [op for (op, source) in TRANSITIONS if source == current]
 
 
-def catch_up(current: FromState, *, started_onboarding: bool, completed_onboarding: bool,
-             pending: bool, eligible: bool) -> list[Operation]:
-    """The onboarding operations that bring a stored member up to what Discord shows now.
+# The onboarding path in order; an onboarding event for a member already further along
+# (or gone) is an echo, not a failure.
+ONBOARDING_PATH: tuple[State, ...] = (
+    State.JOINED, State.ONBOARDING_IN_PROGRESS, State.ONBOARDING_COMPLETED, State.ROLE_ELIGIBLE,
+    State.RULES_ACCEPTED, State.VERIFICATION_PENDING, State.VERIFIED)
+ONBOARDING_TARGET: Mapping[Operation, State] = {
+    op: RULE_BY_OPERATION[op].target
+    for op in (Operation.START_ONBOARDING, Operation.COMPLETE_ONBOARDING,
+               Operation.MARK_ROLE_ELIGIBLE, Operation.ACCEPT_RULES)
+}
 
-    Used when the bot (re)connects: events missed while it was down are derived from the
-    member's current flags, in lifecycle order. Exit states and None start with a join
-    (after an unban when the member was banned).
-    """
-    ops: list[Operation] = []
-    state: FromState = current
-    if state == State.BANNED:  # present again: the unban and the rejoin were missed
-        ops.append(Operation.UNBAN)
-        state = State.LEFT_GUILD
-    if state is None or state in EXIT_STATES:
-        ops.append(Operation.JOIN)
-        state = State.JOINED
-    if state == State.JOINED and (started_onboarding or completed_onboarding):
-        if completed_onboarding:
-            ops.append(Operation.COMPLETE_ONBOARDING)
-            state = State.ONBOARDING_COMPLETED
-        else:
-            ops.append(Operation.START_ONBOARDING)
-            state = State.ONBOARDING_IN_PROGRESS
-    if state == State.ONBOARDING_IN_PROGRESS and completed_onboarding:
-        ops.append(Operation.COMPLETE_ONBOARDING)
-        state = State.ONBOARDING_COMPLETED
-    if state == State.ONBOARDING_COMPLETED and eligible:
-        ops.append(Operation.MARK_ROLE_ELIGIBLE)
-        state = State.ROLE_ELIGIBLE
-    if state == State.ROLE_ELIGIBLE and not pending:
-        ops.append(Operation.ACCEPT_RULES)
-    return ops
+
+def is_echo(op: Operation, current: FromState) -> bool:
+    """Whether a gateway event refused from `current` is only an echo of what already
+    happened (the leave that follows a kick or ban, a repeated flag update), to be ignored
+    rather than kept as a `not_applicable` dead letter."""
+    if op in (Operation.LEAVE, Operation.KICK):
+        return current is None or current in EXIT_STATES
+    if op == Operation.BAN:
+        return current == State.BANNED
+    if op == Operation.UNBAN:
+        return current is None
+    target = ONBOARDING_TARGET.get(op)
+    if target is not None:
+        if current is None or current in EXIT_STATES:
+            return True
+        if current in ONBOARDING_PATH:
+            return ONBOARDING_PATH.index(current) >= ONBOARDING_PATH.index(target)
+    return False
+
+
+class Step(NamedTuple):
+    operation: Operation
+    from_state: FromState
+    to_state: State
+
+
+def shortest_path(target: State, start: FromState = None) -> list[Step]:
+    """The fewest steps of the table from `start` ("no row" by default) to `target`
+    (breadth-first; among equally short paths, the first by the order of RULES)."""
+    frontier: deque[tuple[FromState, list[Step]]] = deque([(start, [])])
+    seen: set[FromState] = {start}
+    while frontier:
+        state, steps = frontier.popleft()
+        if state == target:
+            return steps
+        for (op, source), to in TRANSITIONS.items():
+            if source == state and to not in seen:
+                seen.add(to)
+                frontier.append((to, [*steps, Step(op, source, to)]))
+    raise ValueError(f"{target} is unreachable from {start or 'no row'}")

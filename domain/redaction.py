@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 MAX_ERROR_LENGTH = 2000
 
@@ -24,6 +26,21 @@ def register_secret(value: str | None) -> None:
     if value and len(value) >= 4:
         with _lock:
             _known_secrets.add(value)
+
+
+@contextmanager
+def isolated_secrets() -> Iterator[None]:
+    """Inside the block only the secrets registered in it are known; the process's own come
+    back after it (tests that assert exact redactions)."""
+    with _lock:
+        saved = set(_known_secrets)
+        _known_secrets.clear()
+    try:
+        yield
+    finally:
+        with _lock:
+            _known_secrets.clear()
+            _known_secrets.update(saved)
 
 
 def scrub(text: str) -> str:

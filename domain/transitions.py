@@ -7,15 +7,9 @@ with tenacity, and a dead-letter record when it cannot be done.
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
 
-import asyncpg
-from sqlalchemy import text
 from tenacity import (
     AsyncRetrying,
     RetryError,
@@ -33,29 +27,14 @@ from domain.errors import (
     StrictConflict,
     TransitionDeadLettered,
 )
-from domain.lifecycle import (
-    EXIT_STATES,
-    Operation,
-    Source,
-    State,
-    TransitionNotAllowed,
-    target_state,
-)
+from domain.lifecycle import EXIT_STATES, TransitionNotAllowed, target_state
 from domain.metrics import CountingMetrics, Metrics
-from domain.mirror import LEVELS_FOR, transition_line
-from domain.persistence.database import (
-    Database,
-    UniqueViolation,
-    is_unavailable,
-)
-from domain.persistence.tables import ReasonCode
-from domain.transition_sql import (
-    DRIVER_GET_MEMBER,
-    DRIVER_READ,
-    DRIVER_WRITES,
-    IDEMPOTENCY_CONSTRAINT,
-)
+from domain.mirror import transition_facts
+from domain.persistence.database import is_unavailable
+from domain.persistence.members import MemberStore
+from domain.records import KeyTaken, Observed, PlannedWrite, PriorTransition, Written
 from domain.turns import MemberTurns, shared_repeat
+from domain.vocabulary import ReasonCode, State
 
 log = logging.getLogger(__name__)
 
@@ -64,18 +43,6 @@ class RetryPolicy:
     max_attempts: int = 5
     backoff_initial: float = 0.005
     backoff_max: float = 0.2
-
-
-@dataclass
-class _Observed:
-    state: State | None
-    version: int
-    updated_at: datetime | None
-    # What the guild's settings asked for at the read: the write statement includes a side
-    # effect's CTE only then (its own WHERE still decides at the write). An INSERT CTE that
-    # inserts nothing still costs the server its set-up, which grew with concurrency.
-    mirror_on: bool = False
-    role_sync_on: bool = False
 
 
 class TransitionFailed(DomainError):
@@ -100,14 +67,13 @@ class _NotApplicableAfterConflict(Exception):
 
 
 class TransitionService:
-    def __init__(self, db: Database, recorder: DeadLetterRecorder,
+    def __init__(self, members: MemberStore, recorder: DeadLetterRecorder,
                  policy: RetryPolicy | None = None, metrics: Metrics | None = None,
-                 mirror_transitions: bool = True, single_flight: bool = True) -> None:
-        self.db = db
+                 single_flight: bool = True) -> None:
+        self.members = members
         self.recorder = recorder
         self.policy = policy or RetryPolicy()
         self.metrics: Metrics = metrics or CountingMetrics()
-        self.mirror_transitions = mirror_transitions
         # Writers of one member inside this process take turns (FIFO) instead of racing:
         # a race here would only be lost by one of them, at the cost of a wasted read and
         # write, a backoff and often a dead letter. The compare-and-set still decides
@@ -184,8 +150,8 @@ class TransitionService:
         try:
             return await self._attempt(cmd, state)
         except WriteConflict:
-            async with self.db.driver() as conn:
-                observed, _ = await self._read(conn, cmd)
+            async with self.members.session() as session:
+                (observed,) = await session.read((cmd,))
             raise StrictConflict(_sv(observed.state), observed.version,
                                  _sv(cmd.expected_state), cmd.expected_version) from None
 
@@ -193,11 +159,11 @@ class TransitionService:
         st.attempts += 1
         if st.attempts > 1:
             self.metrics.retry(cmd.operation.value)
-        async with self.db.driver() as conn:
-            observed, first = await self._read(conn, cmd)
+        async with self.members.session() as session:
+            (observed,) = await session.read((cmd,))
             st.observed = observed
-            if first is not None:
-                return self._repeat(cmd, first, st)
+            if observed.prior is not None:
+                return self._repeat(cmd, observed.prior, st)
             if cmd.strict:
                 self._check_expectation(cmd, observed)
             try:
@@ -208,86 +174,46 @@ class TransitionService:
                 raise
             st.to_state = to_state
             st.attempted_from = observed.state
-            try:
-                row = await self._write(conn, cmd, observed, to_state)
-            except UniqueViolation as exc:
-                if exc.constraint_name != IDEMPOTENCY_CONSTRAINT:
-                    raise
+            (outcome,) = await session.write((plan(cmd, observed, to_state),))
+            if isinstance(outcome, KeyTaken):
                 # Another writer applied the same key between our read and write.
-                observed, first = await self._read(conn, cmd)
-                if first is None:
-                    raise
-                return self._repeat(cmd, first, st)
-        if row is None:
+                (observed,) = await session.read((cmd,))
+                if observed.prior is None:
+                    raise RuntimeError("the idempotency key was taken, yet no ledger row "
+                                       "carries it")
+                return self._repeat(cmd, observed.prior, st)
+        if outcome is None:
             st.conflicts += 1
             self.metrics.conflict(cmd.operation.value)
             raise WriteConflict(
                 f"another writer changed the member first (attempt {st.attempts}: expected "
                 f"{_sv(observed.state) or 'no record'} at version {observed.version})")
-        transition_id, version, updated_at = row
+        written: Written = outcome
         return TransitionResult(
-            member=MemberSnapshot(cmd.guild_id, cmd.user_id, to_state, version, updated_at),
-            transition_id=transition_id, applied=True, operation=cmd.operation,
+            member=MemberSnapshot(cmd.guild_id, cmd.user_id, to_state, written.version,
+                                  written.updated_at),
+            transition_id=written.transition_id, applied=True, operation=cmd.operation,
             from_state=observed.state, attempts=st.attempts, conflicts=st.conflicts)
 
     @staticmethod
-    def _check_expectation(cmd: TransitionCommand, observed: _Observed) -> None:
+    def _check_expectation(cmd: TransitionCommand, observed: Observed) -> None:
         state_ok = cmd.expected_state is None or cmd.expected_state == observed.state
         version_ok = cmd.expected_version is None or cmd.expected_version == observed.version
         if not (state_ok and version_ok):
             raise StrictConflict(_sv(observed.state), observed.version,
                                  _sv(cmd.expected_state), cmd.expected_version)
 
-    async def _read(self, conn: asyncpg.Connection, cmd: TransitionCommand
-                    ) -> tuple[_Observed, Any | None]:
-        row = await conn.fetchrow(DRIVER_READ.sql, *DRIVER_READ.args(
-            {"g": cmd.guild_id, "u": cmd.user_id, "key": cmd.idempotency_key,
-             "mirror_levels": LEVELS_FOR["transition"]}))
-        assert row is not None  # always one row: FROM (SELECT 1) LEFT JOIN ...
-        observed = _Observed(State(row["state"]) if row["state"] else None,
-                             row["version"] or 0, row["updated_at"],
-                             bool(row["mirror_on"]), bool(row["role_sync_on"]))
-        return observed, (row if row["t_id"] is not None else None)
-
-    def _repeat(self, cmd: TransitionCommand, first: Any, st: _AttemptState) -> TransitionResult:
-        if first["t_operation"] != cmd.operation.value:
-            raise IdempotencyKeyReused(cmd.idempotency_key, first["t_operation"],
+    @staticmethod
+    def _repeat(cmd: TransitionCommand, first: PriorTransition, st: _AttemptState
+                ) -> TransitionResult:
+        if first.operation != cmd.operation:
+            raise IdempotencyKeyReused(cmd.idempotency_key, first.operation.value,
                                        cmd.operation.value)
-        to_state = State(first["t_to"])
         return TransitionResult(
-            member=MemberSnapshot(cmd.guild_id, cmd.user_id, to_state, first["t_version"],
-                                  first["t_created"]),
-            transition_id=first["t_id"], applied=False, operation=cmd.operation,
-            from_state=State(first["t_from"]) if first["t_from"] else None,
-            attempts=st.attempts, conflicts=st.conflicts)
-
-    async def _write(self, conn: asyncpg.Connection, cmd: TransitionCommand,
-                     observed: _Observed, to_state: State) -> Sequence[Any] | None:
-        role_action = _role_action(observed.state, to_state)
-        new_member = observed.state is None
-        mirror = self.mirror_transitions and observed.mirror_on
-        role_sync = role_action is not None and observed.role_sync_on
-        params: dict[str, Any] = {
-            "g": cmd.guild_id, "u": cmd.user_id, "op": cmd.operation.value,
-            "from_state": _sv(observed.state), "to_state": to_state.value,
-            "source": cmd.source.value, "actor": cmd.actor_id, "reason": cmd.reason,
-            "key": cmd.idempotency_key, "corr": cmd.correlation_id,
-        }
-        if not new_member:
-            params["expected_version"] = observed.version
-        if mirror:
-            params["mirror_payload"] = json.dumps({
-                "record": "transition",
-                "line": transition_line(cmd.user_id, cmd.operation.value,
-                                        _sv(observed.state), to_state.value,
-                                        cmd.source.value, cmd.actor_id),
-            })
-            params["mirror_levels"] = LEVELS_FOR["transition"]
-        if role_sync:
-            params["role_action"] = role_action
-        stmt = DRIVER_WRITES[(new_member, mirror, role_sync)]
-        row: Sequence[Any] | None = await conn.fetchrow(stmt.sql, *stmt.args(params))
-        return row
+            member=MemberSnapshot(cmd.guild_id, cmd.user_id, first.to_state, first.version,
+                                  first.created_at),
+            transition_id=first.transition_id, applied=False, operation=cmd.operation,
+            from_state=first.from_state, attempts=st.attempts, conflicts=st.conflicts)
 
     async def _fail(self, cmd: TransitionCommand, st: _AttemptState, reason: ReasonCode,
                     error: BaseException, record: bool) -> DomainError:
@@ -316,52 +242,41 @@ class TransitionService:
                                     error: TransitionNotAllowed) -> int:
         """A gateway event that no longer applies, with nobody waiting for an answer:
         kept as a dead letter (reason `not_applicable`) so staff see it, never dropped."""
-        state = _AttemptState(attempts=1, observed=_Observed(error.current, 0, None))
-        async with self.db.driver() as conn:
-            observed, _ = await self._read(conn, cmd)
-        state.observed = observed
+        state = _AttemptState(attempts=1)
+        async with self.members.session() as session:
+            (state.observed,) = await session.read((cmd,))
         failure = await self._fail(cmd, state, ReasonCode.NOT_APPLICABLE, error, True)
         assert isinstance(failure, TransitionDeadLettered)
         return failure.dead_letter_id
 
     async def history(self, guild_id: int, user_id: int, limit: int = 10) -> list[LedgerEntry]:
-        async with self.db.autocommit() as conn:
-            rows = await conn.execute(text(
-                """SELECT id, version, operation, from_state, to_state, source, actor_id, reason,
-                          idempotency_key, correlation_id, created_at
-                   FROM member_transitions WHERE guild_id = :g AND user_id = :u
-                   ORDER BY version DESC LIMIT :limit"""),
-                {"g": guild_id, "u": user_id, "limit": limit})
-            return [LedgerEntry(r.id, r.version, Operation(r.operation),
-                                State(r.from_state) if r.from_state else None,
-                                State(r.to_state), Source(r.source), r.actor_id, r.reason,
-                                r.idempotency_key, r.correlation_id, r.created_at)
-                    for r in rows]
+        return await self.members.history(guild_id, user_id, limit)
 
     async def member_states(self, guild_id: int) -> dict[int, tuple[State, int]]:
         """Every stored member of a guild: user id -> (state, version). For reconciliation."""
-        async with self.db.autocommit() as conn:
-            rows = await conn.execute(text(
-                "SELECT user_id, state, version FROM members WHERE guild_id = :g"),
-                {"g": guild_id})
-            return {r.user_id: (State(r.state), r.version) for r in rows}
+        return await self.members.states(guild_id)
 
     async def get_member(self, guild_id: int, user_id: int) -> MemberSnapshot | None:
-        # A client's read before it writes: on the driver connection like the write path.
-        async with self.db.driver() as conn:
-            row = await conn.fetchrow(DRIVER_GET_MEMBER.sql, *DRIVER_GET_MEMBER.args(
-                {"g": guild_id, "u": user_id}))
-        if row is None:
-            return None
-        return MemberSnapshot(guild_id, user_id, State(row["state"]), row["version"],
-                              row["updated_at"])
+        return await self.members.get(guild_id, user_id)
 
 
-@dataclass
+def plan(cmd: TransitionCommand, observed: Observed, to_state: State) -> PlannedWrite:
+    """The write the guard allowed, with the side effects it implies: the verified role's
+    sync and the log-channel record, each only when the guild's settings (as read) ask."""
+    role_action = role_action_for(observed.state, to_state)
+    mirror = None
+    if observed.mirror_on:
+        mirror = transition_facts(cmd.user_id, cmd.operation.value, _sv(observed.state),
+                                  to_state.value, cmd.source.value, cmd.actor_id)
+    return PlannedWrite(cmd, observed, to_state,
+                        role_action if observed.role_sync_on else None, mirror)
+
+
+@dataclass(slots=True)
 class _AttemptState:
     attempts: int = 0
     conflicts: int = 0
-    observed: _Observed | None = None
+    observed: Observed | None = None
     to_state: State | None = None
     attempted_from: State | None = None
 
@@ -370,7 +285,7 @@ def _sv(state: State | None) -> str | None:
     return state.value if state else None
 
 
-def _role_action(from_state: State | None, to_state: State) -> str | None:
+def role_action_for(from_state: State | None, to_state: State) -> str | None:
     """Becoming verified grants the verified role; leaving `verified` removes it.
 
     Not when the member leaves the guild (kick, leave, ban): the role goes with them, and a

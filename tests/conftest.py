@@ -17,25 +17,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.embedded_pg import start_embedded
 from bot.migrate import upgrade
-from domain.deadletters import DeadLetterRecorder
-from domain.metrics import CountingMetrics
 from domain.persistence.database import Database, asyncpg_url
-from domain.remediation import RemediationService
-from domain.transitions import RetryPolicy, TransitionService
-
-TABLES = ("members", "member_transitions", "dead_letters", "remediation_actions",
-          "guild_settings", "outbox_attempts", "outbox")
-
-
-async def _admin(url: str, sql: str) -> None:
-    engine = create_async_engine(url, isolation_level="AUTOCOMMIT")
-    async with engine.connect() as conn:
-        await conn.execute(text(sql))
-    await engine.dispose()
+from sandbox import Sandbox, SandboxConfig
+from tests.bot.world import World, start_world
+from tests.wiring import TABLES, Services, admin_sql
 
 
 @pytest.fixture(scope="session")
@@ -44,9 +32,9 @@ def pg_url() -> Iterator[str]:
     if external:
         base = asyncpg_url(external)
         name = f"lifeline_test_{uuid.uuid4().hex[:10]}"
-        asyncio.run(_admin(base, f'CREATE DATABASE "{name}"'))
+        asyncio.run(admin_sql(base, f'CREATE DATABASE "{name}"'))
         yield make_url(base).set(database=name).render_as_string(hide_password=False)
-        asyncio.run(_admin(base, f'DROP DATABASE "{name}" WITH (FORCE)'))
+        asyncio.run(admin_sql(base, f'DROP DATABASE "{name}" WITH (FORCE)'))
         return
     tmp = Path(tempfile.mkdtemp(prefix="ll-", dir="/tmp"))
     server = start_embedded(tmp / "pg", delete_on_exit=True)
@@ -77,17 +65,17 @@ async def clean_db(db: Database) -> Database:
     return db
 
 
-class Services:
-    def __init__(self, db: Database, max_attempts: int = 5) -> None:
-        self.db = db
-        self.metrics = CountingMetrics()
-        self.recorder = DeadLetterRecorder(db)
-        self.transitions = TransitionService(
-            db, self.recorder, RetryPolicy(max_attempts=max_attempts, backoff_initial=0.001,
-                                           backoff_max=0.01), self.metrics)
-        self.remediation = RemediationService(db, self.transitions, metrics=self.metrics)
-
-
 @pytest.fixture
 def services(clean_db: Database) -> Services:
     return Services(clean_db)
+
+
+@pytest.fixture
+async def world(clean_db: Database) -> AsyncIterator[World]:
+    """The real bot (discord.py) in-process against the sandbox, on the test database."""
+    async with Sandbox(SandboxConfig()) as sandbox:
+        w, runner = await start_world(sandbox, clean_db)
+        try:
+            yield w
+        finally:
+            await runner.__aexit__(None, None, None)

@@ -8,7 +8,7 @@ import uuid
 from sqlalchemy import text
 
 from domain.commands import TransitionCommand
-from domain.lifecycle import TRANSITIONS, Operation, Source, State
+from domain.lifecycle import TRANSITIONS, Operation, Source, State, shortest_path
 from domain.persistence.database import Database
 
 GUILD = 111_111_111_111_111_111
@@ -27,19 +27,9 @@ def cmd(op: Operation, user: int, guild: int = GUILD, source: Source = Source.BO
                              idempotency_key=key or uuid.uuid4().hex, **kw)  # type: ignore[arg-type]
 
 
-# The shortest operation path from a new member to each state, derived from the table.
 def path_to(target: State) -> list[Operation]:
-    frontier: list[tuple[State | None, list[Operation]]] = [(None, [])]
-    seen: set[State | None] = {None}
-    while frontier:
-        state, ops = frontier.pop(0)
-        if state == target:
-            return ops
-        for (op, source), to in TRANSITIONS.items():
-            if source == state and to not in seen:
-                seen.add(to)
-                frontier.append((to, [*ops, op]))
-    raise AssertionError(f"{target} unreachable")
+    """The shortest operation path from a new member to `target` (domain.lifecycle)."""
+    return [step.operation for step in shortest_path(target)]
 
 
 async def check_invariants(db: Database) -> dict[str, int]:

@@ -13,7 +13,6 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bot.api.schemas import ErrorBody
@@ -32,7 +31,7 @@ from domain.errors import (
     TransitionDeadLettered,
 )
 from domain.lifecycle import TransitionNotAllowed
-from domain.persistence.database import is_unavailable
+from domain.persistence.database import DATABASE_ERRORS, is_unavailable
 from domain.redaction import redact
 from domain.transitions import TransitionFailed
 
@@ -146,7 +145,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, on_domain_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
-    for cls in (SQLAlchemyError, OSError):  # reads outside TransitionService.apply
+    for cls in (*DATABASE_ERRORS, OSError):  # reads outside TransitionService.apply
         app.add_exception_handler(cls, on_database_error)
     app.add_exception_handler(Exception, on_unexpected)
 

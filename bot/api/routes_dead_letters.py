@@ -27,7 +27,7 @@ from bot.api.schemas import (
 )
 from domain.dead_letter_reads import MAX_LIMIT
 from domain.lifecycle import Operation, Source
-from domain.persistence.tables import DeadLetterStatus
+from domain.vocabulary import DeadLetterStatus
 
 DEFAULT_COUNT_LIMIT = 1000  # as /dlq list ("1000+")
 MAX_COUNT_LIMIT = 10_000_000
@@ -54,7 +54,7 @@ async def list_dead_letters(
                         "exact: they come from counters)")
         ] = DEFAULT_COUNT_LIMIT,
 ) -> DeadLetterPage:
-    page = await c.remediation.list(guild_id, status=status, operation=operation,
+    page = await c.remediation.page(guild_id, status=status, operation=operation,
                                     source=source, signature=signature, user_id=user_id,
                                     limit=limit, cursor=cursor, count_limit=count_limit)
     return DeadLetterPage(items=[DeadLetterOut.of(e) for e in page.items],

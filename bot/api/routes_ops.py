@@ -7,12 +7,11 @@ import logging
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
 
 from bot.api.deps import get_context
 from bot.api.schemas import HealthOut
 from bot.prometheus import CONTENT_TYPE, PrometheusMetrics
-from domain.persistence.database import Database
+from domain.persistence.ops import OpsStore
 from domain.redaction import redact
 
 log = logging.getLogger(__name__)
@@ -22,11 +21,11 @@ DB_CHECK_SECONDS = 2.0
 router = APIRouter(tags=["operations"])
 
 
-async def check_database(db: Database) -> str:
+async def check_database(ops: OpsStore) -> str:
     """'ok', or why `SELECT 1` did not answer in time."""
     try:
-        async with asyncio.timeout(DB_CHECK_SECONDS), db.autocommit() as conn:
-            await conn.execute(text("SELECT 1"))
+        async with asyncio.timeout(DB_CHECK_SECONDS):
+            await ops.ping()
     except TimeoutError:
         return f"unreachable: no answer to SELECT 1 within {DB_CHECK_SECONDS:g}s"
     except Exception as exc:
@@ -40,7 +39,7 @@ async def check_database(db: Database) -> str:
             summary="Database reachable, and the Discord gateway when the bot is in-process")
 async def healthz(request: Request) -> JSONResponse:
     context = get_context(request)
-    database = await check_database(context.container.db)
+    database = await check_database(context.container.services.stores.ops)
     if context.gateway_status is None:
         gateway = "not_in_process"
     else:
@@ -65,4 +64,5 @@ async def metrics(request: Request) -> Response:
     container = get_context(request).container
     exporter = request.app.state.prometheus
     assert isinstance(exporter, PrometheusMetrics)
-    return Response(await exporter.scrape(container.db), media_type=CONTENT_TYPE)
+    return Response(await exporter.scrape(container.services.stores.ops),
+                    media_type=CONTENT_TYPE)

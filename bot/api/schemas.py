@@ -22,8 +22,8 @@ from pydantic import (
 from domain.commands import MAX_KEY_LENGTH, MAX_REASON_LENGTH, MAX_SNOWFLAKE
 from domain.entries import DeadLetterEntry, RemediationRecord
 from domain.lifecycle import Operation, Source, State
-from domain.persistence.tables import DeadLetterStatus, ReasonCode
 from domain.remediation import MAX_NOTE
+from domain.vocabulary import DeadLetterStatus, ReasonCode
 
 MAX_VERSION = 2**31 - 1  # members.version is an `integer` column
 MAX_SIGNATURE = 300

@@ -94,7 +94,7 @@ class Database:
         async with self._autocommit_engine.connect() as conn:
             yield conn
 
-    def driver(self) -> _DriverConnection:
+    def driver(self) -> DriverConnection:
         """`async with db.driver() as conn:` the asyncpg connection of a pooled connection
         (same pool, same checkout guard), for hot paths of single-statement reads and writes
         (`DriverStatement`): each statement is its own transaction, and neither the checkout
@@ -103,13 +103,15 @@ class Database:
         conn.transaction()`) must end inside the block: a connection still in one is
         closed, not returned. (A class, not @asynccontextmanager: it runs twice per
         transition, and the generator machinery cost as much as the rest.)"""
-        return _DriverConnection(self.engine)
+        return DriverConnection(self.engine)
 
     async def dispose(self) -> None:
         await self.engine.dispose()
 
 
-class _DriverConnection:
+class DriverConnection:
+    """`async with` one pooled connection's asyncpg connection (see `Database.driver`)."""
+
     __slots__ = ("_engine", "_pooled")
 
     def __init__(self, engine: AsyncEngine) -> None:
@@ -158,3 +160,14 @@ def is_unavailable(error: BaseException) -> bool:
             return True
         current = current.__cause__ or current.__context__
     return False
+
+
+# What a failed statement raises through SQLAlchemy, for code outside this package that maps
+# database errors to an answer (the HTTP API's exception handlers) without importing it.
+DATABASE_ERRORS: tuple[type[Exception], ...] = (sa_exc.SQLAlchemyError,)
+
+
+def url_password(url: str) -> str | None:
+    """The password in a database URL, if it has one (to keep it out of logs)."""
+    password = make_url(url).password
+    return str(password) if password else None

@@ -24,7 +24,16 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from domain.lifecycle import Operation, Source, State
+from domain.vocabulary import (
+    DeadLetterStatus,
+    DeliveryStatus,
+    MirrorLevel,
+    Operation,
+    OutboxKind,
+    ReasonCode,
+    Source,
+    State,
+)
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -33,40 +42,6 @@ NAMING = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
-
-
-class DeadLetterStatus(enum.StrEnum):
-    OPEN = "open"
-    RETRYING = "retrying"
-    RESOLVED = "resolved"
-    DISMISSED = "dismissed"
-
-
-class ReasonCode(enum.StrEnum):
-    RETRIES_EXHAUSTED = "retries_exhausted"
-    NOT_APPLICABLE_AFTER_CONFLICT = "not_applicable_after_conflict"
-    NOT_APPLICABLE = "not_applicable"
-    UNEXPECTED_ERROR = "unexpected_error"
-
-
-class MirrorLevel(enum.StrEnum):
-    REMEDIATION = "remediation"
-    DEAD_LETTERS = "dead_letters"
-    ALL = "all"
-
-
-class DeliveryStatus(enum.StrEnum):
-    PENDING = "pending"
-    DELIVERING = "delivering"
-    DELIVERED = "delivered"
-    RETRY_SCHEDULED = "retry_scheduled"
-    FAILED = "failed"
-    DEAD_LETTERED = "dead_lettered"
-
-
-class OutboxKind(enum.StrEnum):
-    MIRROR = "mirror"
-    ROLE_SYNC = "role_sync"
 
 
 def _pg_enum(e: type[enum.Enum], name: str) -> Enum:

@@ -19,16 +19,18 @@ from typing import Any
 from sqlalchemy import text
 
 from bot.container import Container
+from bot.formatting import remediation_line
 from domain.commands import TransitionCommand
-from domain.deadletters import DeadLetterDraft, DeadLetterRecorder
+from domain.deadletters import DeadLetterDraft
 from domain.lifecycle import Operation, Source, State
-from domain.mirror import enqueue_mirror
+from domain.mirror import remediation_facts
 from domain.persistence.database import Database
-from domain.persistence.tables import ReasonCode
+from domain.persistence.outbox import OutboxStore
 from domain.transitions import WriteConflict
+from domain.vocabulary import ReasonCode
 from sandbox import Guild, Sandbox
 from sandbox.interactions import InteractionHandle
-from tests.bot.conftest import message_text
+from tests.bot.world import message_text
 from tests.helpers import next_user, path_to
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -82,7 +84,7 @@ async def dead_letter(container: Container, guild_id: int, user_id: int | None =
                             source=Source.API, idempotency_key=uuid.uuid4().hex)
     draft = DeadLetterDraft(cmd, reason, error or WriteConflict("the member changed meanwhile"),
                             5, from_state, to_state, from_state, 3)
-    return await DeadLetterRecorder(container.db).record(draft)
+    return await container.transitions.recorder.record(draft)
 
 
 async def replayable(container: Container, guild_id: int) -> tuple[int, int]:
@@ -100,18 +102,22 @@ async def hopeless(container: Container, guild_id: int) -> int:
 
 # ---- the log-channel mirror ------------------------------------------------------------
 
-def record_line(n: int, width: int = 100) -> str:
-    """A mirror line numbered `n`, padded to about `width` characters, with pings in it."""
-    line = f"🛠️ record {n:04d}: <@{10**17 + n}> @everyone <@&{10**17 + 1}> "
-    return line + "." * max(0, width - len(line))
+def record_facts(n: int, width: int = 100) -> dict[str, Any]:
+    """The facts of a remediation numbered `n` ("record NNNN" in its outcome), whose line is
+    padded to `width` characters (when longer than its ~150 without padding), with pings
+    in it (the user and actor mentions, @everyone and a role)."""
+    entry = {"id": 4_200_000 + n, "user_id": 10**17 + n, "operation": "verify",
+             "from_state": "verification_pending", "to_state": "verified"}
+    facts = remediation_facts("retried", 10**17, entry,
+                              f"record {n:04d}: @everyone <@&{10**17 + 1}> ", None)
+    facts["outcome"] += "." * max(0, width - len(remediation_line(facts)))
+    return facts
 
 
 async def enqueue_records(db: Database, guild_id: int, numbers: Iterable[int],
                           width: int = 100) -> None:
     """Mirror rows queued in one transaction, the way a remediation action queues one."""
-    async with db.transaction() as conn:
-        for n in numbers:
-            await enqueue_mirror(conn, guild_id, "remediation", record_line(n, width))
+    await OutboxStore(db).enqueue_mirror((guild_id, record_facts(n, width)) for n in numbers)
 
 
 def channel_messages(sandbox: Sandbox, channel_id: int) -> list[Any]:
@@ -230,4 +236,4 @@ class BotProcess:
 
 __all__ = ["BotProcess", "ask_in", "channel_lines", "channel_messages", "dead_letter",
            "drive", "duplicates", "enqueue_records", "hopeless", "outbox_counts", "read",
-           "record_line", "record_numbers", "replayable", "settled", "setup_other_guild"]
+           "record_facts", "record_numbers", "replayable", "settled", "setup_other_guild"]

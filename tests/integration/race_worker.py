@@ -13,20 +13,22 @@ import sys
 import uuid
 from collections import Counter
 
+from bot.settings import Settings
+from bot.wiring import build_services
 from domain.commands import TransitionCommand
-from domain.deadletters import DeadLetterRecorder
 from domain.errors import TransitionDeadLettered
 from domain.lifecycle import Operation, Source, TransitionNotAllowed, allowed_operations
 from domain.metrics import CountingMetrics
 from domain.persistence.database import Database
-from domain.transitions import TransitionService
 
 
 async def main(url: str, seed: int, n: int, guild: int, first_user: int, members: int) -> None:
     rng = random.Random(seed)
     db = Database(url, pool_size=2, max_overflow=0)
     metrics = CountingMetrics()
-    service = TransitionService(db, DeadLetterRecorder(db), metrics=metrics)
+    # As a Lifeline process builds them: the production wiring and default retry policy.
+    service = build_services(Settings(_env_file=None), db,  # type: ignore[call-arg]
+                             metrics=metrics).transitions
     outcomes: Counter[str] = Counter()
     applied_ids: list[int] = []
     try:

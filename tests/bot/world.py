@@ -1,4 +1,5 @@
-"""The real bot (discord.py) in-process against the sandbox, on the test database."""
+"""The real bot (discord.py) in-process against the sandbox, on the test database: the
+World a bot test runs in, and how to start and drive it."""
 
 from __future__ import annotations
 
@@ -9,33 +10,22 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import pytest
 from sqlalchemy import text
 
 from bot.container import Container
 from bot.discord_bot import LifelineBot, build_bot
-from bot.settings import Settings
-from domain.deadletters import DeadLetterRecorder
-from domain.guilds import GuildSettingsService
-from domain.metrics import CountingMetrics
 from domain.persistence.database import Database
-from domain.remediation import RemediationService
-from domain.transitions import RetryPolicy, TransitionService
-from sandbox import Guild, Message, Perm, Sandbox, SandboxConfig, client_overrides
+from sandbox import Guild, Message, Perm, Sandbox, client_overrides
+from tests.wiring import Services
 
 T = TypeVar("T")
 
 
 def make_container(db: Database, **settings: Any) -> Container:
-    config = Settings(_env_file=None, outbox_poll_seconds=0.05,  # type: ignore[call-arg]
-                      **settings)
-    metrics = CountingMetrics()
-    transitions = TransitionService(db, DeadLetterRecorder(db),
-                                    RetryPolicy(config.transition_max_attempts, 0.001, 0.01),
-                                    metrics)
-    return Container(config, db, metrics, transitions,
-                     RemediationService(db, transitions, metrics=metrics),
-                     GuildSettingsService(db))
+    """A container over `db` as a bot process builds it, with fast retries and a fast outbox
+    poll; `container.services.stores.faults` is the fault seam."""
+    services = Services(db, **{"outbox_poll_seconds": 0.05, **settings})
+    return Container(services.settings, db, services.services)
 
 
 async def eventually(check: Callable[[], Awaitable[T | None]], timeout: float = 10.0,
@@ -132,16 +122,6 @@ async def start_world(sandbox: Sandbox, db: Database, **settings: Any
     world = World(sandbox, guild, bot, container, guild.owner_id, staff.user.id, staff_role,
                   guild.role_named("Verified").id, sandbox.channel("mod-log", guild).id)
     return world, runner
-
-
-@pytest.fixture
-async def world(clean_db: Database) -> AsyncIterator[World]:
-    async with Sandbox(SandboxConfig()) as sandbox:
-        w, runner = await start_world(sandbox, clean_db)
-        try:
-            yield w
-        finally:
-            await runner.__aexit__(None, None, None)
 
 
 async def setup_guild(w: World, mirror_level: str = "dead_letters") -> Any:

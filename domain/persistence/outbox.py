@@ -1,0 +1,263 @@
+"""OutboxStore: the outbox (Discord side effects waiting to be delivered) and its delivery
+attempts, plus the retention purge the delivery worker runs.
+
+Rows of one lane (`channel:<id>` for the log-channel mirror, `member:<guild>:<user>` for role
+sync) are delivered in id order. A lane's head is claimed with `FOR UPDATE SKIP LOCKED`, a
+lock owner and a lock expiry, so several processes can run workers at once and a crashed
+worker's claims are taken over once they expire. Rows claimed together share a `batch_id`
+(the head's id): a retry or a takeover claims exactly that batch again, so the resend is the
+same delivery (with the same nonce, which Discord de-duplicates).
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import text
+
+from domain.mirror import level_values
+from domain.persistence.database import Database
+from domain.persistence.faults import Faults, Point
+from domain.persistence.sql import ENQUEUE_MIRROR
+from domain.records import DeliveryHealth
+from domain.vocabulary import DeliveryStatus, OutboxKind
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """An outbox row claimed by a worker (`attempts` counts this attempt)."""
+
+    id: int
+    guild_id: int
+    kind: OutboxKind
+    channel_id: int | None
+    lane: str
+    payload: dict[str, Any]
+    attempts: int
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """How one delivery of a batch ended, as the worker records it."""
+
+    outcome: DeliveryStatus  # DELIVERED, RETRY_SCHEDULED, FAILED or DEAD_LETTERED
+    started_at: datetime
+    duration_ms: int
+    http_status: int | None
+    message_id: int | None  # the Discord message the delivery made
+    error: str | None  # redacted summary
+    retryable: bool
+    retry_in: float  # seconds until the next attempt (for RETRY_SCHEDULED)
+    # The destination itself refused (a deleted channel, a lost permission): the lane's later
+    # rows would fail the same way, so they are dead-lettered too instead of blocking it.
+    close_lane: bool = False
+
+
+class Expired(enum.StrEnum):
+    """What retention purges: closed dead letters, delivered outbox rows."""
+
+    DEAD_LETTERS = "dead_letters"
+    OUTBOX = "outbox"
+
+
+_CLAIMABLE = """(status IN ('pending', 'retry_scheduled') AND next_attempt_at <= now())
+                 OR (status = 'delivering' AND locked_until < now())"""
+
+HEADS = text(f"""
+    SELECT o.id, o.lane, o.kind::text AS kind, o.batch_id FROM outbox o
+    WHERE ({_CLAIMABLE})
+      AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.lane = o.lane AND p.id < o.id
+                      AND p.status IN ('pending', 'retry_scheduled', 'delivering'))
+    ORDER BY o.next_attempt_at, o.id
+    LIMIT :lanes
+    FOR UPDATE SKIP LOCKED
+""")  # noqa: S608
+
+# A retry or a takeover: exactly the batch that may already have reached Discord.
+BATCH = text("""
+    SELECT id FROM outbox WHERE batch_id = :batch AND status IN ('delivering', 'retry_scheduled')
+    ORDER BY id FOR UPDATE SKIP LOCKED
+""")
+
+FOLLOWERS = text("""
+    SELECT id FROM outbox
+    WHERE lane = :lane AND id > :head AND status = 'pending'
+      AND kind = CAST(:kind AS outbox_kind)
+    ORDER BY id LIMIT :limit
+    FOR UPDATE SKIP LOCKED
+""")
+
+ROWS = text("""
+    SELECT id, guild_id, kind::text AS kind, channel_id, lane, payload, attempts
+    FROM outbox WHERE id = ANY(:ids) ORDER BY id
+""")
+
+MARK = text("""
+    UPDATE outbox SET status = 'delivering', locked_by = :me,
+           locked_until = now() + make_interval(secs => :lock), batch_id = :batch,
+           attempts = attempts + 1, updated_at = now()
+    WHERE id = ANY(:ids)
+    RETURNING id, guild_id, kind::text AS kind, channel_id, lane, payload, attempts
+""")
+
+# Only rows still under this worker's claim: after a takeover the other worker records.
+RECORD = text("""
+    UPDATE outbox SET status = CAST(:status AS delivery_status),
+           locked_by = NULL, locked_until = NULL, updated_at = now(),
+           delivered_at = CASE WHEN :ok THEN now() ELSE NULL END,
+           discord_message_id = :message_id, last_error = :error,
+           next_attempt_at = now() + make_interval(secs => :delay)
+    WHERE id = ANY(:ids) AND status = 'delivering' AND locked_by = :me
+    RETURNING id
+""")
+
+RECORD_ATTEMPTS = text("""
+    INSERT INTO outbox_attempts (outbox_id, attempt, started_at, duration_ms, http_status,
+                                 retryable, error_summary, worker)
+    SELECT unnest(CAST(:ids AS bigint[])), :attempt, :started, :duration, :http_status,
+           :retryable, :error, :me
+""")
+
+CLOSE_LANE = text("""
+    UPDATE outbox SET status = 'dead_lettered', last_error = :error, updated_at = now()
+    WHERE lane = :lane AND id > :last AND status IN ('pending', 'retry_scheduled')
+""")
+
+# Failures since the guild's last `/lifeline setup` (which is how staff fix a deleted channel
+# or a lost permission), and what is still waiting.
+DELIVERY_PROBLEMS = text("""
+    SELECT count(*) FILTER (WHERE o.status IN ('pending', 'retry_scheduled',
+                                               'delivering')) AS pending,
+           count(*) FILTER (WHERE o.status IN ('dead_lettered', 'failed')
+                            AND o.updated_at > gs.updated_at) AS dead,
+           (SELECT last_error FROM outbox o2 WHERE o2.guild_id = :g
+              AND o2.status IN ('dead_lettered', 'failed')
+              AND o2.updated_at > gs.updated_at
+              ORDER BY o2.id DESC LIMIT 1) AS last_error
+    FROM guild_settings gs LEFT JOIN outbox o ON o.guild_id = gs.guild_id
+    WHERE gs.guild_id = :g
+    GROUP BY gs.updated_at
+""")
+
+_EXPIRED = {
+    Expired.DEAD_LETTERS: "status IN ('resolved', 'dismissed') "
+                          "AND updated_at < now() - make_interval(days => :days)",
+    Expired.OUTBOX: "status = 'delivered' AND delivered_at < now() - make_interval(days => :days)",
+}
+# The audit trail (remediation_actions) is kept; outbox_attempts go with their row (cascade).
+PURGE = {what: text(f"""
+    DELETE FROM {what.value} WHERE id IN (
+      SELECT id FROM {what.value} WHERE {where} LIMIT :limit FOR UPDATE SKIP LOCKED)
+""") for what, where in _EXPIRED.items()}  # noqa: S608
+
+
+def _claimed(row: Any) -> Claimed:
+    return Claimed(row.id, row.guild_id, OutboxKind(row.kind), row.channel_id, row.lane,
+                   row.payload, row.attempts)
+
+
+class OutboxStore:
+    def __init__(self, db: Database, faults: Faults | None = None) -> None:
+        self.db = db
+        self.faults = faults
+
+    # ---- the delivery worker --------------------------------------------------------------
+
+    async def claim(self, worker_id: str, *, lanes: int, lock_seconds: float,
+                    max_batch: Callable[[OutboxKind], int],
+                    take: Callable[[Sequence[Claimed]], int]) -> list[list[Claimed]]:
+        """Claim the heads of up to `lanes` due lanes for `lock_seconds`, each as a batch in
+        lane order: a new head with the pending rows after it of its kind (at most
+        `max_batch(kind)` rows, of which the first `take(rows)` are kept: what goes out in
+        one delivery), or the earlier batch again for a retry or a takeover."""
+        batches: list[list[Claimed]] = []
+        async with self.db.transaction() as conn:
+            if self.faults is not None:
+                await self.faults.enter(Point.OUTBOX_CLAIM, conn,
+                                        detail={"worker": worker_id, "lanes": lanes})
+            heads = (await conn.execute(HEADS, {"lanes": lanes})).all()
+            for head in heads:
+                fresh = head.batch_id is None
+                if fresh:
+                    limit = max_batch(OutboxKind(head.kind)) - 1
+                    followers = [] if limit <= 0 else list((await conn.execute(FOLLOWERS, {
+                        "lane": head.lane, "head": head.id, "kind": head.kind,
+                        "limit": limit})).scalars())
+                    ids, batch_id = [head.id, *followers], head.id
+                else:
+                    ids = list((await conn.execute(BATCH, {"batch": head.batch_id})).scalars())
+                    batch_id = head.batch_id
+                rows = [_claimed(r) for r in (await conn.execute(ROWS, {"ids": ids})).all()]
+                if not rows:
+                    continue
+                if fresh:
+                    rows = rows[:min(max(take(rows), 1), len(rows))]
+                marked = (await conn.execute(MARK, {
+                    "me": worker_id, "lock": lock_seconds, "batch": batch_id,
+                    "ids": [r.id for r in rows]})).all()
+                # UPDATE ... RETURNING gives no order: a batch keeps the lane's order.
+                batches.append(sorted((_claimed(r) for r in marked), key=lambda c: c.id))
+        return batches
+
+    async def record(self, batch: Sequence[Claimed], worker_id: str, attempt: Attempt) -> bool:
+        """Record how the delivery of a claimed batch ended, with one attempt row per row
+        (and the rest of the lane dead-lettered when `attempt.close_lane`). False when the
+        claim had expired and another worker took the rows over: it records, not this one."""
+        ids = [r.id for r in batch]
+        async with self.db.transaction() as conn:
+            if self.faults is not None:
+                await self.faults.enter(Point.OUTBOX_RECORD, conn, guild_id=batch[0].guild_id,
+                                        detail={"ids": ids, "worker": worker_id,
+                                                "outcome": attempt.outcome})
+            updated = (await conn.execute(RECORD, {
+                "status": attempt.outcome.value,
+                "ok": attempt.outcome is DeliveryStatus.DELIVERED,
+                "message_id": attempt.message_id, "error": attempt.error,
+                "delay": attempt.retry_in, "ids": ids, "me": worker_id})).all()
+            if len(updated) != len(ids):
+                return False
+            await conn.execute(RECORD_ATTEMPTS, {
+                "ids": ids, "attempt": batch[0].attempts, "started": attempt.started_at,
+                "duration": attempt.duration_ms, "http_status": attempt.http_status,
+                "retryable": attempt.retryable, "error": attempt.error, "me": worker_id})
+            if attempt.close_lane:
+                await conn.execute(CLOSE_LANE, {"lane": batch[0].lane, "last": ids[-1],
+                                                "error": attempt.error})
+        return True
+
+    # ---- retention ------------------------------------------------------------------------
+
+    async def purge(self, what: Expired, retention_days: int, limit: int) -> int:
+        """Delete up to `limit` rows of `what` older than the retention; how many went. (The
+        dead-letter purge lives here so that one worker round runs all of retention.)"""
+        async with self.db.transaction() as conn:
+            result = await conn.execute(PURGE[what], {"days": retention_days, "limit": limit})
+            return int(result.rowcount)
+
+    # ---- queueing and reading ---------------------------------------------------------------
+
+    async def enqueue_mirror(self, records: Iterable[tuple[int, Mapping[str, Any]]]) -> None:
+        """Queue log-channel records, in one transaction: (guild id, facts) pairs, each
+        queued only when its guild has a log channel and a mirror level that includes its
+        kind of record (`facts["record"]`; see domain/mirror.py)."""
+        params = [{"guild_id": guild_id, "payload": json.dumps(dict(facts)),
+                   "levels": level_values(str(facts["record"]))}
+                  for guild_id, facts in records]
+        if not params:
+            return
+        async with self.db.transaction() as conn:
+            await conn.execute(ENQUEUE_MIRROR, params)
+
+    async def delivery_problems(self, guild_id: int) -> DeliveryHealth:
+        """The guild's deliveries still waiting, and those that failed since its settings
+        were last saved (with the newest error), for `/lifeline status`."""
+        async with self.db.autocommit() as conn:
+            row = (await conn.execute(DELIVERY_PROBLEMS, {"g": guild_id})).first()
+        if row is None:
+            return DeliveryHealth(0, 0, None)
+        return DeliveryHealth(int(row.pending), int(row.dead), row.last_error)

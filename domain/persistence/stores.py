@@ -1,0 +1,34 @@
+"""Every store of one process, built over one database (or two: see `open_stores`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from domain.persistence.database import Database
+from domain.persistence.dead_letters import DeadLetterStore
+from domain.persistence.faults import Faults
+from domain.persistence.guilds import GuildStore
+from domain.persistence.members import MemberStore
+from domain.persistence.ops import OpsStore
+from domain.persistence.outbox import OutboxStore
+
+
+@dataclass(frozen=True)
+class Stores:
+    members: MemberStore  # members and their ledger: the transition hot path
+    dead_letters: DeadLetterStore  # dead letters, their counts, the remediation audit
+    outbox: OutboxStore  # side effects to deliver, and their attempts
+    guilds: GuildStore  # guild settings
+    ops: OpsStore  # what probes, metrics and operators read
+    faults: Faults | None = None  # the test seam; None in production
+
+
+def open_stores(db: Database, *, interactive: Database | None = None,
+                faults: Faults | None = None) -> Stores:
+    """The stores over `db`. With `interactive`, what staff wait on (dead-letter pages and
+    remediation, guild settings, probes) runs on that second pool, so a backlog of gateway
+    writes on `db` never makes a staff command wait for a connection."""
+    staff = interactive or db
+    return Stores(members=MemberStore(db, faults), dead_letters=DeadLetterStore(staff, faults),
+                  outbox=OutboxStore(db, faults), guilds=GuildStore(staff, faults),
+                  ops=OpsStore(staff, faults), faults=faults)

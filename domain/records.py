@@ -1,0 +1,87 @@
+"""What the stores hand the services: reads and outcomes as plain domain values."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from domain.commands import TransitionCommand
+from domain.vocabulary import MirrorLevel, Operation, State
+
+
+@dataclass(frozen=True, slots=True)
+class PriorTransition:
+    """The ledger row an idempotency key already produced for the member."""
+
+    transition_id: int
+    operation: Operation
+    from_state: State | None
+    to_state: State
+    version: int
+    created_at: datetime
+
+
+@dataclass(slots=True)
+class Observed:
+    """One read of a member before a write: its state and version (None, 0 for no record),
+    the ledger row of the command's key if it was used before, and what the guild's
+    settings ask of a write (mirror its transitions; sync the verified role)."""
+
+    state: State | None
+    version: int
+    updated_at: datetime | None
+    prior: PriorTransition | None = None
+    # A side effect's CTE is included in the write only when the read said so (its own
+    # WHERE still decides at the write): an INSERT CTE that inserts nothing still costs the
+    # server its set-up, which grew with concurrency.
+    mirror_on: bool = False
+    role_sync_on: bool = False
+
+
+@dataclass(slots=True)
+class PlannedWrite:
+    """One compare-and-set the guard allowed: `cmd` moves the member from `observed` to
+    `to_state`, with the ledger row and the outbox rows that implies."""
+
+    cmd: TransitionCommand
+    observed: Observed
+    to_state: State
+    role_action: str | None  # "add" / "remove" the verified role, or None
+    mirror: dict[str, Any] | None  # the mirror record's facts, or None for no mirror row
+
+
+@dataclass(slots=True)
+class Written:
+    transition_id: int
+    version: int
+    updated_at: datetime
+
+
+class KeyTaken:
+    """A write refused because another writer used the same idempotency key for the member
+    between the read and the write: read again, and answer as a repeat."""
+
+    __slots__ = ()
+
+
+KEY_TAKEN = KeyTaken()
+
+WriteOutcome = Written | KeyTaken | None  # None: the compare-and-set changed nothing
+
+
+@dataclass(frozen=True)
+class GuildConfig:
+    guild_id: int
+    log_channel_id: int | None
+    staff_role_ids: tuple[int, ...]
+    verified_role_id: int | None
+    eligibility_role_id: int | None
+    mirror_level: MirrorLevel
+
+
+@dataclass(frozen=True)
+class DeliveryHealth:
+    pending: int
+    dead_lettered: int
+    last_error: str | None

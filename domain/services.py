@@ -1,0 +1,25 @@
+"""The application services one process runs, as one typed set.
+
+The composition root (bot/wiring.py: `build_services`) builds it from settings and a
+database; cogs, the HTTP API, the CLI, the demo, the tests and the bench receive it. It
+lives in the domain so that cogs can name it without importing `bot`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from domain.guilds import GuildSettingsService
+from domain.metrics import Metrics
+from domain.persistence.stores import Stores
+from domain.remediation import RemediationService
+from domain.transitions import TransitionService
+
+
+@dataclass(frozen=True)
+class Services:
+    stores: Stores
+    metrics: Metrics
+    transitions: TransitionService
+    remediation: RemediationService
+    guilds: GuildSettingsService

@@ -1,0 +1,88 @@
+"""The domain's vocabulary: every enumerated value Lifeline stores, shows or accepts.
+
+The lifecycle's states, operations and sources (the spec's table, ../shared/design/
+lifecycle.md), and the values of the dead-letter store, the outbox and guild settings.
+PostgreSQL enum types of the same names hold them (domain/persistence/tables.py).
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class State(enum.StrEnum):
+    JOINED = "joined"
+    ONBOARDING_IN_PROGRESS = "onboarding_in_progress"
+    ONBOARDING_COMPLETED = "onboarding_completed"
+    ROLE_ELIGIBLE = "role_eligible"
+    RULES_ACCEPTED = "rules_accepted"
+    VERIFICATION_PENDING = "verification_pending"
+    VERIFIED = "verified"
+    REJECTED_NOT_ELIGIBLE = "rejected_not_eligible"
+    KICKED = "kicked"
+    LEFT_GUILD = "left_guild"
+    BANNED = "banned"
+
+
+class Operation(enum.StrEnum):
+    JOIN = "join"
+    START_ONBOARDING = "start_onboarding"
+    COMPLETE_ONBOARDING = "complete_onboarding"
+    MARK_ROLE_ELIGIBLE = "mark_role_eligible"
+    ACCEPT_RULES = "accept_rules"
+    REQUEST_VERIFICATION = "request_verification"
+    VERIFY = "verify"
+    REJECT = "reject"
+    REOPEN = "reopen"
+    REVERIFY = "reverify"
+    KICK = "kick"
+    LEAVE = "leave"
+    BAN = "ban"
+    UNBAN = "unban"
+
+
+class Source(enum.StrEnum):
+    BOT = "bot"
+    API = "api"
+    STAFF = "staff"
+    CLI = "cli"
+    REPLAY = "replay"
+
+
+class DeadLetterStatus(enum.StrEnum):
+    OPEN = "open"
+    RETRYING = "retrying"
+    RESOLVED = "resolved"
+    DISMISSED = "dismissed"
+
+
+class ReasonCode(enum.StrEnum):
+    RETRIES_EXHAUSTED = "retries_exhausted"
+    NOT_APPLICABLE_AFTER_CONFLICT = "not_applicable_after_conflict"
+    NOT_APPLICABLE = "not_applicable"
+    UNEXPECTED_ERROR = "unexpected_error"
+
+
+class MirrorLevel(enum.StrEnum):
+    REMEDIATION = "remediation"
+    DEAD_LETTERS = "dead_letters"
+    ALL = "all"
+
+
+class DeliveryStatus(enum.StrEnum):
+    PENDING = "pending"
+    DELIVERING = "delivering"
+    DELIVERED = "delivered"
+    RETRY_SCHEDULED = "retry_scheduled"
+    FAILED = "failed"
+    DEAD_LETTERED = "dead_lettered"
+
+
+class OutboxKind(enum.StrEnum):
+    MIRROR = "mirror"
+    ROLE_SYNC = "role_sync"
+
+
+def state_name(state: str | None) -> str:
+    """A state as people read it: "new" for a member with no record yet."""
+    return str(state) if state else "new"
