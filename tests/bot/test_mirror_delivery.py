@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 from sqlalchemy import text
 
 from bot.delivery import DiscordDeliverer
+from bot.formatting import fits_one_message, remediation_line
 from domain.lifecycle import Operation, State
-from domain.outbox import OutboxWorker, WorkerPolicy, fits_one_message, outbox_health
-from tests.bot.conftest import Perm, World, eventually, setup_guild
+from domain.outbox import OutboxWorker, WorkerPolicy
 from tests.bot.support import (
     channel_lines,
     dead_letter,
@@ -17,10 +18,12 @@ from tests.bot.support import (
     duplicates,
     enqueue_records,
     outbox_counts,
+    record_facts,
     record_numbers,
     replayable,
     settled,
 )
+from tests.bot.world import Perm, World, eventually, setup_guild
 from tests.helpers import next_user
 
 POST = "/channels/{channel_id}/messages"
@@ -70,8 +73,8 @@ async def test_a_burst_of_200_records_is_batched_in_order_without_duplicates(
         assert ok[i].at - ok[i - 5].at >= 4.9, "more than 5 messages within 5 seconds"
     counts = await eventually(lambda: settled(world.container.db, 200), what="200 rows")
     assert counts == {"delivered": 200}
-    health = await outbox_health(world.container.db)
-    assert health == {"pending": 0, "oldest_pending_age_seconds": None}
+    gauges = await world.container.services.stores.ops.gauges()  # what /metrics reads
+    assert (gauges.outbox_pending, gauges.outbox_oldest_pending_age_seconds) == (0, 0.0)
     deliveries = world.container.metrics.deliveries  # type: ignore[attr-defined]
     assert deliveries["delivered"] == len(messages)
     async with world.container.db.autocommit() as conn:
@@ -80,6 +83,27 @@ async def test_a_burst_of_200_records_is_batched_in_order_without_duplicates(
         attempts = (await conn.execute(text(
             "SELECT count(*) FROM outbox_attempts WHERE http_status = 200"))).scalar_one()
     assert nonces == len(messages) and attempts == 200
+
+
+async def test_a_row_queued_with_its_line_before_the_upgrade_is_delivered_as_it_is(
+        world: World) -> None:
+    """Rows queued before the outbox kept facts carry their rendered line ({"line",
+    "record", ...}): the line goes out as written, in order with the rows of facts."""
+    await setup_guild(world)
+    old_line = (f"🛠️ <@{world.staff}> retried #41 (`verify` for <@{10**17}>, "
+                "verification_pending → verified): resolved — “by \\(hand\\)”")
+    async with world.container.db.transaction() as conn:
+        await conn.execute(text(
+            "INSERT INTO outbox (guild_id, kind, channel_id, lane, payload) "
+            "VALUES (:g, 'mirror', :c, :lane, CAST(:p AS jsonb))"),
+            {"g": world.guild.id, "c": world.log_channel, "lane": f"channel:{world.log_channel}",
+             "p": json.dumps({"line": old_line, "record": "remediation", "dead_letter_id": 41,
+                              "action": "retry"})})
+    await enqueue_records(world.container.db, world.guild.id, [1])
+    assert await eventually(lambda: settled(world.container.db, 2),
+                            what="both rows delivered") == {"delivered": 2}
+    assert channel_lines(world.sandbox, world.log_channel) == [
+        old_line, remediation_line(record_facts(1))]
 
 
 async def test_remediation_and_dead_letters_are_mirrored_one_line_each(world: World) -> None:
@@ -101,9 +125,10 @@ async def test_remediation_and_dead_letters_are_mirrored_one_line_each(world: Wo
     dismissed = await world.sandbox.wait_for_message(
         world.log_channel, lambda m: f"dismissed #{other}" in m.text)
     line = next(ln for ln in dismissed.lines() if f"dismissed #{other}" in ln)
-    # Markdown and mentions in the note are escaped: shown as typed, nobody pinged.
-    assert line.endswith("): dismissed — “@\u200beveryone look <@\u200b1234567890123456789\\> "
-                         "\\*\\*now\\*\\* \\(see <\\#1\\>\\)”")
+    # Markdown and mentions in the note are escaped (discord.py's escape_markdown and
+    # escape_mentions): shown as typed, nobody pinged.
+    assert line.endswith("): dismissed — “@\u200beveryone look <@\u200b1234567890123456789> "
+                         "\\*\\*now\\*\\* (see <#1>)”")
     assert not dismissed.mention_everyone and dismissed.mentions == []
     # The member's own transitions are not mirrored at this level.
     assert not any("➡️" in ln for ln in channel_lines(world.sandbox, world.log_channel))
@@ -223,15 +248,16 @@ async def test_retention_purges_old_closed_entries_and_keeps_their_history(
             "WHERE id = ANY(:ids)"), {"ids": [old_resolved, old_dismissed, old_open]})
         await conn.execute(text(
             "UPDATE outbox SET delivered_at = now() - interval '31 days' WHERE id <= 5"))
-    keep_all = OutboxWorker(world.container.db, DiscordDeliverer(world.bot),
+    outbox = world.container.services.stores.outbox
+    keep_all = OutboxWorker(outbox, DiscordDeliverer(world.bot),
                             world.container.metrics, WorkerPolicy(retention_days=0))
     await keep_all.run_once()
     assert await world.count("dead_letters") == 4 and await world.count("outbox") == 7
-    worker = OutboxWorker(world.container.db, DiscordDeliverer(world.bot),
+    worker = OutboxWorker(outbox, DiscordDeliverer(world.bot),
                           world.container.metrics,
                           WorkerPolicy(retention_days=30, retention_batch=2))
     await worker.run_once()
-    remaining = {e.id for e in (await world.container.remediation.list(
+    remaining = {e.id for e in (await world.container.remediation.page(
         world.guild.id, status=None)).items}
     assert remaining == {old_open, new_resolved}
     assert await world.count("outbox") == 2

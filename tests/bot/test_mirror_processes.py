@@ -8,26 +8,26 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from domain.guilds import GuildSettingsService
-from domain.mirror import enqueue_mirror
 from domain.persistence.database import Database
+from domain.persistence.outbox import OutboxStore
 from sandbox import Guild, Sandbox, SandboxConfig
-from tests.bot.conftest import World, eventually
 from tests.bot.support import (
     BotProcess,
     channel_messages,
     duplicates,
     enqueue_records,
-    record_line,
+    record_facts,
     record_numbers,
     settled,
 )
+from tests.bot.world import World, eventually
+from tests.wiring import Services
 
 
 async def _log_guild(sandbox: Sandbox, db: Database, name: str) -> tuple[Guild, int]:
     guild = sandbox.create_guild(name, channels=("general", "mod-log"))
     channel = sandbox.channel("mod-log", guild).id
-    await GuildSettingsService(db).setup(guild.id, log_channel_id=channel, staff_role_ids=[],
+    await Services(db).guilds.setup(guild.id, log_channel_id=channel, staff_role_ids=[],
                                          verified_role_id=None, eligibility_role_id=None,
                                          mirror_level="dead_letters")
     return guild, channel
@@ -109,10 +109,8 @@ async def test_two_bot_processes_on_one_database_deliver_each_record_once(
         guilds = [await _log_guild(world.sandbox, db, f"Guild {i}") for i in range(12)]
         # All 12 lanes appear in one commit: one claim takes at most 8 of them, so the
         # other process finds the rest waiting.
-        async with db.transaction() as conn:
-            for guild, _ in guilds:
-                for n in range(20):
-                    await enqueue_mirror(conn, guild.id, "remediation", record_line(n, 100))
+        await OutboxStore(db).enqueue_mirror(
+            (guild.id, record_facts(n, 100)) for guild, _ in guilds for n in range(20))
         counts = await eventually(lambda: settled(db, 240), timeout=60, what="240 rows")
         for _, channel in guilds:
             await world.sandbox.wait_until(lambda c=channel: len(record_numbers(  # type: ignore[misc]

@@ -4,18 +4,30 @@ deliveries are retried, events are handled once."""
 from __future__ import annotations
 
 import time
+from typing import Any
 
-from domain.mirror import enqueue_mirror
-from tests.bot.conftest import World, eventually, setup_guild
+from bot.formatting import remediation_line
+from domain.mirror import remediation_facts
+from tests.bot.world import World, eventually, setup_guild
 from tests.helpers import check_invariants
 
 ROUTE = "/channels/{channel_id}/messages"
 
 
+def _facts(tag: str, i: int) -> dict[str, Any]:
+    """A remediation record whose outcome reads "<tag> <i>"."""
+    entry = {"id": i + 1, "user_id": 10**17 + i, "operation": "verify",
+             "from_state": "verification_pending", "to_state": "verified"}
+    return remediation_facts("retried", 10**17, entry, f"{tag} {i:03d}", None)
+
+
+def _expected(tag: str, n: int) -> list[str]:
+    return [remediation_line(_facts(tag, i)) for i in range(n)]
+
+
 async def _mirror(world: World, n: int, tag: str) -> None:
-    async with world.container.db.transaction() as conn:
-        for i in range(n):
-            await enqueue_mirror(conn, world.guild.id, "remediation", f"{tag} {i:03d}")
+    await world.container.services.stores.outbox.enqueue_mirror(
+        (world.guild.id, _facts(tag, i)) for i in range(n))
 
 
 async def _delivered(world: World) -> bool:
@@ -24,7 +36,7 @@ async def _delivered(world: World) -> bool:
 
 def _lines(world: World, tag: str) -> list[str]:
     return [line for m in world.sandbox.messages(world.log_channel)
-            for line in m.lines() if line.startswith(tag)]
+            for line in m.lines() if f"): {tag} " in line]
 
 
 async def test_a_burst_of_500s_is_retried_and_delivered_once(world: World) -> None:
@@ -32,7 +44,7 @@ async def test_a_burst_of_500s_is_retried_and_delivered_once(world: World) -> No
     world.sandbox.inject_fault("POST", ROUTE, 500, count=2)
     await _mirror(world, 30, "five-hundred")
     await eventually(lambda: _delivered(world), timeout=60, what="delivery after 500s")
-    assert _lines(world, "five-hundred") == [f"five-hundred {i:03d}" for i in range(30)]
+    assert _lines(world, "five-hundred") == _expected("five-hundred", 30)
     assert world.bot.gateway_connected
 
 
@@ -45,7 +57,7 @@ async def test_a_429_storm_with_long_retry_after_is_honoured(world: World) -> No
     assert time.monotonic() - t0 >= 2.0  # it waited as told, it did not hammer
     posts = world.sandbox.calls_to("POST", ROUTE)
     assert sum(1 for c in posts if c.status == 429) == 2
-    assert _lines(world, "storm") == [f"storm {i:03d}" for i in range(10)]
+    assert _lines(world, "storm") == _expected("storm", 10)
 
 
 async def test_gateway_disconnect_resume_and_reidentify_handle_every_event_once(
