@@ -8,9 +8,9 @@ from sqlalchemy import text
 
 from bot.container import Container
 from domain.lifecycle import Operation, State
-from tests.api.conftest import dead_letter, drive
-from tests.conftest import Services
+from tests.api.support import dead_letter, drive
 from tests.helpers import GUILD, OTHER_GUILD, STAFF, check_invariants, cmd, count, next_user
+from tests.wiring import Services
 
 BASE = f"/api/v1/guilds/{GUILD}/dead-letters"
 ACTOR = {"actor_id": str(STAFF)}
@@ -20,7 +20,7 @@ async def _pending_with_dead_letter(services: Services, container: Container,
                                     guild: int = GUILD) -> tuple[int, int]:
     user = next_user()
     await drive(services, user, State.VERIFICATION_PENDING, guild)
-    return user, await dead_letter(container, user, guild=guild)
+    return user, await dead_letter(services, user, guild=guild)
 
 
 async def test_list_pages_newest_first_with_filters_and_total(
@@ -144,7 +144,7 @@ async def test_failed_retry_is_200_with_the_entry_open_again(
         client: httpx.AsyncClient, services: Services, container: Container) -> None:
     user = next_user()
     await drive(services, user, State.JOINED)
-    entry_id = await dead_letter(container, user, Operation.START_ONBOARDING)
+    entry_id = await dead_letter(services, user, Operation.START_ONBOARDING)
     await services.transitions.apply(cmd(Operation.LEAVE, user))
     response = await client.post(f"{BASE}/{entry_id}/retry", json=ACTOR)
     assert response.status_code == 200

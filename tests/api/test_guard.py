@@ -9,9 +9,9 @@ import httpx
 import pytest
 
 from bot.api.guard import MAX_BODY_BYTES
-from tests.api.conftest import TOKEN
-from tests.conftest import Services
+from tests.api.support import TOKEN
 from tests.helpers import GUILD, count, next_user
+from tests.wiring import Services
 
 MEMBER = f"/api/v1/guilds/{GUILD}/members/{10**17}"
 ROUTES = [("GET", MEMBER), ("GET", f"{MEMBER}/transitions"), ("POST", f"{MEMBER}/transitions"),

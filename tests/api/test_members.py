@@ -6,9 +6,9 @@ import httpx
 
 from bot.container import Container
 from domain.lifecycle import State
-from tests.api.conftest import drive, lose_every_write
-from tests.conftest import Services
+from tests.api.support import drive, lose_every_write
 from tests.helpers import GUILD, OTHER_GUILD, STAFF, check_invariants, count, next_user
+from tests.wiring import Services
 
 BASE = f"/api/v1/guilds/{GUILD}/members"
 
@@ -151,7 +151,7 @@ async def test_retries_exhausted_is_503_naming_the_dead_letter(
         client: httpx.AsyncClient, container: Container, services: Services) -> None:
     user = next_user()
     await drive(services, user, State.VERIFICATION_PENDING)
-    lose_every_write(container)
+    lose_every_write(services)
     response = await client.post(f"{BASE}/{user}/transitions",
                                  json={"operation": "verify", "idempotency_key": "lost?"})
     assert response.status_code == 503

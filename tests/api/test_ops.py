@@ -15,11 +15,11 @@ from bot.api import routes_ops
 from bot.api.app import create_app
 from bot.container import Container
 from domain.lifecycle import State
-from domain.mirror import enqueue_mirror
+from domain.mirror import transition_facts
 from domain.persistence.database import Database
-from tests.api.conftest import AUTH, build_container, dead_letter, drive
-from tests.conftest import Services
+from tests.api.support import AUTH, build_container, dead_letter, drive
 from tests.helpers import GUILD, next_user
+from tests.wiring import Services
 
 
 def _samples(exposition: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -64,7 +64,7 @@ async def test_healthz_names_an_unreachable_database(container: Container) -> No
         port = probe.getsockname()[1]
     down = Database(f"postgresql+asyncpg://nobody:hunter2@127.0.0.1:{port}/none")
     try:
-        broken = build_container(down, "postgresql://nobody@127.0.0.1/none")
+        broken = build_container(Services(down), "postgresql://nobody@127.0.0.1/none")
         async with await _client_for(broken) as http:
             response = await http.get("/healthz")
             metrics = await http.get("/metrics")
@@ -97,8 +97,7 @@ async def test_healthz_times_out_on_a_database_that_does_not_answer(
     port = server.sockets[0].getsockname()[1]
     silent_db = Database(f"postgresql+asyncpg://x@127.0.0.1:{port}/x")
     try:
-        hung = Container(container.settings, silent_db, container.metrics,
-                         container.transitions, container.remediation, container.guilds)
+        hung = build_container(Services(silent_db), f"postgresql://x@127.0.0.1:{port}/x")
         async with await _client_for(hung) as http:
             response = await http.get("/healthz")
     finally:
@@ -122,24 +121,27 @@ async def test_metrics_count_transitions_and_read_database_gauges(
                       json={"operation": "verify", "idempotency_key": "m2"})
     pending = next_user()
     await drive(services, pending, State.VERIFICATION_PENDING)
-    entry_id = await dead_letter(container, pending)
+    entry_id = await dead_letter(services, pending)
     await client.post(f"/api/v1/guilds/{GUILD}/dead-letters/{entry_id}/dismiss",
                       json={"actor_id": "1", "note": "n"})
     still_pending = next_user()
     await drive(services, still_pending, State.VERIFICATION_PENDING)
-    await dead_letter(container, still_pending)
+    await dead_letter(services, still_pending)
     container.metrics.delivery("delivered")
-    async with services.db.transaction() as conn:  # three mirror rows, in three states
+    async with services.db.transaction() as conn:
         await conn.execute(text("INSERT INTO guild_settings (guild_id, log_channel_id, "
                                 "mirror_level) VALUES (1, 2, 'all')"))
-        for line in ("a", "b", "c"):
-            await enqueue_mirror(conn, 1, "transition", line)
+    # three mirror rows (of members 1, 2, 3), in three states
+    await services.stores.outbox.enqueue_mirror(
+        (1, transition_facts(member, "join", None, "joined", "bot", None))
+        for member in (1, 2, 3))
+    async with services.db.transaction() as conn:
         await conn.execute(text(
             """UPDATE outbox SET status = CAST(s.status AS delivery_status),
                                  created_at = now() - make_interval(secs => s.age)
-               FROM (VALUES ('a', 'pending', 90), ('b', 'retry_scheduled', 0),
-                            ('c', 'delivered', 86400)) AS s(line, status, age)
-               WHERE outbox.payload->>'line' = s.line AND outbox.guild_id = 1"""))
+               FROM (VALUES ('1', 'pending', 90), ('2', 'retry_scheduled', 0),
+                            ('3', 'delivered', 86400)) AS s(user_id, status, age)
+               WHERE outbox.payload->>'user_id' = s.user_id AND outbox.guild_id = 1"""))
 
     response = await anonymous.get("/metrics")
     assert response.status_code == 200

@@ -25,9 +25,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from domain.lifecycle import State
-from tests.api.conftest import AUTH, TOKEN, drive
-from tests.conftest import Services
+from tests.api.support import AUTH, TOKEN, drive
 from tests.helpers import GUILD, check_invariants, count, next_user, path_to
+from tests.wiring import Services
 
 ROOT = Path(__file__).resolve().parents[2]
 STARTUP_SECONDS = 60

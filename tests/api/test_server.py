@@ -11,7 +11,7 @@ import pytest
 
 from bot.api.server import ApiServer, ApiStartError, serve_api
 from bot.container import Container
-from tests.api.conftest import AUTH, TOKEN
+from tests.api.support import AUTH, TOKEN
 from tests.helpers import GUILD, next_user
 
 

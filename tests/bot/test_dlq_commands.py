@@ -9,7 +9,6 @@ from sqlalchemy import text
 
 from domain.lifecycle import Operation, State
 from sandbox import CommandRefused
-from tests.bot.conftest import World, eventually, message_text, setup_guild
 from tests.bot.support import (
     ask_in,
     dead_letter,
@@ -19,6 +18,7 @@ from tests.bot.support import (
     replayable,
     setup_other_guild,
 )
+from tests.bot.world import World, eventually, message_text, setup_guild
 from tests.helpers import next_user
 
 SIGNATURE = "verify/retries_exhausted/WriteConflict"
@@ -196,7 +196,7 @@ async def test_retry_group_asks_then_reports_progress_and_counts(world: World) -
     assert any(e.startswith("Retrying ") for e in edits), edits  # progress was shown
     for user, _ in good:
         assert await world.state(user) == "verified"
-    statuses = {e.id: e.status for e in (await world.container.remediation.list(
+    statuses = {e.id: e.status for e in (await world.container.remediation.page(
         world.guild.id, status=None, limit=10)).items}
     assert statuses[bad] == "open" and statuses[other_sig] == "open"
     assert all(statuses[e] == "resolved" for _, e in good)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import text
 
-from tests.bot.conftest import World, eventually, setup_guild
+from domain.persistence.faults import Point
+from tests.bot.world import World, eventually, setup_guild
 
 STARTED = 8  # MemberFlags.started_onboarding
 COMPLETED = 2  # MemberFlags.completed_onboarding
@@ -109,12 +110,11 @@ async def test_staff_manual_verify_from_wrong_state_is_refused(world: World) -> 
 
 
 async def test_a_handler_failure_ends_as_a_dead_letter(world: World) -> None:
-    original = world.container.transitions._write
-
-    async def broken(conn, cmd, observed, to_state):  # type: ignore[no-untyped-def]
-        raise RuntimeError("disk full")
-
-    world.container.transitions._write = broken  # type: ignore[method-assign]
+    # The join's write fails (the store raises, through the bot's fault seam).
+    faults = world.container.services.stores.faults
+    assert faults is not None
+    failing = faults.fail(Point.MEMBERS_WRITE, lambda: RuntimeError("disk full"),
+                          when=lambda hit: hit.operation == "join")
     try:
         user = world.sandbox.member_join(world.guild, None, "frank").user.id
 
@@ -123,7 +123,9 @@ async def test_a_handler_failure_ends_as_a_dead_letter(world: World) -> None:
 
         await eventually(recorded, what="a dead letter for the failed join")
     finally:
-        world.container.transitions._write = original  # type: ignore[method-assign]
+        faults.clear()
+    assert failing.fired == 1  # no retry of an unexpected error
+    assert await world.state(user) is None
     async with world.container.db.autocommit() as conn:
         row = (await conn.execute(text(
             "SELECT * FROM dead_letters WHERE user_id = :u"), {"u": user})).one()._mapping

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sandbox import Sandbox, SandboxConfig
-from tests.bot.conftest import make_container, run_bot, start_world
+from tests.bot.world import make_container, run_bot, start_world
 from tests.helpers import check_invariants
 
 STARTED, COMPLETED = 8, 2

@@ -13,9 +13,10 @@ from pathlib import Path
 import psutil
 import pytest
 
+from domain.errors import TransitionDeadLettered
 from domain.lifecycle import Operation, Source, State
-from tests.conftest import Services
 from tests.helpers import GUILD, OTHER_GUILD, STAFF, cmd, count, next_user, path_to
+from tests.wiring import Services
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -120,17 +121,14 @@ async def _make_dead_letter(services: Services) -> tuple[int, int]:
     for op in path_to(State.VERIFICATION_PENDING):
         await services.transitions.apply(cmd(op, user))
 
-    async def lose(conn, command, observed, to_state):  # type: ignore[no-untyped-def]
-        return None
-
-    original = services.transitions._write
-    services.transitions._write = lose  # type: ignore[method-assign]
-    try:
-        with pytest.raises(Exception) as info:
-            await services.transitions.apply(cmd(Operation.VERIFY, user, source=Source.API))
-    finally:
-        services.transitions._write = original  # type: ignore[method-assign]
-    return info.value.dead_letter_id, user  # type: ignore[attr-defined]
+    # Every compare-and-set of this write loses (the services' fault seam): a real dead
+    # letter, retries exhausted.
+    verify = cmd(Operation.VERIFY, user, source=Source.API)
+    services.faults.lose_cas(times=services.settings.transition_max_attempts,
+                             when=lambda hit: hit.key == verify.idempotency_key)
+    with pytest.raises(TransitionDeadLettered) as info:
+        await services.transitions.apply(verify)
+    return info.value.dead_letter_id, user
 
 
 async def test_dlq_cli_lists_shows_and_remediates(services: Services, migrated: str) -> None:

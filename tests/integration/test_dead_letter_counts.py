@@ -19,15 +19,15 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from domain.dead_letter_reads import _signature_parts
-from domain.entries import SignatureCount
+from domain.entries import GroupRetryResult, SignatureCount, signature_parts
 from domain.errors import TransitionDeadLettered
 from domain.lifecycle import Operation, Source, State
 from domain.outbox import purge_expired
 from domain.persistence.database import Database
-from tests.conftest import Services
+from domain.remediation import STALE_CLAIM_SECONDS
 from tests.helpers import GUILD, OTHER_GUILD, STAFF, cmd, count, next_user
 from tests.integration.test_remediation import _drive, _setup_guild
+from tests.wiring import Services
 
 THIRD_GUILD = 333_333_333_333_333_333
 VERIFY_SIG = "verify/retries_exhausted/WriteConflict"
@@ -97,7 +97,7 @@ async def old_stats(db: Database, guild_id: int, top: int
             by_status[r.status] += r.n
             if len(by_signature) < top and (not by_signature
                                             or by_signature[-1].signature != r.signature):
-                operation, reason_code = _signature_parts(r.signature)
+                operation, reason_code = signature_parts(r.signature)
                 by_signature.append(SignatureCount(r.signature, operation, reason_code,
                                                    int(r.open), int(r.total)))
     return by_status, by_signature
@@ -115,17 +115,13 @@ async def old_signatures(db: Database, guild_id: int, prefix: str, limit: int
 
 @contextlib.asynccontextmanager
 async def losing_writes(services: Services) -> AsyncIterator[None]:
-    """Every compare-and-set of a transition loses: each apply() ends in a real dead letter."""
-    original = services.transitions._write
-
-    async def lose(conn, command, observed, to_state):  # type: ignore[no-untyped-def]
-        return None
-
-    services.transitions._write = lose  # type: ignore[method-assign]
+    """Every compare-and-set of a transition loses (the services' fault seam): each apply()
+    ends in a real dead letter."""
+    services.faults.lose_cas()
     try:
         yield
     finally:
-        services.transitions._write = original  # type: ignore[method-assign]
+        services.faults.clear()
 
 
 async def dead_letter(services: Services, user: int, op: Operation, guild: int) -> int:
@@ -159,7 +155,7 @@ async def assert_list_totals_match_rows(services: Services, guild_id: int) -> No
     for status in statuses:
         for operation in operations:
             for signature in signatures:
-                page = await services.remediation.list(
+                page = await services.remediation.page(
                     guild_id, status=status, operation=operation, signature=signature,
                     limit=1, count_limit=1)
                 expected = sum(1 for st, op, sig in rows
@@ -198,23 +194,25 @@ async def test_counts_stay_exact_through_every_writer_path(services: Services) -
         *(remediation.retry(OTHER_GUILD, i, STAFF) for i in other[:6]),
         *(remediation.dismiss(OTHER_GUILD, i, STAFF, "noise") for i in other[16:24]),
         *(remediation.resolve(OTHER_GUILD, i, STAFF, "by hand") for i in other[6:10]))
+    assert isinstance(group, GroupRetryResult)
     assert (group.total, group.resolved, group.failed) == (16, 14, 2)
     assert await db_drift(db) == []
     # Reopen a dismissed and a resolved entry; leave one claimed (retrying) as a crashed
     # retry would.
     await remediation.reopen(GUILD, ids[GUILD][16], STAFF, note="was not noise")
     await remediation.reopen(OTHER_GUILD, other[6], STAFF)
-    await remediation._claim(OTHER_GUILD, other[10])
+    assert await services.stores.dead_letters.claim(
+        OTHER_GUILD, other[10], STALE_CLAIM_SECONDS) is not None
     # Retention: closed entries last changed 40 days ago go, in batches of 3.
     async with db.transaction() as conn:
         aged = (await conn.execute(text(
             "UPDATE dead_letters SET updated_at = now() - interval '40 days' "
             "WHERE status IN ('resolved', 'dismissed') AND id % 2 = 0"))).rowcount
-    purged = await purge_expired(db, 30, batch=3)
+    purged = await purge_expired(services.stores.outbox, 30, batch=3)
     assert purged["dead_letters"] == aged > 3
     # Every kind of change happened, and the counters still equal the rows.
     async with db.autocommit() as conn:
-        statuses = dict((await conn.execute(text(
+        statuses: dict[str, int] = dict((await conn.execute(text(
             "SELECT status::text, count(*) FROM dead_letters GROUP BY status"))).all())
         slots = (await conn.execute(text(
             "SELECT count(DISTINCT slot) FROM dead_letter_counts"))).scalar_one()
@@ -341,7 +339,7 @@ async def test_concurrent_group_retries_with_mixed_outcomes_neither_deadlock_nor
     assert first.resolved + second.resolved == len(users) // 2
     assert first.failed + second.failed >= len(users) // 2
     async with clean_db.autocommit() as conn:
-        by_status = dict((await conn.execute(text(
+        by_status: dict[str, int] = dict((await conn.execute(text(
             "SELECT status::text, count(*) FROM dead_letters GROUP BY 1"))).all())
     assert by_status == {"resolved": len(users) // 2, "open": len(users) // 2}
     assert await count(clean_db, "member_transitions", "operation = 'verify'") == \

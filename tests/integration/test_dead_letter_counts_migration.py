@@ -16,10 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 from bot.migrate import alembic_config, upgrade
 from domain.persistence.database import Database
-from domain.remediation import RemediationService
-from tests.conftest import _admin
 from tests.helpers import GUILD, OTHER_GUILD, count
 from tests.integration.test_dead_letter_counts import _BULK_INSERT, db_drift
+from tests.wiring import Services, admin_sql
 
 
 def _downgrade(connection: Connection, revision: str) -> None:
@@ -31,11 +30,11 @@ def _downgrade(connection: Connection, revision: str) -> None:
 @pytest.fixture
 async def empty_database(pg_url: str) -> AsyncIterator[str]:
     name = f"ll_migrate_{uuid.uuid4().hex[:10]}"
-    await _admin(pg_url, f'CREATE DATABASE "{name}"')
+    await admin_sql(pg_url, f'CREATE DATABASE "{name}"')
     try:
         yield make_url(pg_url).set(database=name).render_as_string(hide_password=False)
     finally:
-        await _admin(pg_url, f'DROP DATABASE "{name}" WITH (FORCE)')
+        await admin_sql(pg_url, f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 async def _schema_objects(conn: AsyncConnection) -> tuple[Any, ...]:
@@ -74,7 +73,7 @@ async def test_upgrade_from_0001_backfills_the_counts_and_downgrade_removes_them
             await conn.execute(text("DELETE FROM dead_letters WHERE id % 3 = 0"))
         assert await db_drift(db) == []
         rows = await count(db, "dead_letters", "guild_id = :g", g=GUILD)
-        remediation = RemediationService(db, None)  # type: ignore[arg-type]
+        remediation = Services(db).remediation
         assert sum((await remediation.stats(GUILD)).by_status.values()) == rows
         # Down to 0001: table, triggers and function gone; back up: backfilled again.
         engine = create_async_engine(db.url)

@@ -20,8 +20,8 @@ from pathlib import Path
 from domain.errors import TransitionDeadLettered
 from domain.lifecycle import Operation, State, TransitionNotAllowed
 from domain.transitions import TransitionService
-from tests.conftest import Services
 from tests.helpers import GUILD, check_invariants, cmd, count, next_user, path_to
+from tests.wiring import Services
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,8 +33,7 @@ async def _drive(services: Services, user: int, target: State) -> None:
 
 def _separate(services: Services) -> TransitionService:
     """A second writer process in miniature: its own service on the same database."""
-    first = services.transitions
-    return TransitionService(first.db, first.recorder, first.policy, first.metrics)
+    return services.another_process().transitions
 
 
 async def _attempt(service: TransitionService, op: Operation, user: int

@@ -16,8 +16,8 @@ from domain.errors import (
     TransitionDeadLettered,
 )
 from domain.lifecycle import Operation, Source, State
-from domain.remediation import CLAIM_BATCH
-from tests.conftest import Services
+from domain.persistence.faults import Point
+from domain.remediation import CLAIM_BATCH, STALE_CLAIM_SECONDS
 from tests.helpers import (
     GUILD,
     OTHER_GUILD,
@@ -28,6 +28,7 @@ from tests.helpers import (
     next_user,
     path_to,
 )
+from tests.wiring import Services
 
 SIGNATURE = "verify/retries_exhausted/WriteConflict"
 
@@ -39,18 +40,13 @@ async def _drive(services: Services, user: int, target: State, guild: int = GUIL
 
 async def _dead_letter(services: Services, user: int, op: Operation = Operation.VERIFY,
                        guild: int = GUILD, key: str | None = None) -> int:
-    """A real dead letter: every compare-and-set of this write loses (zero rows changed)."""
-    original = services.transitions._write
-
-    async def lose(conn, command, observed, to_state):  # type: ignore[no-untyped-def]
-        return None
-
-    services.transitions._write = lose  # type: ignore[method-assign]
-    try:
-        with pytest.raises(TransitionDeadLettered) as info:
-            await services.transitions.apply(cmd(op, user, guild, source=Source.API, key=key))
-    finally:
-        services.transitions._write = original  # type: ignore[method-assign]
+    """A real dead letter: every compare-and-set of this write loses (zero rows changed),
+    through the services' fault seam (the rule is used up by the write's attempts)."""
+    command = cmd(op, user, guild, source=Source.API, key=key)
+    services.faults.lose_cas(times=services.settings.transition_max_attempts,
+                             when=lambda hit: hit.key == command.idempotency_key)
+    with pytest.raises(TransitionDeadLettered) as info:
+        await services.transitions.apply(command)
     return info.value.dead_letter_id
 
 
@@ -68,18 +64,18 @@ async def test_open_entries_are_listed_newest_first_with_keyset_pages(
         user = next_user()
         await _drive(services, user, State.VERIFICATION_PENDING)
         ids.append(await _dead_letter(services, user))
-    page1 = await services.remediation.list(GUILD, status="open", limit=2)
+    page1 = await services.remediation.page(GUILD, status="open", limit=2)
     assert [e.id for e in page1.items] == ids[::-1][:2] and page1.total == 5
-    page2 = await services.remediation.list(GUILD, status="open", limit=2,
+    page2 = await services.remediation.page(GUILD, status="open", limit=2,
                                             cursor=page1.next_cursor)
-    page3 = await services.remediation.list(GUILD, status="open", limit=2,
+    page3 = await services.remediation.page(GUILD, status="open", limit=2,
                                             cursor=page2.next_cursor)
     assert [e.id for e in page2.items + page3.items] == ids[::-1][2:]
     assert page3.next_cursor is None
-    by_sig = await services.remediation.list(GUILD, signature="verify/retries_exhausted/"
+    by_sig = await services.remediation.page(GUILD, signature="verify/retries_exhausted/"
                                                               "WriteConflict")
     assert by_sig.total == 5
-    assert (await services.remediation.list(OTHER_GUILD)).total == 0
+    assert (await services.remediation.page(OTHER_GUILD)).total == 0
 
 
 async def test_retry_success_resolves_and_audits(services: Services) -> None:
@@ -195,16 +191,16 @@ async def test_bad_notes_are_refused_and_write_nothing(services: Services, note:
 @pytest.mark.parametrize("limit", [0, -1, 101, 10**9])
 async def test_bad_limit_is_a_clear_error(services: Services, limit: int) -> None:
     with pytest.raises(InvalidInput, match="limit must be between 1 and 100"):
-        await services.remediation.list(GUILD, limit=limit)
+        await services.remediation.page(GUILD, limit=limit)
 
 
 async def test_bad_filters_and_cursor_are_clear_errors(services: Services) -> None:
     with pytest.raises(InvalidInput, match="status must be one of"):
-        await services.remediation.list(GUILD, status="pending")
+        await services.remediation.page(GUILD, status="pending")
     with pytest.raises(InvalidInput, match="operation must be one of"):
-        await services.remediation.list(GUILD, operation="explode")
+        await services.remediation.page(GUILD, operation="explode")
     with pytest.raises(InvalidInput, match="cursor"):
-        await services.remediation.list(GUILD, cursor="'; drop table members")
+        await services.remediation.page(GUILD, cursor="'; drop table members")
 
 
 async def test_retry_group_replays_every_open_entry_of_a_signature(services: Services) -> None:
@@ -244,7 +240,9 @@ async def test_retry_group_skips_entries_others_act_on_while_it_runs(
     async def progress(done: int, total: int, resolved: int) -> None:
         if not seen:  # the first batch is claimed; the others are not
             await services.remediation.dismiss(GUILD, later, STAFF, "noise")
-            await services.remediation._claim(GUILD, other)  # another retry, in flight
+            # another retry, in flight: its claim (the public store's compare-and-set)
+            assert await services.stores.dead_letters.claim(
+                GUILD, other, STALE_CLAIM_SECONDS) is not None
         seen.append(done)
 
     result = await services.remediation.retry_group(GUILD, SIGNATURE, STAFF,
@@ -253,7 +251,7 @@ async def test_retry_group_skips_entries_others_act_on_while_it_runs(
         (len(ids), len(ids) - 2, 0, 2)
     assert seen == sorted(set(seen)) and seen[-1] == len(ids)
     async with services.db.autocommit() as conn:
-        status = dict((await conn.execute(text(
+        status: dict[int, str] = dict((await conn.execute(text(
             "SELECT id, status::text FROM dead_letters"))).all())
     assert status[later] == "dismissed" and status[other] == "retrying"
     assert await count(services.db, "member_transitions", "operation = 'verify'") == \
@@ -268,27 +266,17 @@ async def test_cancelled_retry_group_records_what_it_did_and_gives_back_the_rest
     not yet started are open again at once."""
     services.remediation.group_concurrency = 1
     await _verify_dead_letters(services, CLAIM_BATCH)
-    original_apply = services.transitions.apply
-    third = asyncio.Event()
-    calls = 0
-
-    async def apply(command, **kwargs):  # type: ignore[no-untyped-def]
-        nonlocal calls
-        calls += 1
-        if calls == 3:
-            third.set()
-            await asyncio.Event().wait()  # cancelled here, before writing anything
-        return await original_apply(command, **kwargs)
-
-    services.transitions.apply = apply  # type: ignore[method-assign]
+    # The third replay is held at its read and cancelled there, before writing anything.
+    reads = services.faults.hits[Point.MEMBERS_READ]
+    third = services.faults.hold(Point.MEMBERS_READ,
+                                 when=lambda hit: hit.number == reads + 3)
     task = asyncio.create_task(services.remediation.retry_group(GUILD, SIGNATURE, STAFF))
-    await third.wait()
+    await asyncio.wait_for(third.reached.wait(), 10)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    services.transitions.apply = original_apply  # type: ignore[method-assign]
     async with services.db.autocommit() as conn:
-        by_status = dict((await conn.execute(text(
+        by_status: dict[str, int] = dict((await conn.execute(text(
             "SELECT status::text, count(*) FROM dead_letters GROUP BY 1"))).all())
         cut_short = (await conn.execute(text(
             "SELECT id FROM dead_letters WHERE status = 'retrying'"))).scalar_one()

@@ -7,20 +7,43 @@ and real OS processes).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
+import warnings
 from collections import Counter
+from collections.abc import Iterator
 
 import pytest
+from sqlalchemy.pool import QueuePool
 
 from domain.commands import TransitionResult
 from domain.errors import TransitionDeadLettered
 from domain.lifecycle import Operation, State, TransitionNotAllowed
-from tests.conftest import Services
+from domain.persistence.faults import Point
 from tests.helpers import GUILD, check_invariants, cmd, count, next_user, path_to
+from tests.wiring import Services
 
 
 async def _drive(services: Services, user: int, target: State) -> None:
     for op in path_to(target):
         await services.transitions.apply(cmd(op, user))
+
+
+@contextlib.contextmanager
+def no_connection_left_behind(services: Services) -> Iterator[None]:
+    """Every pooled connection checked out inside the block is back at its end, returned
+    by the code that took it (not found by the garbage collector, which SQLAlchemy reports
+    with a warning and answers by terminating the connection)."""
+    pool = services.db.engine.pool
+    assert isinstance(pool, QueuePool)
+    before = pool.checkedout()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+        gc.collect()
+    collected = [str(w.message) for w in caught if "non-checked-in" in str(w.message)]
+    assert collected == [], collected
+    assert pool.checkedout() == before
 
 
 async def test_hot_member_writers_in_one_process_take_turns_without_conflicts(
@@ -110,58 +133,55 @@ async def test_a_follower_runs_on_its_own_when_the_request_it_waited_for_fails(
 async def test_a_cancelled_request_does_not_block_the_member(services: Services) -> None:
     user = next_user()
     await _drive(services, user, State.JOINED)
-    gate = asyncio.Event()
-    original = services.transitions._attempt
-
-    async def slow_attempt(command, state):  # type: ignore[no-untyped-def]
-        gate.set()
-        await asyncio.sleep(30)  # cancelled long before
-        return await original(command, state)
-
-    services.transitions._attempt = slow_attempt  # type: ignore[method-assign]
-    stuck = asyncio.create_task(
-        services.transitions.apply(cmd(Operation.START_ONBOARDING, user, key="k2")))
-    await gate.wait()
-    follower = asyncio.create_task(
-        services.transitions.apply(cmd(Operation.START_ONBOARDING, user, key="k2")))
-    await asyncio.sleep(0)
-    services.transitions._attempt = original  # type: ignore[method-assign]
-    stuck.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await stuck
-    result = await asyncio.wait_for(follower, timeout=10)
+    # The first request is held at its read (its turn taken, its connection checked out)
+    # and cancelled there; an identical one is waiting for its result.
+    gate = services.faults.hold(Point.MEMBERS_READ, when=lambda hit: hit.key == "k2")
+    with no_connection_left_behind(services):
+        stuck = asyncio.create_task(
+            services.transitions.apply(cmd(Operation.START_ONBOARDING, user, key="k2")))
+        await asyncio.wait_for(gate.reached.wait(), 5)
+        follower = asyncio.create_task(
+            services.transitions.apply(cmd(Operation.START_ONBOARDING, user, key="k2")))
+        await asyncio.sleep(0)
+        stuck.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await stuck
+        result = await asyncio.wait_for(follower, timeout=10)
     assert result.applied and result.member.state == State.ONBOARDING_IN_PROGRESS
+    assert result.member.version == 2 and result.attempts == 1
+    assert len(gate.hits) == 1  # the follower read on its own, not held
+    # The cancelled request left nothing behind: no turn, no connection (above), no row.
     assert services.transitions.turns.in_flight() == 0
+    assert await count(services.db, "member_transitions",
+                       "user_id = :u AND idempotency_key = 'k2'", u=user) == 1
+    assert await count(services.db, "dead_letters") == 0
+    await check_invariants(services.db)
 
 
 async def test_a_request_cancelled_while_waiting_for_its_turn_leaves_nothing_behind(
         services: Services) -> None:
     user = next_user()
     await _drive(services, user, State.JOINED)
-    gate, release = asyncio.Event(), asyncio.Event()
-    original = services.transitions._attempt
-
-    async def held_attempt(command, state):  # type: ignore[no-untyped-def]
-        gate.set()
-        await release.wait()
-        return await original(command, state)
-
-    services.transitions._attempt = held_attempt  # type: ignore[method-assign]
-    leader = asyncio.create_task(
-        services.transitions.apply(cmd(Operation.START_ONBOARDING, user, key="lead")))
-    await gate.wait()
-    services.transitions._attempt = original  # type: ignore[method-assign]
-    waiting = [asyncio.create_task(services.transitions.apply(
-        cmd(Operation.START_ONBOARDING, user, key=key))) for key in ("w1", "lead")]
-    await asyncio.sleep(0)
-    for task in waiting:  # one queued for the turn, one following the leader's key
-        task.cancel()
-    for task in waiting:
-        with pytest.raises(asyncio.CancelledError):
-            await task
-    release.set()
-    assert (await leader).applied
+    gate = services.faults.hold(Point.MEMBERS_READ, when=lambda hit: hit.key == "lead")
+    with no_connection_left_behind(services):
+        leader = asyncio.create_task(
+            services.transitions.apply(cmd(Operation.START_ONBOARDING, user, key="lead")))
+        await asyncio.wait_for(gate.reached.wait(), 5)
+        waiting = [asyncio.create_task(services.transitions.apply(
+            cmd(Operation.START_ONBOARDING, user, key=key))) for key in ("w1", "lead")]
+        await asyncio.sleep(0)
+        for task in waiting:  # one queued for the turn, one following the leader's key
+            task.cancel()
+        for task in waiting:
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        gate.release()
+        assert (await asyncio.wait_for(leader, 10)).applied
+    assert len(gate.hits) == 1  # the cancelled ones never reached the database
     assert services.transitions.turns.in_flight() == 0
+    assert await count(services.db, "member_transitions",
+                       "user_id = :u AND idempotency_key = 'w1'", u=user) == 0
     nxt = await asyncio.wait_for(services.transitions.apply(
         cmd(Operation.COMPLETE_ONBOARDING, user, key="after")), timeout=10)
-    assert nxt.applied
+    assert nxt.applied and nxt.member.version == 3
+    await check_invariants(services.db)

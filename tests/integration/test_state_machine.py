@@ -15,13 +15,11 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from sqlalchemy import text
 
 from domain.commands import TransitionCommand
-from domain.deadletters import DeadLetterRecorder
 from domain.errors import TransitionDeadLettered
 from domain.lifecycle import Operation, Source, TransitionNotAllowed, allowed_operations
-from domain.metrics import CountingMetrics
 from domain.persistence.database import Database
-from domain.transitions import RetryPolicy, TransitionService
 from tests.helpers import check_invariants
+from tests.wiring import Services
 
 _guilds = itertools.count(700_000_000_000_000_000)
 MEMBERS = [1001, 1002, 1003]
@@ -34,10 +32,9 @@ class TwoWriters(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.guild = next(_guilds)
-        self.service = TransitionService(
-            self.db, DeadLetterRecorder(self.db),
-            RetryPolicy(max_attempts=3, backoff_initial=0.0005, backoff_max=0.002),
-            CountingMetrics())
+        self.service = Services(self.db, transition_max_attempts=3,
+                                transition_backoff_initial_seconds=0.0005,
+                                transition_backoff_max_seconds=0.002).transitions
         self.tasks: list[asyncio.Task[str]] = []
 
     def run(self, coro):  # type: ignore[no-untyped-def]

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from sqlalchemy import text
 
+from bot.settings import Settings
 from domain.errors import IdempotencyKeyReused, StrictConflict, TransitionDeadLettered
 from domain.lifecycle import TRANSITIONS, Operation, Source, State, TransitionNotAllowed
-from tests.conftest import Services
+from domain.persistence.faults import Hit, Point
 from tests.helpers import GUILD, OTHER_GUILD, check_invariants, cmd, count, next_user, path_to
+from tests.wiring import Services
 
 REACHABLE = [s for s in State]
 
@@ -70,21 +74,49 @@ async def test_verification_in_one_guild_says_nothing_about_another(services: Se
     assert other is not None and other.state == State.JOINED and other.version == 1
 
 
+# Another process moves the member on between writer A's read and its write: A's
+# compare-and-set must find zero rows changed, and its retry must start from a fresh read.
+# "state": the competitor changed the state, which the state check alone would catch;
+# "version": it went away and back (verify, reverify), so only the version tells A its read
+# is stale.
+STALE_CASES = {
+    "state": (Operation.LEAVE, [Operation.REJECT], State.REJECTED_NOT_ELIGIBLE),
+    "version": (Operation.REJECT, [Operation.VERIFY, Operation.REVERIFY],
+                State.VERIFICATION_PENDING),
+}
+
+
+@pytest.mark.parametrize("case", STALE_CASES)
 async def test_stale_version_write_is_rejected_and_retry_after_fresh_read_succeeds(
-        services: Services) -> None:
+        services: Services, case: str) -> None:
+    op, competing_ops, fresh_state = STALE_CASES[case]
     user = next_user()
-    await drive(services, user, State.JOINED)
-    # A writer that read version 1 while someone else moved the member on.
-    await services.transitions.apply(cmd(Operation.START_ONBOARDING, user))
-    async with services.db.autocommit() as conn:
-        stale = await conn.execute(text(
-            "UPDATE members SET state = 'onboarding_completed', version = version + 1 "
-            "WHERE guild_id = :g AND user_id = :u AND state = 'joined' AND version = 1"),
-            {"g": GUILD, "u": user})
-        assert stale.rowcount == 0
-    # The service re-reads: complete_onboarding from onboarding_in_progress at version 2.
-    result = await services.transitions.apply(cmd(Operation.COMPLETE_ONBOARDING, user))
-    assert result.member.version == 3 and result.from_state == State.ONBOARDING_IN_PROGRESS
+    await drive(services, user, State.VERIFICATION_PENDING)
+    read = await services.transitions.get_member(GUILD, user)
+    assert read is not None
+    writes_before = services.faults.hits[Point.MEMBERS_WRITE]
+    # Writer A is held at its write, after its read.
+    gate = services.faults.hold(Point.MEMBERS_WRITE, when=lambda hit: hit.key == "writer-a")
+    writer_a = asyncio.create_task(services.transitions.apply(
+        cmd(op, user, source=Source.STAFF, actor_id=5, key="writer-a")))
+    await asyncio.wait_for(gate.reached.wait(), 5)
+    assert gate.hits[0].detail["version"] == read.version
+    other_process = Services(services.db)
+    for competing in competing_ops:
+        await other_process.transitions.apply(cmd(competing, user, source=Source.STAFF,
+                                                  actor_id=6))
+    gate.release()
+    result = await asyncio.wait_for(writer_a, 5)
+
+    assert result.applied and result.attempts == 2 and result.conflicts == 1
+    assert services.metrics.conflicts[op.value] == 1
+    assert services.faults.hits[Point.MEMBERS_WRITE] == writes_before + 2
+    assert result.from_state == fresh_state
+    assert result.member.version == read.version + len(competing_ops) + 1
+    history = await services.transitions.history(GUILD, user, limit=1)
+    assert history[0].idempotency_key == "writer-a" and history[0].from_state == fresh_state
+    assert await count(services.db, "dead_letters") == 0
+    await check_invariants(services.db)
 
 
 async def test_strict_mode_answers_a_conflict_with_current_state_and_writes_nothing(
@@ -126,28 +158,19 @@ async def test_same_idempotency_key_applies_once_and_answers_the_same(
 
 async def test_max_attempts_one_and_a_winning_competitor_dead_letter_once(
         clean_db) -> None:
-    services = Services(clean_db, max_attempts=1)
+    services = Services(clean_db, transition_max_attempts=1)
     user = next_user()
     await drive(services, user, State.VERIFICATION_PENDING)
 
-    # A competing writer that always wins: every read is followed by its own write.
-    original_read = services.transitions._read
+    # Another process writes the member between this writer's read and its write (a real
+    # write: its own services, its own connection), so the compare-and-set really loses.
+    other_process = Services(services.db)
 
-    async def read_then_lose(conn, command):  # type: ignore[no-untyped-def]
-        observed, first = await original_read(conn, command)
-        async with services.db.autocommit() as other:
-            await other.execute(text(
-                "UPDATE members SET updated_at = now(), version = version + 1 "
-                "WHERE guild_id = :g AND user_id = :u"), {"g": GUILD, "u": user})
-            await other.execute(text(
-                "INSERT INTO member_transitions (guild_id, user_id, version, operation, "
-                "from_state, to_state, source, idempotency_key, correlation_id) "
-                "SELECT guild_id, user_id, version, 'reverify', state, state, 'bot', "
-                "gen_random_uuid()::text, 'x' FROM members WHERE guild_id = :g AND user_id = :u"),
-                {"g": GUILD, "u": user})
-        return observed, first
+    async def competing_write(hit: Hit) -> None:
+        await other_process.transitions.apply(cmd(Operation.REJECT, user,
+                                                  source=Source.STAFF, actor_id=5))
 
-    services.transitions._read = read_then_lose  # type: ignore[method-assign]
+    competitor = services.faults.call(Point.MEMBERS_WRITE, competing_write, times=1)
     with pytest.raises(TransitionDeadLettered) as info:
         await services.transitions.apply(cmd(Operation.VERIFY, user, source=Source.API,
                                              actor_id=77, reason="email checked",
@@ -167,46 +190,43 @@ async def test_max_attempts_one_and_a_winning_competitor_dead_letter_once(
     assert row["signature"] == "verify/retries_exhausted/WriteConflict"
     assert row["status"] == "open" and row["remediation_count"] == 0 and row["version"] == 1
     assert row["created_at"] and row["updated_at"]
+    assert competitor.fired == 1 and services.metrics.conflicts["verify"] == 1
+    member = await services.transitions.get_member(GUILD, user)
+    assert member is not None and member.state == State.REJECTED_NOT_ELIGIBLE
+    assert member.version == 6
+    await check_invariants(services.db)
 
 
-async def test_retries_exhausted_with_default_attempts(clean_db) -> None:
-    services = Services(clean_db, max_attempts=3)
+async def test_retries_exhausted_with_default_attempts(services: Services) -> None:
+    default = Settings.model_fields["transition_max_attempts"].default
+    assert services.settings.transition_max_attempts == default
     user = next_user()
     await drive(services, user, State.JOINED)
-    calls = 0
-    original_write = services.transitions._write
-
-    async def always_conflict(conn, command, observed, to_state):  # type: ignore[no-untyped-def]
-        nonlocal calls
-        calls += 1
-        return None  # zero rows changed
-
-    services.transitions._write = always_conflict  # type: ignore[method-assign]
-    with pytest.raises(TransitionDeadLettered):
+    lose = services.faults.lose_cas(when=lambda hit: hit.user_id == user)
+    with pytest.raises(TransitionDeadLettered) as info:
         await services.transitions.apply(cmd(Operation.START_ONBOARDING, user))
-    services.transitions._write = original_write  # type: ignore[method-assign]
-    assert calls == 3
-    assert services.metrics.conflicts["start_onboarding"] == 3
-    assert await count(services.db, "dead_letters", "attempts = 3") == 1
+    assert info.value.reason_code == "retries_exhausted"
+    assert lose.fired == default
+    assert services.faults.hits[Point.MEMBERS_WRITE] == default + len(path_to(State.JOINED))
+    assert services.metrics.conflicts["start_onboarding"] == default
+    assert services.metrics.retries["start_onboarding"] == default - 1
+    assert await count(services.db, "dead_letters", "attempts = :n", n=default) == 1
+    member = await services.transitions.get_member(GUILD, user)
+    assert member is not None and member.state == State.JOINED and member.version == 1
 
 
 async def test_not_applicable_after_conflict_is_dead_lettered(services: Services) -> None:
     user = next_user()
     await drive(services, user, State.VERIFICATION_PENDING)
-    original_write = services.transitions._write
-    first = True
     # The leave comes from another Lifeline process: within one process, writers of a
     # member take turns, so it could not land between this writer's read and write.
     other_process = Services(services.db)
 
-    async def member_leaves_first(conn, command, observed, to_state):  # type: ignore[no-untyped-def]
-        nonlocal first
-        if first:
-            first = False
-            await other_process.transitions.apply(cmd(Operation.LEAVE, user))
-        return await original_write(conn, command, observed, to_state)
+    async def member_leaves_first(hit: Hit) -> None:
+        await other_process.transitions.apply(cmd(Operation.LEAVE, user))
 
-    services.transitions._write = member_leaves_first  # type: ignore[method-assign]
+    services.faults.call(Point.MEMBERS_WRITE, member_leaves_first, times=1,
+                         when=lambda hit: hit.user_id == user)
     with pytest.raises(TransitionDeadLettered) as info:
         await services.transitions.apply(cmd(Operation.VERIFY, user, source=Source.API))
     assert info.value.reason_code == "not_applicable_after_conflict"
@@ -222,10 +242,8 @@ async def test_unexpected_error_is_dead_lettered_with_redacted_message(
         services: Services) -> None:
     user = next_user()
 
-    async def boom(conn, command, observed, to_state):  # type: ignore[no-untyped-def]
-        raise RuntimeError("connection to postgresql://app:hunter2@db failed")
-
-    services.transitions._write = boom  # type: ignore[method-assign]
+    services.faults.fail(Point.MEMBERS_WRITE, lambda: RuntimeError(
+        "connection to postgresql://app:hunter2@db failed"))
     with pytest.raises(TransitionDeadLettered):
         await services.transitions.apply(cmd(Operation.JOIN, user))
     async with services.db.autocommit() as conn:

@@ -9,12 +9,12 @@ from collections import Counter
 
 from sqlalchemy import text
 
-from domain.guilds import GuildSettingsService
 from domain.persistence.database import Database
 from sandbox import Sandbox, SandboxConfig
-from tests.bot.conftest import eventually
+from tests.bot.world import eventually
 from tests.helpers import check_invariants
 from tests.scale.procs import start_bot
+from tests.wiring import Services
 
 STARTED, COMPLETED = 8, 2
 MEMBERS = 250  # x 4 events
@@ -33,7 +33,7 @@ async def test_sigkill_mid_burst_loses_nothing_and_doubles_nothing(
         guild = sandbox.create_guild("Crash", channels=("general", "mod-log"),
                                      roles={"Verified": 0})
         log_channel = sandbox.channel("mod-log", guild).id
-        await GuildSettingsService(db).setup(
+        await Services(db).guilds.setup(
             guild.id, log_channel_id=log_channel, staff_role_ids=[],
             verified_role_id=guild.role_named("Verified").id, eligibility_role_id=None,
             mirror_level="remediation")

@@ -12,9 +12,9 @@ import httpx
 from bot.api.server import ApiServer
 from domain.persistence.database import Database
 from sandbox import Sandbox, SandboxConfig
-from tests.bot.conftest import eventually, setup_guild, start_world
+from tests.bot.world import eventually, setup_guild, start_world
 from tests.helpers import check_invariants
-from tests.reliability.conftest import StoppablePostgres
+from tests.reliability.support import StoppablePostgres
 
 OUTAGE_SECONDS = 30
 TOKEN = "outage-test-token-0123456789"

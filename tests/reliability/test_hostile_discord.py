@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.bot.conftest import World, setup_guild
+from tests.bot.world import World, setup_guild
 
 
 @pytest.mark.parametrize("raw", ["-5", "abc", "99999999999999999999999", "0", "#", "1e3",

@@ -7,7 +7,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, settings
 
-from tests.api.conftest import AUTH
+from tests.api.support import AUTH
 from tests.api.test_schemathesis import CHECKS, MAX_EXAMPLES, live_api, schema  # noqa: F401
 
 DEEP_EXAMPLES = 3 * MAX_EXAMPLES

@@ -9,7 +9,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from .conftest import bot_with_commands, dlq_group, expect, running
+from .support import bot_with_commands, dlq_group, expect, running
 
 pytestmark = pytest.mark.asyncio
 

@@ -14,7 +14,7 @@ from discord.ext import commands
 from sandbox import Sandbox, SandboxConfig
 from sandbox.ids import shard_for
 
-from .conftest import INTENTS, cached_guild, expect, make_bot, running
+from .support import INTENTS, cached_guild, expect, make_bot, running
 
 pytestmark = pytest.mark.asyncio
 

@@ -10,7 +10,7 @@ import pytest
 
 from sandbox import CommandRefused, Sandbox, SandboxConfig
 
-from .conftest import bot_with_commands, dlq_group, make_bot, running
+from .support import bot_with_commands, dlq_group, make_bot, running
 
 pytestmark = pytest.mark.asyncio
 
@@ -165,9 +165,9 @@ async def test_second_response_is_refused_with_40060(sandbox, guild):
         await interaction.response.send_message("one")
         try:
             await interaction.followup.send("two")
-            # Bypass discord.py's own is_done() guard to reach the sandbox.
-            interaction.response._response_type = None
-            await interaction.response.send_message("three")
+            # Past discord.py's own is_done() guard, to reach the sandbox: a second
+            # InteractionResponse of the same interaction has sent nothing yet.
+            await discord.InteractionResponse(interaction).send_message("three")
         except discord.HTTPException as exc:
             errors.append(exc)
 

@@ -9,7 +9,7 @@ import pytest
 from sandbox import Intent, Sandbox, SandboxConfig, client_overrides
 from sandbox.permissions import PRIVILEGED_INTENTS
 
-from .conftest import make_bot, running
+from .support import make_bot, running
 
 pytestmark = pytest.mark.asyncio
 

@@ -12,7 +12,7 @@ import pytest
 
 from sandbox import MemberFlag, Perm, Sandbox
 
-from .conftest import cached_guild, cached_member, expect, make_bot, running, text_channel
+from .support import cached_guild, cached_member, expect, make_bot, running, text_channel
 
 pytestmark = pytest.mark.asyncio
 

@@ -31,10 +31,21 @@ def base_env(database_url: str, **extra: str) -> dict[str, str]:
 
 @dataclass
 class Proc:
+    """A running process whose output (stdout and stderr) is read into `output` as it
+    comes, from the moment the Proc is made."""
+
     name: str
     process: asyncio.subprocess.Process
     output: list[str] = field(default_factory=list)
-    _reader: asyncio.Task[None] | None = None
+    _reader: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        assert self.process.stdout is not None
+        async for raw in self.process.stdout:
+            self.output.append(raw.decode(errors="replace"))
 
     @property
     def pid(self) -> int:
@@ -67,15 +78,7 @@ async def spawn(name: str, args: list[str], env: dict[str, str]) -> Proc:
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bot", *args, cwd=ROOT, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
-    proc = Proc(name, process)
-
-    async def read() -> None:
-        assert process.stdout is not None
-        async for raw in process.stdout:
-            proc.output.append(raw.decode(errors="replace"))
-
-    proc._reader = asyncio.create_task(read())
-    return proc
+    return Proc(name, process)
 
 
 async def start_bot(name: str, database_url: str, sandbox_api: str, sandbox_gateway: str,
