@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bot.embedded_pg import EmbeddedPostgres, start_embedded
 from bot.migrate import upgrade
@@ -33,6 +33,13 @@ class Container:
     db: Database
     services: Services
     embedded: EmbeddedPostgres | None = None
+    # The local spool that keeps gateway events while the database is unreachable: built
+    # here, once, and handed to the lifecycle cog.
+    spool: EventSpool = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.spool = EventSpool(self.settings.data_dir / "spool",
+                                self.settings.spool_max_bytes)
 
     # The services, by name, for the entrypoints and the API.
     @property
@@ -50,10 +57,6 @@ class Container:
     @property
     def guilds(self) -> GuildSettingsService:
         return self.services.guilds
-
-    def spool(self) -> EventSpool:
-        """The local spool that keeps gateway events while the database is unreachable."""
-        return EventSpool(self.settings.data_dir / "spool", self.settings.spool_max_bytes)
 
 
 def register_settings_secrets(settings: Settings) -> None:

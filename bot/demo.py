@@ -206,7 +206,10 @@ class Demo:
         Half go through this process's HTTP API, half through a second replica: its own
         TransitionService on the same database, as a second `python -m bot api` would be.
         """
-        replica = build_services(self.container.settings, self.container.db,
+        # The replica writes with one attempt too, like this process during the storm.
+        settings = self.container.settings.model_copy(update={
+            "transition_max_attempts": self.container.transitions.policy.max_attempts})
+        replica = build_services(settings, self.container.db,
                                  metrics=self.container.metrics).transitions
         outcomes: Counter[str] = Counter()
 

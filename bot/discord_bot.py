@@ -57,7 +57,7 @@ class LifelineMixin:
         from cogs import load_cogs
 
         bot: commands.Bot = self  # type: ignore[assignment]
-        await load_cogs(bot, self.container.services, self.container.spool())
+        await load_cogs(bot, self.container.services, self.container.spool)
         synced = await bot.tree.sync()
         log.info("synced %d application commands", len(synced))
         self.worker_task = asyncio.create_task(self.worker.run(self.stopping),

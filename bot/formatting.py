@@ -71,12 +71,20 @@ def dead_letter_line(facts: Mapping[str, Any]) -> str:
     )
 
 
+# A remediation's action, as the log line says it.
+DONE = {"retry": "retried", "resolve": "resolved", "dismiss": "dismissed", "reopen": "reopened"}
+
+
 def remediation_line(facts: Mapping[str, Any]) -> str:
+    action = str(facts["action"])
+    outcome = str(facts["outcome"])
+    if facts.get("error"):
+        outcome += f": {facts['error']}"
     line = (
-        f"🛠️ <@{facts['actor_id']}> {facts['action']} #{facts['dead_letter_id']} "
+        f"🛠️ <@{facts['actor_id']}> {DONE.get(action, action)} #{facts['dead_letter_id']} "
         f"(`{facts['operation']}` for <@{facts['user_id']}>, "
         f"{state_name(facts['from_state'])} {ARROW} {state_name(facts['to_state'])}): "
-        f"{facts['outcome']}"
+        f"{outcome}"
     )
     note = facts.get("note")
     if note:

@@ -30,7 +30,7 @@ def build_services(settings: Settings, db: Database, *, metrics: Metrics | None 
     policy = RetryPolicy(settings.transition_max_attempts,
                          settings.transition_backoff_initial_seconds,
                          settings.transition_backoff_max_seconds)
-    transitions = TransitionService(stores.members, DeadLetterRecorder(stores.dead_letters),
+    transitions = TransitionService(stores.members, DeadLetterRecorder(stores.dead_letter_writes),
                                     policy, counters)
     remediation = RemediationService(stores.dead_letters, transitions,
                                      retention_days=settings.retention_days, metrics=counters)

@@ -60,20 +60,23 @@ class DeadLetterReads:
         if count_limit is not None and (isinstance(count_limit, bool)
                                         or not isinstance(count_limit, int) or count_limit < 1):
             raise InvalidInput("count_limit must be a whole number >= 1")
+        # Each filter is checked in the order of the signature, so with two bad filters
+        # the answer names the first.
+        status_value = _enum_value(DeadLetterStatus, status, "status") \
+            if status is not None else None
+        operation_value = _enum_value(Operation, operation, "operation") \
+            if operation is not None else None
+        source_value = _enum_value(Source, source, "source") if source is not None else None
         if signature is not None and (not signature or len(signature) > 300):
             raise InvalidInput("signature must be 1..300 characters")
+        if user_id is not None:
+            check_snowflake("user_id", user_id)
         if id_prefix and (not (id_prefix.isascii() and id_prefix.isdigit())
                           or len(id_prefix) > 19):
             raise InvalidInput("id_prefix must be digits")
-        where = DeadLetterFilter(
-            status=_enum_value(DeadLetterStatus, status, "status") if status is not None
-            else None,
-            operation=_enum_value(Operation, operation, "operation") if operation is not None
-            else None,
-            source=_enum_value(Source, source, "source") if source is not None else None,
-            signature=signature,
-            user_id=check_snowflake("user_id", user_id) if user_id is not None else None,
-            id_prefix=id_prefix or None)
+        where = DeadLetterFilter(status=status_value, operation=operation_value,
+                                 source=source_value, signature=signature, user_id=user_id,
+                                 id_prefix=id_prefix or None)
         items, total, exact = await self.store.page(
             guild_id, where, before=parse_cursor(cursor), limit=limit + 1,
             count_limit=count_limit, with_total=with_total)

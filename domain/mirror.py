@@ -43,10 +43,13 @@ def dead_letter_facts(entry: dict[str, Any]) -> dict[str, Any]:
 
 
 def remediation_facts(action: str, actor_id: int, entry: dict[str, Any], outcome: str,
-                      note: str | None) -> dict[str, Any]:
-    """The facts of a remediation: who did what (`action` in the past tense) to which entry,
-    and how it ended. The entry's id, operation, member and states never change."""
+                      error: str | None, note: str | None) -> dict[str, Any]:
+    """The facts of a remediation: who did what (`action`: retry, resolve, dismiss,
+    reopen) to which entry, how it ended (`outcome`, and the replay's error, redacted and
+    cut to 200 characters), and the staff note. The entry's id, operation, member and
+    states never change."""
     return {"record": "remediation", "dead_letter_id": entry["id"], "action": action,
             "actor_id": actor_id, "user_id": entry["user_id"],
             "operation": entry["operation"], "from_state": entry["from_state"],
-            "to_state": entry["to_state"], "outcome": outcome, "note": note}
+            "to_state": entry["to_state"], "outcome": outcome,
+            "error": error[:200] if error else None, "note": note}

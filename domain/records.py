@@ -60,12 +60,13 @@ class Written:
 
 class KeyTaken:
     """A write refused because another writer used the same idempotency key for the member
-    between the read and the write: read again, and answer as a repeat."""
+    between the read and the write: read again, and answer as a repeat. `error` is the
+    database's refusal, for when the read finds no such row after all."""
 
-    __slots__ = ()
+    __slots__ = ("error",)
 
-
-KEY_TAKEN = KeyTaken()
+    def __init__(self, error: Exception) -> None:
+        self.error = error
 
 WriteOutcome = Written | KeyTaken | None  # None: the compare-and-set changed nothing
 

@@ -236,8 +236,11 @@ class RemediationService(DeadLetterReads):
         check_entry_id(guild_id, entry_id)
         correlation_id = new_correlation_id()
 
+        seen: list[DeadLetterEntry] = []
+
         def decide(current: DeadLetterEntry) -> OutcomeWrite:
             # The entry is locked: a concurrent retry claim or close waits, and this holds.
+            seen.append(current)
             if current.status not in allowed:
                 if action == "reopen" and current.status == DeadLetterStatus.OPEN:
                     raise InvalidStatus(f"dead letter #{entry_id} is already open")
@@ -247,7 +250,7 @@ class RemediationService(DeadLetterReads):
 
         entry = await self.store.change_status(guild_id, entry_id, decide)
         if entry is None:
-            raise not_found(entry_id)
+            raise _changed_meanwhile(seen[0]) if seen else not_found(entry_id)
         self.metrics.remediation(action, _past(action))
         return entry
 
@@ -258,14 +261,16 @@ class RemediationService(DeadLetterReads):
         """The outcome to write: the status compare-and-set, the audit row and the mirror
         record, in one statement (all or nothing, one round trip)."""
         error_message = redact(str(error) or type(error).__name__) if error else None
-        shown = outcome if error_message is None else f"{outcome}: {error_message[:200]}"
         # The record names the entry's id, operation, member and states, which no
         # remediation changes: it is written from the entry as read, in the same statement.
-        mirror = remediation_facts(_past(action), actor_id, _fields(current), shown, note)
+        mirror = remediation_facts(action, actor_id, _fields(current), outcome, error_message,
+                                   note)
         return OutcomeWrite(
             entry_id=current.id, guild_id=current.guild_id, version=current.version,
             status=to.value,
-            status_before="open" if current.status == "retrying" else current.status,
+            # A replay's audit row says the entry left `open` (its claim is bookkeeping).
+            status_before=(DeadLetterStatus.OPEN.value
+                           if current.status == DeadLetterStatus.RETRYING else current.status),
             actor_id=actor_id, source=source.value, action=action, outcome=outcome,
             note=note, closes=to in (DeadLetterStatus.RESOLVED, DeadLetterStatus.DISMISSED),
             counts=action != "reopen",

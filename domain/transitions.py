@@ -179,8 +179,7 @@ class TransitionService:
                 # Another writer applied the same key between our read and write.
                 (observed,) = await session.read((cmd,))
                 if observed.prior is None:
-                    raise RuntimeError("the idempotency key was taken, yet no ledger row "
-                                       "carries it")
+                    raise outcome.error
                 return self._repeat(cmd, observed.prior, st)
         if outcome is None:
             st.conflicts += 1

@@ -162,9 +162,12 @@ def is_unavailable(error: BaseException) -> bool:
     return False
 
 
-# What a failed statement raises through SQLAlchemy, for code outside this package that maps
-# database errors to an answer (the HTTP API's exception handlers) without importing it.
-DATABASE_ERRORS: tuple[type[Exception], ...] = (sa_exc.SQLAlchemyError,)
+# What a failed statement raises, through SQLAlchemy or on the driver connection (asyncpg),
+# for code outside this package that maps database errors to an answer (the HTTP API's
+# exception handlers) without importing the libraries.
+DATABASE_ERRORS: tuple[type[Exception], ...] = (
+    sa_exc.SQLAlchemyError, asyncpg.exceptions.PostgresError,
+    asyncpg.exceptions.InterfaceError)
 
 
 def url_password(url: str) -> str | None:

@@ -24,6 +24,7 @@ from domain.mirror import level_values
 from domain.persistence.database import Database, DriverStatement
 from domain.persistence.faults import Faults, Point
 from domain.persistence.sql import COLS, mirror_cte
+from domain.vocabulary import DeadLetterStatus
 
 INSERT = DriverStatement.of(text(
     f"""
@@ -208,7 +209,8 @@ class DeadLetterStore:
         # retrying < resolved). A transaction of several statements must take them in that
         # order too, or two sessions writing to the same counter slot deadlock: so failures
         # (-> open) are written before the rest.
-        order = sorted(range(len(outcomes)), key=lambda i: outcomes[i].status != "open")
+        order = sorted(range(len(outcomes)),
+                       key=lambda i: outcomes[i].status != DeadLetterStatus.OPEN)
         rows: list[Any] = [None] * len(outcomes)
         async with self.db.driver() as conn:
             if len(outcomes) == 1:
@@ -232,7 +234,8 @@ class DeadLetterStore:
                             decide: Callable[[DeadLetterEntry], OutcomeWrite]
                             ) -> DeadLetterEntry | None:
         """Locks the entry, asks `decide` what to write (it raises to refuse: nothing is
-        written), and writes it, in one transaction. None: no such entry in this guild."""
+        written), and writes it, in one transaction. None: no such entry in this guild, or
+        (when `decide` was asked) the write changed nothing."""
         async with self.db.transaction() as conn:
             row = (await conn.execute(GET_FOR_UPDATE, {"id": entry_id, "g": guild_id})).first()
             if row is None:

@@ -27,7 +27,7 @@ from domain.persistence.database import (
 from domain.persistence.faults import Faults, Point
 from domain.persistence.sql import mirror_cte
 from domain.records import (
-    KEY_TAKEN,
+    KeyTaken,
     Observed,
     PlannedWrite,
     PriorTransition,
@@ -255,7 +255,7 @@ class MemberSession(DriverConnection):
         except UniqueViolation as exc:
             if exc.constraint_name != IDEMPOTENCY_CONSTRAINT:
                 raise
-            return KEY_TAKEN
+            return KeyTaken(exc)
         if row is None:
             return None
         return Written(row[0], row[1], row[2])

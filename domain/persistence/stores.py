@@ -17,6 +17,8 @@ from domain.persistence.outbox import OutboxStore
 class Stores:
     members: MemberStore  # members and their ledger: the transition hot path
     dead_letters: DeadLetterStore  # dead letters, their counts, the remediation audit
+    # The same tables on the write path's pool: where failed transitions are recorded.
+    dead_letter_writes: DeadLetterStore
     outbox: OutboxStore  # side effects to deliver, and their attempts
     guilds: GuildStore  # guild settings
     ops: OpsStore  # what probes, metrics and operators read
@@ -27,8 +29,12 @@ def open_stores(db: Database, *, interactive: Database | None = None,
                 faults: Faults | None = None) -> Stores:
     """The stores over `db`. With `interactive`, what staff wait on (dead-letter pages and
     remediation, guild settings, probes) runs on that second pool, so a backlog of gateway
-    writes on `db` never makes a staff command wait for a connection."""
+    writes on `db` never makes a staff command wait for a connection; the write path
+    (members, the dead letters of failed transitions, the outbox) stays on `db`."""
     staff = interactive or db
-    return Stores(members=MemberStore(db, faults), dead_letters=DeadLetterStore(staff, faults),
+    dead_letters = DeadLetterStore(staff, faults)
+    return Stores(members=MemberStore(db, faults), dead_letters=dead_letters,
+                  dead_letter_writes=dead_letters if staff is db
+                  else DeadLetterStore(db, faults),
                   outbox=OutboxStore(db, faults), guilds=GuildStore(staff, faults),
                   ops=OpsStore(staff, faults), faults=faults)

@@ -108,8 +108,8 @@ def record_facts(n: int, width: int = 100) -> dict[str, Any]:
     in it (the user and actor mentions, @everyone and a role)."""
     entry = {"id": 4_200_000 + n, "user_id": 10**17 + n, "operation": "verify",
              "from_state": "verification_pending", "to_state": "verified"}
-    facts = remediation_facts("retried", 10**17, entry,
-                              f"record {n:04d}: @everyone <@&{10**17 + 1}> ", None)
+    facts = remediation_facts("retry", 10**17, entry,
+                              f"record {n:04d}: @everyone <@&{10**17 + 1}> ", None, None)
     facts["outcome"] += "." * max(0, width - len(remediation_line(facts)))
     return facts
 

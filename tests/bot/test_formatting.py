@@ -69,7 +69,7 @@ def _split(rows: list[Claimed]) -> list[list[Claimed]]:
 def _remediation(n: int, note: str | None = None) -> dict[str, Any]:
     entry = {"id": 4_200_000 + n, "operation": "verify", "user_id": USER + n,
              "from_state": "verification_pending", "to_state": "verified"}
-    return remediation_facts("retried", STAFF, entry, "resolved", note)
+    return remediation_facts("retry", STAFF, entry, "resolved", None, note)
 
 
 def _accepted_by_discord(descriptions: list[str]) -> None:
@@ -86,11 +86,11 @@ def test_each_record_renders_as_the_log_channel_has_always_shown_it() -> None:
     assert dead_letter_line(dead_letter_facts({**ENTRY, "from_state": None})) == (
         f"🟥 Dead letter #5: `verify` for <@{USER}> (new → verified) "
         "retries_exhausted after 5 attempt(s), source api")
-    assert remediation_line(remediation_facts("retried", STAFF, ENTRY, "resolved", None)) == (
+    assert remediation_line(remediation_facts("retry", STAFF, ENTRY, "resolved", None, None)) == (
         f"🛠️ <@{STAFF}> retried #5 (`verify` for <@{USER}>, verification_pending → "
         "verified): resolved")
     assert remediation_line(remediation_facts(
-        "retried", STAFF, ENTRY, "failed: WriteConflict: the member changed", None)) == (
+        "retry", STAFF, ENTRY, "failed", "WriteConflict: the member changed", None)) == (
         f"🛠️ <@{STAFF}> retried #5 (`verify` for <@{USER}>, verification_pending → "
         "verified): failed: WriteConflict: the member changed")
     assert transition_line(transition_facts(USER, "join", None, "joined", "bot", None)) == (
@@ -103,7 +103,7 @@ def test_each_record_renders_as_the_log_channel_has_always_shown_it() -> None:
 
 def test_a_note_is_cut_to_300_characters_and_escaped_with_discord_py() -> None:
     note = "@everyone look <@1234567890123456789> **now** (see <#1>) @here <@&123456789012345678>"
-    line = remediation_line(remediation_facts("dismissed", STAFF, ENTRY, "dismissed", note))
+    line = remediation_line(remediation_facts("dismiss", STAFF, ENTRY, "dismissed", None, note))
     # Markdown escaped, @everyone / @here / user and role mentions broken by a zero-width
     # space: shown as typed, and no ping even if allowed_mentions were ever forgotten.
     assert line.endswith(
@@ -111,10 +111,10 @@ def test_a_note_is_cut_to_300_characters_and_escaped_with_discord_py() -> None:
         "(see <#1>) @\u200bhere <@\u200b&123456789012345678>”")
     escaped = discord.utils.escape_mentions(discord.utils.escape_markdown(note))
     assert line.endswith(f"— “{escaped}”")
-    long = remediation_line(remediation_facts("resolved", STAFF, ENTRY, "resolved", "n" * 400))
+    long = remediation_line(remediation_facts("resolve", STAFF, ENTRY, "resolved", None, "n" * 400))
     assert long.endswith(f"— “{'n' * 300}”")
-    assert "—" not in remediation_line(remediation_facts("reopened", STAFF, ENTRY, "reopened",
-                                                         ""))
+    assert "—" not in remediation_line(remediation_facts("reopen", STAFF, ENTRY, "reopened",
+                                                         None, ""))
 
 
 def test_a_row_queued_with_its_line_is_delivered_with_that_line() -> None:
@@ -254,7 +254,7 @@ def test_a_blank_line_still_makes_a_valid_embed() -> None:
 def test_every_kind_of_line_fits_with_its_emoji() -> None:
     entry = {**ENTRY, "user_id": 10**18, "from_state": None}
     facts = [dead_letter_facts(entry),
-             remediation_facts("dismissed", 10**18, entry, "dismissed", "🛠️➡️ " * 100),
+             remediation_facts("dismiss", 10**18, entry, "dismissed", None, "🛠️➡️ " * 100),
              transition_facts(10**18, "join", None, "joined", "bot", 10**18)] * 60
     for batch in _split(_rows(facts)):
         descriptions = _message(batch)

@@ -136,7 +136,7 @@ async def test_mirror_facts_are_queued_by_level_and_rendered_when_delivered(
     entry = {"id": 7, "user_id": 5, "operation": "verify", "from_state": None,
              "to_state": "verified"}
     transition = transition_facts(5, "join", None, "joined", "bot", None)
-    remediation = remediation_facts("resolved", 6, entry, "resolved", "done *by hand*")
+    remediation = remediation_facts("resolve", 6, entry, "resolved", None, "done *by hand*")
     # No settings, or a level without transitions: not queued.
     await store.enqueue_mirror([(GUILD, transition), (GUILD, remediation),
                                 (GUILD + 1, remediation)])

@@ -34,6 +34,9 @@ async def test_staff_work_runs_on_the_interactive_pool(clean_db: Database) -> No
         await services.stores.ops.ping()
         with pytest.raises(DatabaseUnavailable):
             await services.transitions.apply(cmd(Operation.JOIN, next_user()))
+        # Failed transitions are recorded on the write path's pool, not the staff one.
+        assert services.transitions.recorder.store.db is down
+        assert services.remediation.store.db is clean_db
     finally:
         await down.dispose()
 
@@ -41,6 +44,6 @@ async def test_staff_work_runs_on_the_interactive_pool(clean_db: Database) -> No
 async def test_without_a_second_pool_everything_shares_one(clean_db: Database) -> None:
     services = build_services(test_settings(), clean_db)
     stores = services.stores
-    pools = {stores.members.db, stores.dead_letters.db, stores.guilds.db, stores.ops.db,
-             stores.outbox.db}
+    pools = {stores.members.db, stores.dead_letters.db, stores.dead_letter_writes.db,
+             stores.guilds.db, stores.ops.db, stores.outbox.db}
     assert pools == {clean_db}

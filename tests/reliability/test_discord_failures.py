@@ -18,7 +18,7 @@ def _facts(tag: str, i: int) -> dict[str, Any]:
     """A remediation record whose outcome reads "<tag> <i>"."""
     entry = {"id": i + 1, "user_id": 10**17 + i, "operation": "verify",
              "from_state": "verification_pending", "to_state": "verified"}
-    return remediation_facts("retried", 10**17, entry, f"{tag} {i:03d}", None)
+    return remediation_facts("retry", 10**17, entry, f"{tag} {i:03d}", None, None)
 
 
 def _expected(tag: str, n: int) -> list[str]:
