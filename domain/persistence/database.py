@@ -131,8 +131,11 @@ class DriverConnection:
                 # Cancelled mid-statement: the connection's state is unknown, so it is closed
                 # rather than handed out again (what a SQLAlchemy Connection does).
                 await greenlet_spawn(pooled.invalidate)
-            elif pooled.driver_connection.is_in_transaction():
-                # Never hand out a connection inside a transaction.
+            elif pooled.driver_connection.is_closed() \
+                    or pooled.driver_connection.is_in_transaction():
+                # Never hand out a connection the server closed (asked whether it is in a
+                # transaction, a closed one raises AttributeError, which hid the error that
+                # closed it) or one inside a transaction.
                 await greenlet_spawn(pooled.invalidate)
         finally:
             # Returning it does no I/O (SQLAlchemy never began a transaction on it), so the

@@ -8,6 +8,7 @@ from sqlalchemy import text
 
 from bot.container import Container
 from domain.lifecycle import Operation, State
+from domain.persistence.faults import Point
 from tests.api.support import dead_letter, drive
 from tests.helpers import GUILD, OTHER_GUILD, STAFF, check_invariants, cmd, count, next_user
 from tests.wiring import Services
@@ -247,3 +248,18 @@ async def test_entry_ids_out_of_range_are_422(client: httpx.AsyncClient) -> None
         assert shown.status_code == 422, (entry_id, shown.text)
         response = await client.post(f"{BASE}/{entry_id}/retry", json=ACTOR)
         assert response.status_code == 422 and response.json()["error"] == "invalid_input"
+
+
+async def test_a_resolve_whose_write_changes_nothing_says_changed_meanwhile(
+        client: httpx.AsyncClient, services: Services, container: Container) -> None:
+    _, entry_id = await _pending_with_dead_letter(services, container)
+    services.faults.lose_cas(Point.DEAD_LETTERS_OUTCOME)
+    response = await client.post(f"{BASE}/{entry_id}/resolve",
+                                 json={**ACTOR, "note": "fixed by hand"})
+    assert response.status_code == 409, response.text
+    assert response.json()["error"] == "already_retrying"
+    assert "changed by someone else meanwhile" in response.json()["detail"]
+    assert await count(services.db, "remediation_actions") == 0
+    services.faults.clear()
+    entry = (await client.get(f"{BASE}/{entry_id}")).json()
+    assert entry["status"] == "open"

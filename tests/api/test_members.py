@@ -6,6 +6,7 @@ import httpx
 
 from bot.container import Container
 from domain.lifecycle import State
+from domain.persistence.faults import Point
 from tests.api.support import drive, lose_every_write
 from tests.helpers import GUILD, OTHER_GUILD, STAFF, check_invariants, count, next_user
 from tests.wiring import Services
@@ -232,3 +233,21 @@ async def test_path_ids_out_of_range_are_422_not_500(client: httpx.AsyncClient) 
             assert response.json()["error"] == "invalid_input"
     top = await client.get(f"/api/v1/guilds/{2**63 - 1}/members/{2**63 - 1}")
     assert top.status_code == 404
+
+
+async def test_a_connection_dropped_while_recording_the_dead_letter_is_503(
+        client: httpx.AsyncClient, services: Services) -> None:
+    """Every compare-and-set loses, then the connection that writes the dead letter drops:
+    nothing could be kept, and the web app is told to try again (not a 500)."""
+    user = next_user()
+    await drive(services, user, State.VERIFICATION_PENDING)
+    lose_every_write(services)
+    services.faults.drop_connection(Point.DEAD_LETTERS_INSERT)
+    response = await client.post(f"{BASE}/{user}/transitions",
+                                 json={"operation": "verify", "idempotency_key": "k-drop"})
+    assert response.status_code == 503, response.text
+    assert response.json()["error"] == "database_unavailable"
+    assert services.faults.hits[Point.DEAD_LETTERS_INSERT] == 1
+    assert await count(services.db, "dead_letters") == 0
+    member = await services.transitions.get_member(GUILD, user)
+    assert member is not None and member.state == State.VERIFICATION_PENDING

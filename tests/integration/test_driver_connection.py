@@ -63,3 +63,17 @@ async def test_an_error_in_a_statement_keeps_the_connection(one_connection: Data
         async with one_connection.driver() as conn:
             await conn.fetchval("SELECT 1 / 0")
     assert await _pid(one_connection) == first
+
+
+async def test_a_connection_that_dropped_fails_with_its_own_error_and_is_replaced(
+        one_connection: Database) -> None:
+    first = await _pid(one_connection)
+    with pytest.raises(Exception) as info:
+        async with one_connection.driver() as conn:
+            conn.terminate()  # what a server restart or a network drop leaves behind
+            await conn.fetchval("SELECT 1")
+    # The caller sees why (the driver's "connection is closed"), not a failure of the
+    # clean-up that followed it, and the pool opens a new connection.
+    assert not isinstance(info.value, AttributeError), repr(info.value)
+    assert "closed" in str(info.value)
+    assert await _pid(one_connection) != first
