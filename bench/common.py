@@ -20,12 +20,12 @@ import asyncpg
 from sqlalchemy.engine import make_url
 
 from bot.embedded_pg import start_embedded
-from bot.migrate import upgrade
 from bot.settings import Settings
 from bot.wiring import build_services
 from domain.lifecycle import Operation, State
 from domain.lifecycle import shortest_path as table_path
 from domain.persistence.database import Database, asyncpg_url
+from domain.persistence.migrate import upgrade
 from domain.services import Services
 
 TABLES = ("members", "member_transitions", "dead_letters", "remediation_actions",

@@ -9,12 +9,12 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from bot.embedded_pg import EmbeddedPostgres, start_embedded
-from bot.migrate import upgrade
 from bot.settings import Settings
 from bot.wiring import build_services
 from domain.guilds import GuildSettingsService
 from domain.metrics import Metrics
 from domain.persistence.database import Database, url_password
+from domain.persistence.migrate import upgrade
 from domain.redaction import register_secret
 from domain.remediation import RemediationService
 from domain.services import Services

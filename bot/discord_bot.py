@@ -49,7 +49,7 @@ class LifelineMixin:
                          poll_seconds=settings.outbox_poll_seconds,
                          max_attempts=settings.outbox_max_attempts,
                          retention_days=settings.retention_days),
-            worker_id=worker_id)
+            worker_id=worker_id, dead_letters=container.services.stores.dead_letter_writes)
         self.stopping = asyncio.Event()
         self.worker_task: asyncio.Task[None] | None = None
 

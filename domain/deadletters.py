@@ -46,10 +46,8 @@ class DeadLetterRecorder:
             "payload": cmd.to_payload(),
             "signature": signature_of(cmd.operation.value, draft.reason_code.value, error_type),
         }
-        # The facts without the id: the store adds the id the insert gives the entry.
-        facts = dead_letter_facts({**record, "id": None})
-        del facts["dead_letter_id"]
-        return await self.store.insert(record, facts)
+        # The entry's id is not known yet: the store's insert sets it in the facts.
+        return await self.store.insert(record, dead_letter_facts({**record, "id": None}))
 
 
 def _sv(state: State | None) -> str | None:

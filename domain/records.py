@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from domain.commands import TransitionCommand
-from domain.vocabulary import MirrorLevel, Operation, State
+from domain.vocabulary import DeliveryStatus, MirrorLevel, Operation, OutboxKind, State
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,3 +86,35 @@ class DeliveryHealth:
     pending: int
     dead_lettered: int
     last_error: str | None
+
+
+# ---- the outbox ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Claimed:
+    """An outbox row claimed by a worker (`attempts` counts this attempt)."""
+
+    id: int
+    guild_id: int
+    kind: OutboxKind
+    channel_id: int | None
+    lane: str
+    payload: dict[str, Any]
+    attempts: int
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """How one delivery of a batch ended, as the worker records it."""
+
+    outcome: DeliveryStatus  # DELIVERED, RETRY_SCHEDULED, FAILED or DEAD_LETTERED
+    started_at: datetime
+    duration_ms: int
+    http_status: int | None
+    message_id: int | None  # the Discord message the delivery made
+    error: str | None  # redacted summary
+    retryable: bool
+    retry_in: float  # seconds until the next attempt (for RETRY_SCHEDULED)
+    # The destination itself refused (a deleted channel, a lost permission): the lane's later
+    # rows would fail the same way, so they are dead-lettered too instead of blocking it.
+    close_lane: bool = False

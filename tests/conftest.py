@@ -19,11 +19,11 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from bot.embedded_pg import start_embedded
-from bot.migrate import upgrade
 from domain.persistence.database import Database, asyncpg_url
+from domain.persistence.migrate import upgrade
 from sandbox import Sandbox, SandboxConfig
 from tests.bot.world import World, start_world
-from tests.wiring import TABLES, Services, admin_sql
+from tests.wiring import TABLES, ProcessServices, admin_sql
 
 
 @pytest.fixture(scope="session")
@@ -66,8 +66,8 @@ async def clean_db(db: Database) -> Database:
 
 
 @pytest.fixture
-def services(clean_db: Database) -> Services:
-    return Services(clean_db)
+def services(clean_db: Database) -> ProcessServices:
+    return ProcessServices(clean_db)
 
 
 @pytest.fixture

@@ -29,7 +29,7 @@ def test_settings(**overrides: Any) -> Settings:
 test_settings.__test__ = False  # type: ignore[attr-defined]  # not a test for pytest
 
 
-class Services:
+class ProcessServices:
     """One process's services over the test database, with their `faults` seam, counters
     (`metrics.conflicts`, ...; exported as the API's /metrics) and the database for
     assertions."""
@@ -48,10 +48,10 @@ class Services:
         self.remediation = self.services.remediation
         self.guilds = self.services.guilds
 
-    def another_process(self) -> Services:
+    def another_process(self) -> ProcessServices:
         """The same services as another Lifeline process has them: its own single-flight
         turns and fault seam, on the same database, counting into the same metrics."""
-        return Services(self.db, metrics=self.metrics, **self.overrides)
+        return ProcessServices(self.db, metrics=self.metrics, **self.overrides)
 
 
 async def admin_sql(url: str, sql: str) -> None:

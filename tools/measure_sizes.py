@@ -22,8 +22,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.embedded_pg import start_embedded
-from bot.migrate import upgrade
 from domain.persistence.database import asyncpg_url
+from domain.persistence.migrate import upgrade
 
 N = 200_000
 LOAD = {

@@ -12,7 +12,7 @@ Discord (lines, embeds, limits, the nonce) is the edge's (bot/formatting.py).
 from domain.outbox.port import Deliverer, DeliveryError, Receipt
 from domain.outbox.retention import purge_expired
 from domain.outbox.worker import TAKEN_OVER, OutboxWorker, WorkerPolicy
-from domain.persistence.outbox import Claimed
+from domain.records import Claimed
 
 __all__ = ["TAKEN_OVER", "Claimed", "Deliverer", "DeliveryError", "OutboxWorker", "Receipt",
            "WorkerPolicy", "purge_expired"]

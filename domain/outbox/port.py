@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from domain.persistence.outbox import Claimed
+from domain.records import Claimed
 from domain.vocabulary import OutboxKind
 
 

@@ -4,20 +4,27 @@ small batches, so a purge never holds many locks or one long transaction. The au
 
 from __future__ import annotations
 
-from domain.persistence.outbox import Expired, OutboxStore
+from collections.abc import Awaitable, Callable
+
+from domain.persistence.dead_letters import DeadLetterStore
+from domain.persistence.outbox import OutboxStore
 
 
-async def purge_expired(store: OutboxStore, retention_days: int, batch: int = 500
-                        ) -> dict[str, int]:
+async def purge_expired(outbox: OutboxStore, dead_letters: DeadLetterStore | None,
+                        retention_days: int, batch: int = 500) -> dict[str, int]:
     """Purge everything past the retention (0 keeps everything); how many rows went, by
-    table ("dead_letters", "outbox")."""
-    purged = {what.value: 0 for what in Expired}
+    table ("dead_letters", "outbox"). Without a dead-letter store, only the outbox."""
+    purges: dict[str, Callable[[int, int], Awaitable[int]]] = {
+        "outbox": outbox.purge_delivered}
+    if dead_letters is not None:
+        purges["dead_letters"] = dead_letters.purge_closed
+    purged = {"dead_letters": 0, "outbox": 0}
     if retention_days <= 0:
         return purged
-    for what in Expired:
+    for table, purge in purges.items():
         while True:
-            deleted = await store.purge(what, retention_days, batch)
-            purged[what.value] += deleted
+            deleted = await purge(retention_days, batch)
+            purged[table] += deleted
             if deleted < batch:
                 break
     return purged

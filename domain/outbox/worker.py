@@ -16,6 +16,7 @@ import random
 import socket
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final, Literal
@@ -23,7 +24,9 @@ from typing import Final, Literal
 from domain.metrics import Metrics
 from domain.outbox.port import Deliverer, DeliveryError, Receipt
 from domain.outbox.retention import purge_expired
-from domain.persistence.outbox import Attempt, Claimed, Expired, OutboxStore
+from domain.persistence.dead_letters import DeadLetterStore
+from domain.persistence.outbox import OutboxStore
+from domain.records import Attempt, Claimed
 from domain.redaction import redact
 from domain.vocabulary import DeliveryStatus
 
@@ -50,8 +53,11 @@ class WorkerPolicy:
 
 class OutboxWorker:
     def __init__(self, store: OutboxStore, deliverer: Deliverer, metrics: Metrics,
-                 policy: WorkerPolicy | None = None, worker_id: str | None = None) -> None:
+                 policy: WorkerPolicy | None = None, worker_id: str | None = None, *,
+                 dead_letters: DeadLetterStore | None = None) -> None:
         self.store = store
+        # Retention also purges closed dead letters when given their store.
+        self.dead_letters = dead_letters
         self.deliverer = deliverer
         self.metrics = metrics
         self.policy = policy or WorkerPolicy()
@@ -69,7 +75,18 @@ class OutboxWorker:
         return await self.store.claim(
             self.worker_id, lanes=self.policy.lanes_per_claim,
             lock_seconds=self.policy.lock_seconds, max_batch=self.deliverer.max_batch,
-            take=self.deliverer.take)
+            take=self.take)
+
+    def take(self, rows: Sequence[Claimed]) -> int:
+        """How many of a lane's leading rows go out together, as the Deliverer says; one
+        when it cannot say (it runs inside the claim, which must not fail for one bad row:
+        that row then goes out alone, and its delivery says what is wrong with it)."""
+        try:
+            return self.deliverer.take(rows)
+        except Exception:
+            log.exception("outbox worker %s: could not size a batch of lane %s; sending "
+                          "its head alone", self.worker_id, rows[0].lane)
+            return 1
 
     async def deliver(self, batch: list[Claimed]) -> Outcome:
         """Deliver a claimed batch and record how it went."""
@@ -172,9 +189,9 @@ class OutboxWorker:
         if now - self._last_retention < self.policy.retention_every_seconds:
             return
         self._last_retention = now
-        purged = await purge_expired(self.store, self.policy.retention_days,
-                                     self.policy.retention_batch)
+        purged = await purge_expired(self.store, self.dead_letters,
+                                     self.policy.retention_days, self.policy.retention_batch)
         if any(purged.values()):
             log.info("retention: purged %d closed dead letters and %d delivered outbox rows "
-                     "older than %d days", purged[Expired.DEAD_LETTERS], purged[Expired.OUTBOX],
+                     "older than %d days", purged["dead_letters"], purged["outbox"],
                      self.policy.retention_days)

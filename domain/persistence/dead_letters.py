@@ -129,6 +129,15 @@ OPEN_SIGNATURES = text(
        GROUP BY signature HAVING sum(n) <> 0
        ORDER BY sum(n) DESC, signature LIMIT :limit""")
 
+# Retention: closed entries past it go; their audit rows (remediation_actions) are kept.
+PURGE_CLOSED = text("""
+    DELETE FROM dead_letters WHERE id IN (
+      SELECT id FROM dead_letters
+      WHERE status IN ('resolved', 'dismissed')
+        AND updated_at < now() - make_interval(days => :days)
+      LIMIT :limit FOR UPDATE SKIP LOCKED)
+""")
+
 HISTORY = text("SELECT * FROM remediation_actions WHERE guild_id = :g AND dead_letter_id = :id "
                "ORDER BY id")
 
@@ -151,7 +160,8 @@ class DeadLetterStore:
 
     async def insert(self, record: dict[str, Any], mirror: dict[str, Any]) -> int:
         """A new open entry (`record`: its columns, `payload` as a dict) and, in the same
-        statement, its mirror row (the facts `mirror`, plus the new entry's id)."""
+        statement, its mirror row (the facts `mirror`, their `dead_letter_id` set to the new
+        entry's id)."""
         params = {**record, "g": record["guild_id"], "payload": json.dumps(record["payload"]),
                   "mirror_payload": json.dumps(mirror), "mirror_levels": _DEAD_LETTER_LEVELS}
         async with self.db.driver() as conn:
@@ -248,6 +258,13 @@ class DeadLetterStore:
                 return None
             written = (await conn.execute(WRITE_OUTCOME, _outcome_params(outcome))).first()
         return DeadLetterEntry.from_mapping(written._mapping) if written is not None else None
+
+    async def purge_closed(self, retention_days: int, limit: int) -> int:
+        """Delete up to `limit` resolved or dismissed entries older than the retention; how
+        many went."""
+        async with self.db.transaction() as conn:
+            result = await conn.execute(PURGE_CLOSED, {"days": retention_days, "limit": limit})
+            return int(result.rowcount)
 
     # ---- reading ---------------------------------------------------------------------
 

@@ -1,5 +1,5 @@
 """OutboxStore: the outbox (Discord side effects waiting to be delivered) and its delivery
-attempts, plus the retention purge the delivery worker runs.
+attempts.
 
 Rows of one lane (`channel:<id>` for the log-channel mirror, `member:<guild>:<user>` for role
 sync) are delivered in id order. A lane's head is claimed with `FOR UPDATE SKIP LOCKED`, a
@@ -11,11 +11,8 @@ same delivery (with the same nonce, which Discord de-duplicates).
 
 from __future__ import annotations
 
-import enum
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import text
@@ -24,46 +21,8 @@ from domain.mirror import level_values
 from domain.persistence.database import Database
 from domain.persistence.faults import Faults, Point
 from domain.persistence.sql import ENQUEUE_MIRROR
-from domain.records import DeliveryHealth
+from domain.records import Attempt, Claimed, DeliveryHealth
 from domain.vocabulary import DeliveryStatus, OutboxKind
-
-
-@dataclass(frozen=True)
-class Claimed:
-    """An outbox row claimed by a worker (`attempts` counts this attempt)."""
-
-    id: int
-    guild_id: int
-    kind: OutboxKind
-    channel_id: int | None
-    lane: str
-    payload: dict[str, Any]
-    attempts: int
-
-
-@dataclass(frozen=True)
-class Attempt:
-    """How one delivery of a batch ended, as the worker records it."""
-
-    outcome: DeliveryStatus  # DELIVERED, RETRY_SCHEDULED, FAILED or DEAD_LETTERED
-    started_at: datetime
-    duration_ms: int
-    http_status: int | None
-    message_id: int | None  # the Discord message the delivery made
-    error: str | None  # redacted summary
-    retryable: bool
-    retry_in: float  # seconds until the next attempt (for RETRY_SCHEDULED)
-    # The destination itself refused (a deleted channel, a lost permission): the lane's later
-    # rows would fail the same way, so they are dead-lettered too instead of blocking it.
-    close_lane: bool = False
-
-
-class Expired(enum.StrEnum):
-    """What retention purges: closed dead letters, delivered outbox rows."""
-
-    DEAD_LETTERS = "dead_letters"
-    OUTBOX = "outbox"
-
 
 _CLAIMABLE = """(status IN ('pending', 'retry_scheduled') AND next_attempt_at <= now())
                  OR (status = 'delivering' AND locked_until < now())"""
@@ -144,16 +103,13 @@ DELIVERY_PROBLEMS = text("""
     GROUP BY gs.updated_at
 """)
 
-_EXPIRED = {
-    Expired.DEAD_LETTERS: "status IN ('resolved', 'dismissed') "
-                          "AND updated_at < now() - make_interval(days => :days)",
-    Expired.OUTBOX: "status = 'delivered' AND delivered_at < now() - make_interval(days => :days)",
-}
-# The audit trail (remediation_actions) is kept; outbox_attempts go with their row (cascade).
-PURGE = {what: text(f"""
-    DELETE FROM {what.value} WHERE id IN (
-      SELECT id FROM {what.value} WHERE {where} LIMIT :limit FOR UPDATE SKIP LOCKED)
-""") for what, where in _EXPIRED.items()}  # noqa: S608
+# Retention: delivered rows past it go (their outbox_attempts with them, by cascade).
+PURGE_DELIVERED = text("""
+    DELETE FROM outbox WHERE id IN (
+      SELECT id FROM outbox
+      WHERE status = 'delivered' AND delivered_at < now() - make_interval(days => :days)
+      LIMIT :limit FOR UPDATE SKIP LOCKED)
+""")
 
 
 def _claimed(row: Any) -> Claimed:
@@ -232,11 +188,11 @@ class OutboxStore:
 
     # ---- retention ------------------------------------------------------------------------
 
-    async def purge(self, what: Expired, retention_days: int, limit: int) -> int:
-        """Delete up to `limit` rows of `what` older than the retention; how many went. (The
-        dead-letter purge lives here so that one worker round runs all of retention.)"""
+    async def purge_delivered(self, retention_days: int, limit: int) -> int:
+        """Delete up to `limit` delivered rows older than the retention; how many went."""
         async with self.db.transaction() as conn:
-            result = await conn.execute(PURGE[what], {"days": retention_days, "limit": limit})
+            result = await conn.execute(PURGE_DELIVERED,
+                                        {"days": retention_days, "limit": limit})
             return int(result.rowcount)
 
     # ---- queueing and reading ---------------------------------------------------------------

@@ -10,11 +10,11 @@ import pytest
 from bot.api.app import create_app
 from bot.container import Container
 from tests.api.support import AUTH, build_container
-from tests.wiring import Services
+from tests.wiring import ProcessServices
 
 
 @pytest.fixture
-def container(services: Services, migrated: str) -> Container:
+def container(services: ProcessServices, migrated: str) -> Container:
     return build_container(services, migrated)
 
 

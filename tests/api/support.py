@@ -10,30 +10,30 @@ from bot.container import Container
 from domain.errors import TransitionDeadLettered
 from domain.lifecycle import Operation, State
 from tests.helpers import GUILD, cmd, path_to
-from tests.wiring import Services
+from tests.wiring import ProcessServices
 
 TOKEN = "test-api-token-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
-def build_container(services: Services, database_url: str) -> Container:
+def build_container(services: ProcessServices, database_url: str) -> Container:
     """What open_container builds, over the test's services (fast retries, fault seam)."""
     settings = services.settings.model_copy(update={
         "api_token": SecretStr(TOKEN), "database_url": SecretStr(database_url)})
     return Container(settings, services.db, services.services)
 
 
-async def drive(services: Services, user: int, target: State, guild: int = GUILD) -> None:
+async def drive(services: ProcessServices, user: int, target: State, guild: int = GUILD) -> None:
     for op in path_to(target):
         await services.transitions.apply(cmd(op, user, guild))
 
 
-def lose_every_write(services: Services) -> None:
+def lose_every_write(services: ProcessServices) -> None:
     """Every compare-and-set of these services finds zero rows changed."""
     services.faults.lose_cas()
 
 
-async def dead_letter(services: Services, user: int, op: Operation = Operation.VERIFY,
+async def dead_letter(services: ProcessServices, user: int, op: Operation = Operation.VERIFY,
                       guild: int = GUILD) -> int:
     """A real dead letter (retries exhausted): every compare-and-set of this one write
     loses, through the services' fault seam."""

@@ -11,13 +11,13 @@ from domain.lifecycle import Operation, State
 from domain.persistence.faults import Point
 from tests.api.support import dead_letter, drive
 from tests.helpers import GUILD, OTHER_GUILD, STAFF, check_invariants, cmd, count, next_user
-from tests.wiring import Services
+from tests.wiring import ProcessServices
 
 BASE = f"/api/v1/guilds/{GUILD}/dead-letters"
 ACTOR = {"actor_id": str(STAFF)}
 
 
-async def _pending_with_dead_letter(services: Services, container: Container,
+async def _pending_with_dead_letter(services: ProcessServices, container: Container,
                                     guild: int = GUILD) -> tuple[int, int]:
     user = next_user()
     await drive(services, user, State.VERIFICATION_PENDING, guild)
@@ -25,7 +25,7 @@ async def _pending_with_dead_letter(services: Services, container: Container,
 
 
 async def test_list_pages_newest_first_with_filters_and_total(
-        client: httpx.AsyncClient, services: Services, container: Container) -> None:
+        client: httpx.AsyncClient, services: ProcessServices, container: Container) -> None:
     made = [await _pending_with_dead_letter(services, container) for _ in range(5)]
     ids = [entry for _, entry in made]
     page1 = (await client.get(BASE, params={"status": "open", "limit": 2})).json()
@@ -51,7 +51,7 @@ async def test_list_pages_newest_first_with_filters_and_total(
 
 
 async def test_list_counts_up_to_count_limit(
-        client: httpx.AsyncClient, services: Services, container: Container) -> None:
+        client: httpx.AsyncClient, services: ProcessServices, container: Container) -> None:
     for _ in range(4):
         await _pending_with_dead_letter(services, container)
     # Filtered by source, the matching entries are counted, up to count_limit.
@@ -83,7 +83,7 @@ async def test_bad_list_filters_are_422(client: httpx.AsyncClient,
 
 
 async def test_show_has_every_field_and_history_oldest_first(
-        client: httpx.AsyncClient, services: Services, container: Container) -> None:
+        client: httpx.AsyncClient, services: ProcessServices, container: Container) -> None:
     user, entry_id = await _pending_with_dead_letter(services, container)
     await container.remediation.dismiss(GUILD, entry_id, STAFF, "first look")
     await container.remediation.reopen(GUILD, entry_id, STAFF)
@@ -106,7 +106,7 @@ async def test_show_has_every_field_and_history_oldest_first(
 
 
 async def test_unknown_ids_and_ids_of_another_guild_are_404_and_write_nothing(
-        client: httpx.AsyncClient, services: Services, container: Container) -> None:
+        client: httpx.AsyncClient, services: ProcessServices, container: Container) -> None:
     _, foreign = await _pending_with_dead_letter(services, container, guild=OTHER_GUILD)
     before = await count(services.db, "dead_letters", "id = :id AND version = 1", id=foreign)
     for entry_id in (foreign, 999_999):
@@ -124,7 +124,7 @@ async def test_unknown_ids_and_ids_of_another_guild_are_404_and_write_nothing(
 
 
 async def test_retry_resolves_and_a_second_retry_is_409(
-        client: httpx.AsyncClient, services: Services, container: Container) -> None:
+        client: httpx.AsyncClient, services: ProcessServices, container: Container) -> None:
     user, entry_id = await _pending_with_dead_letter(services, container)
     response = await client.post(f"{BASE}/{entry_id}/retry", json=ACTOR)
     assert response.status_code == 200, response.text
@@ -142,7 +142,7 @@ async def test_retry_resolves_and_a_second_retry_is_409(
 
 
 async def test_failed_retry_is_200_with_the_entry_open_again(
-        client: httpx.AsyncClient, services: Services, container: Container) -> None:
+        client: httpx.AsyncClient, services: ProcessServices, container: Container) -> None:
     user = next_user()
     await drive(services, user, State.JOINED)
     entry_id = await dead_letter(services, user, Operation.START_ONBOARDING)
@@ -155,7 +155,7 @@ async def test_failed_retry_is_200_with_the_entry_open_again(
 
 
 async def test_retry_while_another_retry_runs_is_409(
-        client: httpx.AsyncClient, services: Services, container: Container) -> None:
+        client: httpx.AsyncClient, services: ProcessServices, container: Container) -> None:
     _, entry_id = await _pending_with_dead_letter(services, container)
     async with services.db.transaction() as conn:
         await conn.execute(text("UPDATE dead_letters SET status = 'retrying' WHERE id = :id"),
@@ -167,7 +167,7 @@ async def test_retry_while_another_retry_runs_is_409(
 
 
 async def test_resolve_dismiss_reopen_cycle_and_refusals(
-        client: httpx.AsyncClient, services: Services, container: Container) -> None:
+        client: httpx.AsyncClient, services: ProcessServices, container: Container) -> None:
     _, entry_id = await _pending_with_dead_letter(services, container)
     url = f"{BASE}/{entry_id}"
     no_note = await client.post(f"{url}/resolve", json=ACTOR)
@@ -210,7 +210,7 @@ async def test_bad_action_bodies_are_422(client: httpx.AsyncClient, body: dict[s
 
 
 async def test_retry_group_counts_and_bad_input(
-        client: httpx.AsyncClient, services: Services, container: Container) -> None:
+        client: httpx.AsyncClient, services: ProcessServices, container: Container) -> None:
     made = [await _pending_with_dead_letter(services, container) for _ in range(3)]
     await container.remediation.dismiss(GUILD, made[0][1], STAFF, "skip this one")
     signature = "verify/retries_exhausted/WriteConflict"
@@ -227,7 +227,7 @@ async def test_retry_group_counts_and_bad_input(
 
 
 async def test_stats_by_status_and_signature(
-        client: httpx.AsyncClient, services: Services, container: Container) -> None:
+        client: httpx.AsyncClient, services: ProcessServices, container: Container) -> None:
     made = [await _pending_with_dead_letter(services, container) for _ in range(3)]
     await container.remediation.dismiss(GUILD, made[0][1], STAFF, "noise")
     response = await client.get(f"{BASE}/stats")
@@ -251,7 +251,7 @@ async def test_entry_ids_out_of_range_are_422(client: httpx.AsyncClient) -> None
 
 
 async def test_a_resolve_whose_write_changes_nothing_says_changed_meanwhile(
-        client: httpx.AsyncClient, services: Services, container: Container) -> None:
+        client: httpx.AsyncClient, services: ProcessServices, container: Container) -> None:
     _, entry_id = await _pending_with_dead_letter(services, container)
     services.faults.lose_cas(Point.DEAD_LETTERS_OUTCOME)
     response = await client.post(f"{BASE}/{entry_id}/resolve",

@@ -11,7 +11,7 @@ import pytest
 from bot.api.guard import MAX_BODY_BYTES
 from tests.api.support import TOKEN
 from tests.helpers import GUILD, count, next_user
-from tests.wiring import Services
+from tests.wiring import ProcessServices
 
 MEMBER = f"/api/v1/guilds/{GUILD}/members/{10**17}"
 ROUTES = [("GET", MEMBER), ("GET", f"{MEMBER}/transitions"), ("POST", f"{MEMBER}/transitions"),
@@ -57,7 +57,7 @@ async def test_scheme_is_case_insensitive(anonymous: httpx.AsyncClient) -> None:
     {"limit": TOKEN}, {"q": f"prefix{TOKEN}"},
 ])
 async def test_a_token_in_the_query_string_is_refused_and_never_logged(
-        client: httpx.AsyncClient, services: Services, query: dict[str, str],
+        client: httpx.AsyncClient, services: ProcessServices, query: dict[str, str],
         caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     user = next_user()
@@ -86,7 +86,7 @@ async def test_access_log_has_path_status_and_no_query(
 
 
 async def test_body_over_64_kib_by_content_length_is_413(
-        client: httpx.AsyncClient, services: Services) -> None:
+        client: httpx.AsyncClient, services: ProcessServices) -> None:
     user = next_user()
     url = f"/api/v1/guilds/{GUILD}/members/{user}/transitions"
     big = b'{"operation": "join", "idempotency_key": "k", "reason": "' \
@@ -105,7 +105,7 @@ async def test_body_over_64_kib_by_content_length_is_413(
 
 
 async def test_streamed_chunked_body_over_64_kib_is_413(
-        client: httpx.AsyncClient, services: Services) -> None:
+        client: httpx.AsyncClient, services: ProcessServices) -> None:
     user = next_user()
     url = f"/api/v1/guilds/{GUILD}/members/{user}/transitions"
     sent = 0

@@ -9,13 +9,13 @@ from domain.lifecycle import State
 from domain.persistence.faults import Point
 from tests.api.support import drive, lose_every_write
 from tests.helpers import GUILD, OTHER_GUILD, STAFF, check_invariants, count, next_user
-from tests.wiring import Services
+from tests.wiring import ProcessServices
 
 BASE = f"/api/v1/guilds/{GUILD}/members"
 
 
 async def test_get_member_answers_state_and_version_with_ids_as_strings(
-        client: httpx.AsyncClient, services: Services) -> None:
+        client: httpx.AsyncClient, services: ProcessServices) -> None:
     user = next_user()
     await drive(services, user, State.RULES_ACCEPTED)
     response = await client.get(f"{BASE}/{user}")
@@ -28,7 +28,7 @@ async def test_get_member_answers_state_and_version_with_ids_as_strings(
 
 
 async def test_unknown_member_and_member_of_another_guild_are_404(
-        client: httpx.AsyncClient, services: Services) -> None:
+        client: httpx.AsyncClient, services: ProcessServices) -> None:
     user = next_user()
     await drive(services, user, State.JOINED, guild=OTHER_GUILD)
     for path in (f"{BASE}/{user}", f"{BASE}/{user}/transitions"):
@@ -39,7 +39,7 @@ async def test_unknown_member_and_member_of_another_guild_are_404(
 
 
 async def test_ledger_is_newest_first_and_limited(client: httpx.AsyncClient,
-                                                  services: Services) -> None:
+                                                  services: ProcessServices) -> None:
     user = next_user()
     await drive(services, user, State.VERIFICATION_PENDING)
     response = await client.get(f"{BASE}/{user}/transitions", params={"limit": 3})
@@ -56,7 +56,7 @@ async def test_ledger_is_newest_first_and_limited(client: httpx.AsyncClient,
 
 
 async def test_transition_applies_once_per_idempotency_key(
-        client: httpx.AsyncClient, services: Services) -> None:
+        client: httpx.AsyncClient, services: ProcessServices) -> None:
     user = next_user()
     await drive(services, user, State.VERIFICATION_PENDING)
     body = {"operation": "verify", "idempotency_key": "web-verify-1", "actor_id": str(STAFF),
@@ -80,7 +80,7 @@ async def test_transition_applies_once_per_idempotency_key(
 
 
 async def test_caller_correlation_id_is_carried_into_the_ledger(
-        client: httpx.AsyncClient, services: Services) -> None:
+        client: httpx.AsyncClient, services: ProcessServices) -> None:
     user = next_user()
     response = await client.post(f"{BASE}/{user}/transitions",
                                  json={"operation": "join", "idempotency_key": "j"},
@@ -92,7 +92,7 @@ async def test_caller_correlation_id_is_carried_into_the_ledger(
 
 
 async def test_reusing_a_key_for_another_operation_is_409(client: httpx.AsyncClient,
-                                                          services: Services) -> None:
+                                                          services: ProcessServices) -> None:
     user = next_user()
     await drive(services, user, State.VERIFICATION_PENDING)
     ok = await client.post(f"{BASE}/{user}/transitions",
@@ -106,7 +106,7 @@ async def test_reusing_a_key_for_another_operation_is_409(client: httpx.AsyncCli
 
 
 async def test_strict_mode_mismatch_is_409_with_current_state_and_nothing_written(
-        client: httpx.AsyncClient, services: Services) -> None:
+        client: httpx.AsyncClient, services: ProcessServices) -> None:
     user = next_user()
     await drive(services, user, State.VERIFICATION_PENDING)
     response = await client.post(f"{BASE}/{user}/transitions", json={
@@ -135,7 +135,7 @@ async def test_strict_mode_on_an_unknown_member_reports_no_record(
 
 
 async def test_operation_not_allowed_is_422_naming_operation_and_state(
-        client: httpx.AsyncClient, services: Services) -> None:
+        client: httpx.AsyncClient, services: ProcessServices) -> None:
     user = next_user()
     await drive(services, user, State.JOINED)
     response = await client.post(f"{BASE}/{user}/transitions",
@@ -149,7 +149,7 @@ async def test_operation_not_allowed_is_422_naming_operation_and_state(
 
 
 async def test_retries_exhausted_is_503_naming_the_dead_letter(
-        client: httpx.AsyncClient, container: Container, services: Services) -> None:
+        client: httpx.AsyncClient, container: Container, services: ProcessServices) -> None:
     user = next_user()
     await drive(services, user, State.VERIFICATION_PENDING)
     lose_every_write(services)
@@ -164,7 +164,7 @@ async def test_retries_exhausted_is_503_naming_the_dead_letter(
 
 
 async def test_bad_transition_bodies_are_422_with_the_field_named(
-        client: httpx.AsyncClient, services: Services) -> None:
+        client: httpx.AsyncClient, services: ProcessServices) -> None:
     user = next_user()
     url = f"{BASE}/{user}/transitions"
     cases = [
@@ -236,7 +236,7 @@ async def test_path_ids_out_of_range_are_422_not_500(client: httpx.AsyncClient) 
 
 
 async def test_a_connection_dropped_while_recording_the_dead_letter_is_503(
-        client: httpx.AsyncClient, services: Services) -> None:
+        client: httpx.AsyncClient, services: ProcessServices) -> None:
     """Every compare-and-set loses, then the connection that writes the dead letter drops:
     nothing could be kept, and the web app is told to try again (not a 500)."""
     user = next_user()

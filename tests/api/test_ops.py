@@ -19,7 +19,7 @@ from domain.mirror import transition_facts
 from domain.persistence.database import Database
 from tests.api.support import AUTH, build_container, dead_letter, drive
 from tests.helpers import GUILD, next_user
-from tests.wiring import Services
+from tests.wiring import ProcessServices
 
 
 def _samples(exposition: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -64,7 +64,7 @@ async def test_healthz_names_an_unreachable_database(container: Container) -> No
         port = probe.getsockname()[1]
     down = Database(f"postgresql+asyncpg://nobody:hunter2@127.0.0.1:{port}/none")
     try:
-        broken = build_container(Services(down), "postgresql://nobody@127.0.0.1/none")
+        broken = build_container(ProcessServices(down), "postgresql://nobody@127.0.0.1/none")
         async with await _client_for(broken) as http:
             response = await http.get("/healthz")
             metrics = await http.get("/metrics")
@@ -97,7 +97,7 @@ async def test_healthz_times_out_on_a_database_that_does_not_answer(
     port = server.sockets[0].getsockname()[1]
     silent_db = Database(f"postgresql+asyncpg://x@127.0.0.1:{port}/x")
     try:
-        hung = build_container(Services(silent_db), f"postgresql://x@127.0.0.1:{port}/x")
+        hung = build_container(ProcessServices(silent_db), f"postgresql://x@127.0.0.1:{port}/x")
         async with await _client_for(hung) as http:
             response = await http.get("/healthz")
     finally:
@@ -110,7 +110,7 @@ async def test_healthz_times_out_on_a_database_that_does_not_answer(
 
 
 async def test_metrics_count_transitions_and_read_database_gauges(
-        client: httpx.AsyncClient, anonymous: httpx.AsyncClient, services: Services,
+        client: httpx.AsyncClient, anonymous: httpx.AsyncClient, services: ProcessServices,
         container: Container) -> None:
     user = next_user()
     await client.post(f"/api/v1/guilds/{GUILD}/members/{user}/transitions",

@@ -27,7 +27,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from domain.lifecycle import State
 from tests.api.support import AUTH, TOKEN, drive
 from tests.helpers import GUILD, check_invariants, count, next_user, path_to
-from tests.wiring import Services
+from tests.wiring import ProcessServices
 
 ROOT = Path(__file__).resolve().parents[2]
 STARTUP_SECONDS = 60
@@ -121,7 +121,7 @@ async def _cas_conflicts(clients: tuple[httpx.AsyncClient, ...]) -> float:
 
 
 async def test_the_same_key_sent_to_two_processes_at_once_applies_once(
-        services: Services, clients: tuple[httpx.AsyncClient, httpx.AsyncClient]) -> None:
+        services: ProcessServices, clients: tuple[httpx.AsyncClient, httpx.AsyncClient]) -> None:
     a, b = clients
     members = [next_user() for _ in range(30)]
     operations = path_to(State.VERIFIED)
@@ -155,7 +155,7 @@ async def test_the_same_key_sent_to_two_processes_at_once_applies_once(
 
 
 async def test_verify_and_reject_race_through_two_processes_loses_nothing(
-        services: Services, clients: tuple[httpx.AsyncClient, httpx.AsyncClient]) -> None:
+        services: ProcessServices, clients: tuple[httpx.AsyncClient, httpx.AsyncClient]) -> None:
     members = [next_user() for _ in range(50)]
     await asyncio.gather(*(drive(services, user, State.VERIFICATION_PENDING)
                            for user in members))

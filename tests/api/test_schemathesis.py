@@ -29,7 +29,7 @@ from bot.api.app import create_app
 from bot.api.server import ApiServer
 from domain.persistence.database import Database
 from tests.api.support import AUTH, build_container
-from tests.wiring import Services
+from tests.wiring import ProcessServices
 
 MAX_EXAMPLES = 25  # per operation; 13 operations
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
@@ -44,7 +44,8 @@ def live_api(migrated: str) -> Iterator[str]:
     async def serve() -> None:
         db = Database(migrated, pool_size=4, max_overflow=4)
         try:
-            server = ApiServer(build_container(Services(db), migrated), host="127.0.0.1", port=0)
+            server = ApiServer(build_container(ProcessServices(db), migrated),
+                               host="127.0.0.1", port=0)
             await server.start()
             state.update(url=server.url, loop=asyncio.get_running_loop(), stop=asyncio.Event())
             ready.set()
@@ -68,7 +69,7 @@ def live_api(migrated: str) -> Iterator[str]:
 # schemathesis's fixture-based loader does not run on pytest 9, so the schema is read at
 # collection time from an app that never connects; test_the_served_document_is_the_one_tested
 # checks it is exactly what the live server serves at /api/v1/openapi.json.
-SPEC = create_app(build_container(Services(Database("postgresql+asyncpg://spec@localhost/spec")),
+SPEC = create_app(build_container(ProcessServices(Database("postgresql+asyncpg://spec@localhost/spec")),
                                   "postgresql://spec@localhost/spec")).openapi()
 
 

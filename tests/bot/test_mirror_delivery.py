@@ -250,12 +250,14 @@ async def test_retention_purges_old_closed_entries_and_keeps_their_history(
             "UPDATE outbox SET delivered_at = now() - interval '31 days' WHERE id <= 5"))
     outbox = world.container.services.stores.outbox
     keep_all = OutboxWorker(outbox, DiscordDeliverer(world.bot),
-                            world.container.metrics, WorkerPolicy(retention_days=0))
+                            world.container.metrics, WorkerPolicy(retention_days=0),
+                            dead_letters=world.container.services.stores.dead_letters)
     await keep_all.run_once()
     assert await world.count("dead_letters") == 4 and await world.count("outbox") == 7
     worker = OutboxWorker(outbox, DiscordDeliverer(world.bot),
                           world.container.metrics,
-                          WorkerPolicy(retention_days=30, retention_batch=2))
+                          WorkerPolicy(retention_days=30, retention_batch=2),
+                          dead_letters=world.container.services.stores.dead_letters)
     await worker.run_once()
     remaining = {e.id for e in (await world.container.remediation.page(
         world.guild.id, status=None)).items}

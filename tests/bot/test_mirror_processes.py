@@ -21,13 +21,13 @@ from tests.bot.support import (
     settled,
 )
 from tests.bot.world import World, eventually
-from tests.wiring import Services
+from tests.wiring import ProcessServices
 
 
 async def _log_guild(sandbox: Sandbox, db: Database, name: str) -> tuple[Guild, int]:
     guild = sandbox.create_guild(name, channels=("general", "mod-log"))
     channel = sandbox.channel("mod-log", guild).id
-    await Services(db).guilds.setup(guild.id, log_channel_id=channel, staff_role_ids=[],
+    await ProcessServices(db).guilds.setup(guild.id, log_channel_id=channel, staff_role_ids=[],
                                          verified_role_id=None, eligibility_role_id=None,
                                          mirror_level="dead_letters")
     return guild, channel

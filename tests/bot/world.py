@@ -16,7 +16,7 @@ from bot.container import Container
 from bot.discord_bot import LifelineBot, build_bot
 from domain.persistence.database import Database
 from sandbox import Guild, Message, Perm, Sandbox, client_overrides
-from tests.wiring import Services
+from tests.wiring import ProcessServices
 
 T = TypeVar("T")
 
@@ -24,7 +24,7 @@ T = TypeVar("T")
 def make_container(db: Database, **settings: Any) -> Container:
     """A container over `db` as a bot process builds it, with fast retries and a fast outbox
     poll; `container.services.stores.faults` is the fault seam."""
-    services = Services(db, **{"outbox_poll_seconds": 0.05, **settings})
+    services = ProcessServices(db, **{"outbox_poll_seconds": 0.05, **settings})
     return Container(services.settings, db, services.services)
 
 

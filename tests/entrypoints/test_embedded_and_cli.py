@@ -16,7 +16,7 @@ import pytest
 from domain.errors import TransitionDeadLettered
 from domain.lifecycle import Operation, Source, State
 from tests.helpers import GUILD, OTHER_GUILD, STAFF, cmd, count, next_user, path_to
-from tests.wiring import Services
+from tests.wiring import ProcessServices
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -116,7 +116,7 @@ def _cli(url: str, *args: str) -> subprocess.CompletedProcess[str]:
                           timeout=120)
 
 
-async def _make_dead_letter(services: Services) -> tuple[int, int]:
+async def _make_dead_letter(services: ProcessServices) -> tuple[int, int]:
     user = next_user()
     for op in path_to(State.VERIFICATION_PENDING):
         await services.transitions.apply(cmd(op, user))
@@ -131,7 +131,7 @@ async def _make_dead_letter(services: Services) -> tuple[int, int]:
     return info.value.dead_letter_id, user
 
 
-async def test_dlq_cli_lists_shows_and_remediates(services: Services, migrated: str) -> None:
+async def test_dlq_cli_lists_shows_and_remediates(services: ProcessServices, migrated: str) -> None:
     entry_id, user = await _make_dead_letter(services)
     second_id, _ = await _make_dead_letter(services)
     g = str(GUILD)
@@ -171,7 +171,7 @@ async def test_dlq_cli_lists_shows_and_remediates(services: Services, migrated: 
     ("retry", "--guild", str(GUILD), "1"),
 ])
 async def test_dlq_cli_bad_input_is_one_line_and_changes_nothing(
-        services: Services, migrated: str, args: tuple[str, ...]) -> None:
+        services: ProcessServices, migrated: str, args: tuple[str, ...]) -> None:
     await _make_dead_letter(services)
     proc = _cli(migrated, *args)
     assert proc.returncode != 0

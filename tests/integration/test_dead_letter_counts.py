@@ -27,7 +27,7 @@ from domain.persistence.database import Database
 from domain.remediation import STALE_CLAIM_SECONDS
 from tests.helpers import GUILD, OTHER_GUILD, STAFF, cmd, count, next_user
 from tests.integration.test_remediation import _drive, _setup_guild
-from tests.wiring import Services
+from tests.wiring import ProcessServices
 
 THIRD_GUILD = 333_333_333_333_333_333
 VERIFY_SIG = "verify/retries_exhausted/WriteConflict"
@@ -114,7 +114,7 @@ async def old_signatures(db: Database, guild_id: int, prefix: str, limit: int
 
 
 @contextlib.asynccontextmanager
-async def losing_writes(services: Services) -> AsyncIterator[None]:
+async def losing_writes(services: ProcessServices) -> AsyncIterator[None]:
     """Every compare-and-set of a transition loses (the services' fault seam): each apply()
     ends in a real dead letter."""
     services.faults.lose_cas()
@@ -124,13 +124,13 @@ async def losing_writes(services: Services) -> AsyncIterator[None]:
         services.faults.clear()
 
 
-async def dead_letter(services: Services, user: int, op: Operation, guild: int) -> int:
+async def dead_letter(services: ProcessServices, user: int, op: Operation, guild: int) -> int:
     with pytest.raises(TransitionDeadLettered) as info:
         await services.transitions.apply(cmd(op, user, guild, source=Source.API))
     return info.value.dead_letter_id
 
 
-async def assert_stats_match_rows(services: Services, guild_id: int) -> None:
+async def assert_stats_match_rows(services: ProcessServices, guild_id: int) -> None:
     for top in (1, 2, 10, 1000):
         stats = await services.remediation.stats(guild_id, top)
         assert (stats.by_status, stats.by_signature) == \
@@ -142,7 +142,7 @@ async def assert_stats_match_rows(services: Services, guild_id: int) -> None:
     await assert_list_totals_match_rows(services, guild_id)
 
 
-async def assert_list_totals_match_rows(services: Services, guild_id: int) -> None:
+async def assert_list_totals_match_rows(services: ProcessServices, guild_id: int) -> None:
     """list()'s total, read from the counters for status / operation / signature filters,
     equals a count of the matching rows, whatever count_limit says."""
     statuses = (None, "open", "retrying", "resolved", "dismissed")
@@ -165,7 +165,7 @@ async def assert_list_totals_match_rows(services: Services, guild_id: int) -> No
                     (status, operation, signature)
 
 
-async def test_counts_stay_exact_through_every_writer_path(services: Services) -> None:
+async def test_counts_stay_exact_through_every_writer_path(services: ProcessServices) -> None:
     db, remediation = services.db, services.remediation
     guilds = (GUILD, OTHER_GUILD)
     for guild in guilds:
@@ -208,7 +208,8 @@ async def test_counts_stay_exact_through_every_writer_path(services: Services) -
         aged = (await conn.execute(text(
             "UPDATE dead_letters SET updated_at = now() - interval '40 days' "
             "WHERE status IN ('resolved', 'dismissed') AND id % 2 = 0"))).rowcount
-    purged = await purge_expired(services.stores.outbox, 30, batch=3)
+    purged = await purge_expired(services.stores.outbox, services.stores.dead_letters, 30,
+                                 batch=3)
     assert purged["dead_letters"] == aged > 3
     # Every kind of change happened, and the counters still equal the rows.
     async with db.autocommit() as conn:
@@ -265,7 +266,7 @@ async def test_concurrent_bulk_writers_on_shared_counters_stay_exact(clean_db: D
     assert slots > 1
 
 
-async def test_truncate_empties_the_counts(services: Services) -> None:
+async def test_truncate_empties_the_counts(services: ProcessServices) -> None:
     user = next_user()
     await _drive(services, user, State.VERIFICATION_PENDING)
     async with losing_writes(services):
@@ -317,7 +318,7 @@ async def test_concurrent_group_retries_with_mixed_outcomes_neither_deadlock_nor
     slots), each batch mixing replays that succeed (retrying -> resolved) and fail (retrying
     -> open) and writing its outcomes in one transaction: the counter rows of several
     statuses must be locked in one order, or two sessions of a slot deadlock."""
-    services, other = Services(clean_db), Services(clean_db)
+    services, other = ProcessServices(clean_db), ProcessServices(clean_db)
     for s in (services, other):  # 32 sessions for 16 slots: some share one
         s.remediation.group_concurrency = 16
     users = [next_user() for _ in range(32 * 16)]

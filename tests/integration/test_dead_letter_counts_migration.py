@@ -14,11 +14,11 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
-from bot.migrate import alembic_config, upgrade
 from domain.persistence.database import Database
+from domain.persistence.migrate import alembic_config, upgrade
 from tests.helpers import GUILD, OTHER_GUILD, count
 from tests.integration.test_dead_letter_counts import _BULK_INSERT, db_drift
-from tests.wiring import Services, admin_sql
+from tests.wiring import ProcessServices, admin_sql
 
 
 def _downgrade(connection: Connection, revision: str) -> None:
@@ -73,7 +73,7 @@ async def test_upgrade_from_0001_backfills_the_counts_and_downgrade_removes_them
             await conn.execute(text("DELETE FROM dead_letters WHERE id % 3 = 0"))
         assert await db_drift(db) == []
         rows = await count(db, "dead_letters", "guild_id = :g", g=GUILD)
-        remediation = Services(db).remediation
+        remediation = ProcessServices(db).remediation
         assert sum((await remediation.stats(GUILD)).by_status.values()) == rows
         # Down to 0001: table, triggers and function gone; back up: backfilled again.
         engine = create_async_engine(db.url)

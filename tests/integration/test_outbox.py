@@ -28,6 +28,7 @@ from domain.outbox import (
     purge_expired,
 )
 from domain.persistence.database import Database, is_unavailable
+from domain.persistence.dead_letters import DeadLetterStore
 from domain.persistence.faults import Faults, Point, connection_dropped
 from domain.persistence.outbox import OutboxStore
 from domain.vocabulary import OutboxKind
@@ -314,9 +315,25 @@ async def test_retention_purges_closed_entries_but_keeps_the_audit(clean_db: Dat
             "action, outcome, status_before, status_after, correlation_id) "
             "VALUES (:g, 2, 1, 'staff', 'resolve', 'resolved', 'open', 'resolved', 'c')"),
             {"g": GUILD})
-    store = OutboxStore(clean_db)
-    purged = await purge_expired(store, 30, batch=4)
+    store, dead_letters = OutboxStore(clean_db), DeadLetterStore(clean_db)
+    purged = await purge_expired(store, dead_letters, 30, batch=4)
     assert purged["dead_letters"] == 15
     assert await count(clean_db, "dead_letters", "status = 'open'") == 15
     assert await count(clean_db, "remediation_actions") == 1
-    assert (await purge_expired(store, 0))["dead_letters"] == 0
+    assert (await purge_expired(store, dead_letters, 0))["dead_letters"] == 0
+
+
+async def test_a_deliverer_that_cannot_size_a_batch_sends_the_head_alone(
+        clean_db: Database) -> None:
+    """Sizing runs inside the claim: if the edge raises there, the round still claims (the
+    head alone), instead of every round failing on the same row."""
+    class Broken(RecordingDiscord):
+        def take(self, rows: Sequence[Claimed]) -> int:
+            raise RuntimeError("a formatting bug")
+
+    discord = Broken()
+    await _enqueue(clean_db, 77, 3)
+    worker = _worker(clean_db, discord)
+    handled = [await worker.run_once() for _ in range(3)]
+    assert handled == [1, 1, 1]
+    assert discord.lines(77) == [_line(0), _line(1), _line(2)]

@@ -21,17 +21,17 @@ from domain.errors import TransitionDeadLettered
 from domain.lifecycle import Operation, State, TransitionNotAllowed
 from domain.transitions import TransitionService
 from tests.helpers import GUILD, check_invariants, cmd, count, next_user, path_to
-from tests.wiring import Services
+from tests.wiring import ProcessServices
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-async def _drive(services: Services, user: int, target: State) -> None:
+async def _drive(services: ProcessServices, user: int, target: State) -> None:
     for op in path_to(target):
         await services.transitions.apply(cmd(op, user))
 
 
-def _separate(services: Services) -> TransitionService:
+def _separate(services: ProcessServices) -> TransitionService:
     """A second writer process in miniature: its own service on the same database."""
     return services.another_process().transitions
 
@@ -48,7 +48,7 @@ async def _attempt(service: TransitionService, op: Operation, user: int
 
 
 async def test_two_writers_verify_and_leave_at_once_exactly_one_wins_per_step(
-        services: Services) -> None:
+        services: ProcessServices) -> None:
     # Both writers read `verification_pending`; verify and leave race on the same version.
     rounds = 30
     outcomes: Counter[str] = Counter()
@@ -73,7 +73,7 @@ async def test_two_writers_verify_and_leave_at_once_exactly_one_wins_per_step(
 
 
 async def test_twenty_concurrent_writers_on_one_member_lose_no_update(
-        services: Services) -> None:
+        services: ProcessServices) -> None:
     user = next_user()
     await _drive(services, user, State.VERIFICATION_PENDING)
     base_version = 5
@@ -101,7 +101,7 @@ async def test_twenty_concurrent_writers_on_one_member_lose_no_update(
 
 
 async def test_four_processes_two_hundred_transitions_over_ten_members(
-        services: Services, migrated: str) -> None:
+        services: ProcessServices, migrated: str) -> None:
     first_user = next_user()
     for _ in range(20):
         next_user()

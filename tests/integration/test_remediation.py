@@ -28,17 +28,17 @@ from tests.helpers import (
     next_user,
     path_to,
 )
-from tests.wiring import Services
+from tests.wiring import ProcessServices
 
 SIGNATURE = "verify/retries_exhausted/WriteConflict"
 
 
-async def _drive(services: Services, user: int, target: State, guild: int = GUILD) -> None:
+async def _drive(services: ProcessServices, user: int, target: State, guild: int = GUILD) -> None:
     for op in path_to(target):
         await services.transitions.apply(cmd(op, user, guild))
 
 
-async def _dead_letter(services: Services, user: int, op: Operation = Operation.VERIFY,
+async def _dead_letter(services: ProcessServices, user: int, op: Operation = Operation.VERIFY,
                        guild: int = GUILD, key: str | None = None) -> int:
     """A real dead letter: every compare-and-set of this write loses (zero rows changed),
     through the services' fault seam (the rule is used up by the write's attempts)."""
@@ -50,7 +50,7 @@ async def _dead_letter(services: Services, user: int, op: Operation = Operation.
     return info.value.dead_letter_id
 
 
-async def _setup_guild(services: Services, guild: int = GUILD) -> None:
+async def _setup_guild(services: ProcessServices, guild: int = GUILD) -> None:
     async with services.db.transaction() as conn:
         await conn.execute(text(
             "INSERT INTO guild_settings (guild_id, log_channel_id, mirror_level) "
@@ -58,7 +58,7 @@ async def _setup_guild(services: Services, guild: int = GUILD) -> None:
 
 
 async def test_open_entries_are_listed_newest_first_with_keyset_pages(
-        services: Services) -> None:
+        services: ProcessServices) -> None:
     ids = []
     for _ in range(5):
         user = next_user()
@@ -78,7 +78,7 @@ async def test_open_entries_are_listed_newest_first_with_keyset_pages(
     assert (await services.remediation.page(OTHER_GUILD)).total == 0
 
 
-async def test_retry_success_resolves_and_audits(services: Services) -> None:
+async def test_retry_success_resolves_and_audits(services: ProcessServices) -> None:
     await _setup_guild(services)
     user = next_user()
     await _drive(services, user, State.VERIFICATION_PENDING)
@@ -96,7 +96,7 @@ async def test_retry_success_resolves_and_audits(services: Services) -> None:
     await check_invariants(services.db)
 
 
-async def test_retry_failure_goes_back_to_open_on_the_same_row(services: Services) -> None:
+async def test_retry_failure_goes_back_to_open_on_the_same_row(services: ProcessServices) -> None:
     user = next_user()
     await _drive(services, user, State.VERIFICATION_PENDING)
     entry_id = await _dead_letter(services, user)
@@ -111,7 +111,7 @@ async def test_retry_failure_goes_back_to_open_on_the_same_row(services: Service
 
 
 async def test_replay_of_a_write_that_had_committed_is_not_applied_twice(
-        services: Services) -> None:
+        services: ProcessServices) -> None:
     user = next_user()
     await _drive(services, user, State.VERIFICATION_PENDING)
     entry_id = await _dead_letter(services, user, key="verify-lost-answer")
@@ -123,7 +123,8 @@ async def test_replay_of_a_write_that_had_committed_is_not_applied_twice(
     assert await count(services.db, "member_transitions", "user_id = :u", u=user) == ledger
 
 
-async def test_two_actors_retrying_one_entry_at_once_replay_it_once(services: Services) -> None:
+async def test_two_actors_retrying_one_entry_at_once_replay_it_once(
+        services: ProcessServices) -> None:
     user = next_user()
     await _drive(services, user, State.VERIFICATION_PENDING)
     entry_id = await _dead_letter(services, user)
@@ -139,7 +140,7 @@ async def test_two_actors_retrying_one_entry_at_once_replay_it_once(services: Se
 
 
 async def test_resolve_and_dismiss_are_audited_and_dismissed_cannot_be_retried(
-        services: Services) -> None:
+        services: ProcessServices) -> None:
     user = next_user()
     await _drive(services, user, State.VERIFICATION_PENDING)
     a = await _dead_letter(services, user)
@@ -159,7 +160,8 @@ async def test_resolve_and_dismiss_are_audited_and_dismissed_cannot_be_retried(
     assert actions == 4  # resolve, dismiss, reopen, retry (refusals write nothing)
 
 
-async def test_another_guilds_id_is_not_found_and_changes_nothing(services: Services) -> None:
+async def test_another_guilds_id_is_not_found_and_changes_nothing(
+        services: ProcessServices) -> None:
     user = next_user()
     await _drive(services, user, State.VERIFICATION_PENDING, OTHER_GUILD)
     foreign = await _dead_letter(services, user, guild=OTHER_GUILD)
@@ -177,7 +179,8 @@ async def test_another_guilds_id_is_not_found_and_changes_nothing(services: Serv
 
 
 @pytest.mark.parametrize("note", ["", "   ", "x" * 1001, "y" * 10_000])
-async def test_bad_notes_are_refused_and_write_nothing(services: Services, note: str) -> None:
+async def test_bad_notes_are_refused_and_write_nothing(
+        services: ProcessServices, note: str) -> None:
     user = next_user()
     await _drive(services, user, State.VERIFICATION_PENDING)
     entry_id = await _dead_letter(services, user)
@@ -189,12 +192,12 @@ async def test_bad_notes_are_refused_and_write_nothing(services: Services, note:
 
 
 @pytest.mark.parametrize("limit", [0, -1, 101, 10**9])
-async def test_bad_limit_is_a_clear_error(services: Services, limit: int) -> None:
+async def test_bad_limit_is_a_clear_error(services: ProcessServices, limit: int) -> None:
     with pytest.raises(InvalidInput, match="limit must be between 1 and 100"):
         await services.remediation.page(GUILD, limit=limit)
 
 
-async def test_bad_filters_and_cursor_are_clear_errors(services: Services) -> None:
+async def test_bad_filters_and_cursor_are_clear_errors(services: ProcessServices) -> None:
     with pytest.raises(InvalidInput, match="status must be one of"):
         await services.remediation.page(GUILD, status="pending")
     with pytest.raises(InvalidInput, match="operation must be one of"):
@@ -203,7 +206,8 @@ async def test_bad_filters_and_cursor_are_clear_errors(services: Services) -> No
         await services.remediation.page(GUILD, cursor="'; drop table members")
 
 
-async def test_retry_group_replays_every_open_entry_of_a_signature(services: Services) -> None:
+async def test_retry_group_replays_every_open_entry_of_a_signature(
+        services: ProcessServices) -> None:
     users = [next_user() for _ in range(12)]
     for user in users:
         await _drive(services, user, State.VERIFICATION_PENDING)
@@ -222,14 +226,14 @@ async def test_retry_group_replays_every_open_entry_of_a_signature(services: Ser
     await check_invariants(services.db)
 
 
-async def _verify_dead_letters(services: Services, n: int) -> tuple[list[int], list[int]]:
+async def _verify_dead_letters(services: ProcessServices, n: int) -> tuple[list[int], list[int]]:
     users = [next_user() for _ in range(n)]
     await asyncio.gather(*(_drive(services, u, State.VERIFICATION_PENDING) for u in users))
     return users, [await _dead_letter(services, u) for u in users]
 
 
 async def test_retry_group_skips_entries_others_act_on_while_it_runs(
-        services: Services) -> None:
+        services: ProcessServices) -> None:
     """Entries are claimed CLAIM_BATCH at a time: one dismissed by staff and one claimed by
     another retry after the group started, in batches not yet claimed, are left alone."""
     services.remediation.group_concurrency = 1
@@ -260,7 +264,7 @@ async def test_retry_group_skips_entries_others_act_on_while_it_runs(
 
 
 async def test_cancelled_retry_group_records_what_it_did_and_gives_back_the_rest(
-        services: Services) -> None:
+        services: ProcessServices) -> None:
     """Cancelled mid-batch (the staff member's view went away): the replays done are
     recorded, the one cut short stays claimed (a later retry takes it over), and the claims
     not yet started are open again at once."""
@@ -293,7 +297,7 @@ async def test_cancelled_retry_group_records_what_it_did_and_gives_back_the_rest
     await check_invariants(services.db)
 
 
-async def test_stats_counts_by_status_and_signature(services: Services) -> None:
+async def test_stats_counts_by_status_and_signature(services: ProcessServices) -> None:
     user = next_user()
     await _drive(services, user, State.VERIFICATION_PENDING)
     a = await _dead_letter(services, user)

@@ -21,16 +21,16 @@ from domain.errors import TransitionDeadLettered
 from domain.lifecycle import Operation, State, TransitionNotAllowed
 from domain.persistence.faults import Point
 from tests.helpers import GUILD, check_invariants, cmd, count, next_user, path_to
-from tests.wiring import Services
+from tests.wiring import ProcessServices
 
 
-async def _drive(services: Services, user: int, target: State) -> None:
+async def _drive(services: ProcessServices, user: int, target: State) -> None:
     for op in path_to(target):
         await services.transitions.apply(cmd(op, user))
 
 
 @contextlib.contextmanager
-def no_connection_left_behind(services: Services) -> Iterator[None]:
+def no_connection_left_behind(services: ProcessServices) -> Iterator[None]:
     """Every pooled connection checked out inside the block is back at its end, returned
     by the code that took it (not found by the garbage collector, which SQLAlchemy reports
     with a warning and answers by terminating the connection)."""
@@ -47,7 +47,7 @@ def no_connection_left_behind(services: Services) -> Iterator[None]:
 
 
 async def test_hot_member_writers_in_one_process_take_turns_without_conflicts(
-        services: Services) -> None:
+        services: ProcessServices) -> None:
     # 20 writers hammer one member, each sending what its fresh read allows (the contention
     # benchmark's client). Separate services race and dead-letter (test_races.py); one
     # service queues them: a writer whose step was taken by the one ahead is refused.
@@ -82,7 +82,7 @@ async def test_hot_member_writers_in_one_process_take_turns_without_conflicts(
 
 
 async def test_concurrent_steps_of_one_member_apply_in_arrival_order(
-        services: Services) -> None:
+        services: ProcessServices) -> None:
     # The whole onboarding sent at once, in order: each step waits for the one before it.
     user = next_user()
     steps = path_to(State.VERIFIED)
@@ -95,7 +95,7 @@ async def test_concurrent_steps_of_one_member_apply_in_arrival_order(
     await check_invariants(services.db)
 
 
-async def test_identical_requests_in_flight_share_one_write(services: Services) -> None:
+async def test_identical_requests_in_flight_share_one_write(services: ProcessServices) -> None:
     # A redelivered event or a double submit: ten copies of one request at once.
     user = next_user()
     await _drive(services, user, State.VERIFICATION_PENDING)
@@ -116,7 +116,7 @@ async def test_identical_requests_in_flight_share_one_write(services: Services) 
 
 
 async def test_a_follower_runs_on_its_own_when_the_request_it_waited_for_fails(
-        services: Services) -> None:
+        services: ProcessServices) -> None:
     user = next_user()
     await _drive(services, user, State.JOINED)
     # Same key: `verify` is refused (joined), so the key stays unused and the second
@@ -130,7 +130,7 @@ async def test_a_follower_runs_on_its_own_when_the_request_it_waited_for_fails(
     assert second.member.state == State.ONBOARDING_IN_PROGRESS
 
 
-async def test_a_cancelled_request_does_not_block_the_member(services: Services) -> None:
+async def test_a_cancelled_request_does_not_block_the_member(services: ProcessServices) -> None:
     user = next_user()
     await _drive(services, user, State.JOINED)
     # The first request is held at its read (its turn taken, its connection checked out)
@@ -159,7 +159,7 @@ async def test_a_cancelled_request_does_not_block_the_member(services: Services)
 
 
 async def test_a_request_cancelled_while_waiting_for_its_turn_leaves_nothing_behind(
-        services: Services) -> None:
+        services: ProcessServices) -> None:
     user = next_user()
     await _drive(services, user, State.JOINED)
     gate = services.faults.hold(Point.MEMBERS_READ, when=lambda hit: hit.key == "lead")

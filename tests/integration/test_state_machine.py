@@ -19,7 +19,7 @@ from domain.errors import TransitionDeadLettered
 from domain.lifecycle import Operation, Source, TransitionNotAllowed, allowed_operations
 from domain.persistence.database import Database
 from tests.helpers import check_invariants
-from tests.wiring import Services
+from tests.wiring import ProcessServices
 
 _guilds = itertools.count(700_000_000_000_000_000)
 MEMBERS = [1001, 1002, 1003]
@@ -32,7 +32,7 @@ class TwoWriters(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.guild = next(_guilds)
-        self.service = Services(self.db, transition_max_attempts=3,
+        self.service = ProcessServices(self.db, transition_max_attempts=3,
                                 transition_backoff_initial_seconds=0.0005,
                                 transition_backoff_max_seconds=0.002).transitions
         self.tasks: list[asyncio.Task[str]] = []

@@ -12,12 +12,12 @@ from domain.errors import IdempotencyKeyReused, StrictConflict, TransitionDeadLe
 from domain.lifecycle import TRANSITIONS, Operation, Source, State, TransitionNotAllowed
 from domain.persistence.faults import Hit, Point
 from tests.helpers import GUILD, OTHER_GUILD, check_invariants, cmd, count, next_user, path_to
-from tests.wiring import Services
+from tests.wiring import ProcessServices
 
 REACHABLE = [s for s in State]
 
 
-async def drive(services: Services, user: int, target: State, guild: int = GUILD) -> None:
+async def drive(services: ProcessServices, user: int, target: State, guild: int = GUILD) -> None:
     for op in path_to(target):
         await services.transitions.apply(cmd(op, user, guild))
 
@@ -25,7 +25,7 @@ async def drive(services: Services, user: int, target: State, guild: int = GUILD
 @pytest.mark.parametrize(("op", "source"), [(op, s) for (op, s) in TRANSITIONS],
                          ids=lambda v: str(v))
 async def test_every_allowed_transition_is_written_with_its_ledger_row(
-        services: Services, op: Operation, source: State | None) -> None:
+        services: ProcessServices, op: Operation, source: State | None) -> None:
     user = next_user()
     if source is not None:
         await drive(services, user, source)
@@ -44,7 +44,7 @@ FORBIDDEN = [(op, s) for op in Operation for s in [None, *State] if (op, s) not 
 
 @pytest.mark.parametrize(("op", "source"), FORBIDDEN, ids=lambda v: str(v))
 async def test_every_forbidden_transition_is_refused_and_writes_nothing(
-        services: Services, op: Operation, source: State | None) -> None:
+        services: ProcessServices, op: Operation, source: State | None) -> None:
     user = next_user()
     if source is not None:
         await drive(services, user, source)
@@ -56,7 +56,7 @@ async def test_every_forbidden_transition_is_refused_and_writes_nothing(
 
 
 async def test_manual_verification_from_wrong_state_is_a_clear_hard_reject(
-        services: Services) -> None:
+        services: ProcessServices) -> None:
     user = next_user()
     await drive(services, user, State.RULES_ACCEPTED)
     with pytest.raises(TransitionNotAllowed, match="allowed from: verification_pending"):
@@ -66,7 +66,8 @@ async def test_manual_verification_from_wrong_state_is_a_clear_hard_reject(
     assert member is not None and member.state == State.RULES_ACCEPTED
 
 
-async def test_verification_in_one_guild_says_nothing_about_another(services: Services) -> None:
+async def test_verification_in_one_guild_says_nothing_about_another(
+        services: ProcessServices) -> None:
     user = next_user()
     await drive(services, user, State.VERIFIED, GUILD)
     await drive(services, user, State.JOINED, OTHER_GUILD)
@@ -88,7 +89,7 @@ STALE_CASES = {
 
 @pytest.mark.parametrize("case", STALE_CASES)
 async def test_stale_version_write_is_rejected_and_retry_after_fresh_read_succeeds(
-        services: Services, case: str) -> None:
+        services: ProcessServices, case: str) -> None:
     op, competing_ops, fresh_state = STALE_CASES[case]
     user = next_user()
     await drive(services, user, State.VERIFICATION_PENDING)
@@ -101,7 +102,7 @@ async def test_stale_version_write_is_rejected_and_retry_after_fresh_read_succee
         cmd(op, user, source=Source.STAFF, actor_id=5, key="writer-a")))
     await asyncio.wait_for(gate.reached.wait(), 5)
     assert gate.hits[0].detail["version"] == read.version
-    other_process = Services(services.db)
+    other_process = ProcessServices(services.db)
     for competing in competing_ops:
         await other_process.transitions.apply(cmd(competing, user, source=Source.STAFF,
                                                   actor_id=6))
@@ -120,7 +121,7 @@ async def test_stale_version_write_is_rejected_and_retry_after_fresh_read_succee
 
 
 async def test_strict_mode_answers_a_conflict_with_current_state_and_writes_nothing(
-        services: Services) -> None:
+        services: ProcessServices) -> None:
     user = next_user()
     await drive(services, user, State.VERIFICATION_PENDING)
     member = await services.transitions.get_member(GUILD, user)
@@ -142,7 +143,7 @@ async def test_strict_mode_answers_a_conflict_with_current_state_and_writes_noth
 
 
 async def test_same_idempotency_key_applies_once_and_answers_the_same(
-        services: Services) -> None:
+        services: ProcessServices) -> None:
     user = next_user()
     first = await services.transitions.apply(cmd(Operation.JOIN, user, key="join-1"))
     again = await services.transitions.apply(cmd(Operation.JOIN, user, key="join-1"))
@@ -158,13 +159,13 @@ async def test_same_idempotency_key_applies_once_and_answers_the_same(
 
 async def test_max_attempts_one_and_a_winning_competitor_dead_letter_once(
         clean_db) -> None:
-    services = Services(clean_db, transition_max_attempts=1)
+    services = ProcessServices(clean_db, transition_max_attempts=1)
     user = next_user()
     await drive(services, user, State.VERIFICATION_PENDING)
 
     # Another process writes the member between this writer's read and its write (a real
     # write: its own services, its own connection), so the compare-and-set really loses.
-    other_process = Services(services.db)
+    other_process = ProcessServices(services.db)
 
     async def competing_write(hit: Hit) -> None:
         await other_process.transitions.apply(cmd(Operation.REJECT, user,
@@ -197,7 +198,7 @@ async def test_max_attempts_one_and_a_winning_competitor_dead_letter_once(
     await check_invariants(services.db)
 
 
-async def test_retries_exhausted_with_default_attempts(services: Services) -> None:
+async def test_retries_exhausted_with_default_attempts(services: ProcessServices) -> None:
     default = Settings.model_fields["transition_max_attempts"].default
     assert services.settings.transition_max_attempts == default
     user = next_user()
@@ -215,12 +216,12 @@ async def test_retries_exhausted_with_default_attempts(services: Services) -> No
     assert member is not None and member.state == State.JOINED and member.version == 1
 
 
-async def test_not_applicable_after_conflict_is_dead_lettered(services: Services) -> None:
+async def test_not_applicable_after_conflict_is_dead_lettered(services: ProcessServices) -> None:
     user = next_user()
     await drive(services, user, State.VERIFICATION_PENDING)
     # The leave comes from another Lifeline process: within one process, writers of a
     # member take turns, so it could not land between this writer's read and write.
-    other_process = Services(services.db)
+    other_process = ProcessServices(services.db)
 
     async def member_leaves_first(hit: Hit) -> None:
         await other_process.transitions.apply(cmd(Operation.LEAVE, user))
@@ -239,7 +240,7 @@ async def test_not_applicable_after_conflict_is_dead_lettered(services: Services
 
 
 async def test_unexpected_error_is_dead_lettered_with_redacted_message(
-        services: Services) -> None:
+        services: ProcessServices) -> None:
     user = next_user()
 
     services.faults.fail(Point.MEMBERS_WRITE, lambda: RuntimeError(
@@ -252,7 +253,7 @@ async def test_unexpected_error_is_dead_lettered_with_redacted_message(
     assert "hunter2" not in row["error_message"]
 
 
-async def test_successful_transition_creates_no_dead_letter(services: Services) -> None:
+async def test_successful_transition_creates_no_dead_letter(services: ProcessServices) -> None:
     user = next_user()
     await drive(services, user, State.VERIFIED)
     assert await count(services.db, "dead_letters") == 0

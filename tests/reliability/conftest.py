@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from bot.embedded_pg import start_embedded
-from bot.migrate import upgrade
+from domain.persistence.migrate import upgrade
 from tests.reliability.support import StoppablePostgres
 
 

@@ -14,7 +14,7 @@ from sandbox import Sandbox, SandboxConfig
 from tests.bot.world import eventually
 from tests.helpers import check_invariants
 from tests.scale.procs import start_bot
-from tests.wiring import Services
+from tests.wiring import ProcessServices
 
 STARTED, COMPLETED = 8, 2
 MEMBERS = 250  # x 4 events
@@ -33,7 +33,7 @@ async def test_sigkill_mid_burst_loses_nothing_and_doubles_nothing(
         guild = sandbox.create_guild("Crash", channels=("general", "mod-log"),
                                      roles={"Verified": 0})
         log_channel = sandbox.channel("mod-log", guild).id
-        await Services(db).guilds.setup(
+        await ProcessServices(db).guilds.setup(
             guild.id, log_channel_id=log_channel, staff_role_ids=[],
             verified_role_id=guild.role_named("Verified").id, eligibility_role_id=None,
             mirror_level="remediation")

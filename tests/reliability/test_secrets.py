@@ -9,7 +9,7 @@ from domain.persistence.database import Database
 from sandbox import Sandbox, SandboxConfig
 from tests.bot.world import eventually
 from tests.scale.procs import API_TOKEN, start_api, start_bot
-from tests.wiring import Services
+from tests.wiring import ProcessServices
 
 BOT_TOKEN = "MTk4NjIyNDgzNDcxOTI1MjQ4.Cl2FMQ.ZnCjm1XVW7vRze4b7Cq4se7kKWs"  # fake, Discord-shaped
 TABLES = ("members", "member_transitions", "dead_letters", "remediation_actions",
@@ -22,7 +22,7 @@ async def test_tokens_appear_in_no_log_no_row_and_no_message(migrated: str,
         guild = sandbox.create_guild("Secrets", channels=("general", "mod-log"),
                                      roles={"Verified": 0})
         log_channel = sandbox.channel("mod-log", guild).id
-        await Services(clean_db).guilds.setup(
+        await ProcessServices(clean_db).guilds.setup(
             guild.id, log_channel_id=log_channel, staff_role_ids=[],
             verified_role_id=guild.role_named("Verified").id, eligibility_role_id=None,
             mirror_level="all")

@@ -20,7 +20,7 @@ from sandbox import Guild, Sandbox, SandboxConfig
 from tests.bot.world import eventually
 from tests.helpers import check_invariants
 from tests.scale.procs import API_TOKEN, Proc, start_api, start_bot
-from tests.wiring import Services
+from tests.wiring import ProcessServices
 
 STARTED, COMPLETED = 8, 2
 MEMBERS_PER_GUILD = 250  # x 2 guilds x 4 events = 2,000 events
@@ -63,7 +63,7 @@ def _lines(sandbox: Sandbox, channel: int) -> list[str]:
 
 async def test_two_shards_two_apis_one_database(migrated: str, clean_db: Database) -> None:
     db = clean_db
-    guilds_service = Services(db).guilds
+    guilds_service = ProcessServices(db).guilds
     async with Sandbox(SandboxConfig(shard_count=2)) as sandbox:
         guilds: list[Guild] = [sandbox.create_guild(f"Shard {s}", shard=s,
                                                     channels=("general", "mod-log"),
