@@ -337,3 +337,20 @@ async def test_a_deliverer_that_cannot_size_a_batch_sends_the_head_alone(
     handled = [await worker.run_once() for _ in range(3)]
     assert handled == [1, 1, 1]
     assert discord.lines(77) == [_line(0), _line(1), _line(2)]
+
+
+async def test_a_claim_does_not_wait_for_rows_another_worker_holds(clean_db: Database) -> None:
+    """Workers never wait on each other's claims: while another worker's claim transaction
+    holds one lane's rows, a claim returns at once with the other lanes."""
+    discord = RecordingDiscord()
+    await _enqueue(clean_db, 601, 3)
+    await _enqueue(clean_db, 602, 3)
+    async with clean_db.transaction() as other:
+        held = (await other.execute(text(
+            "SELECT id FROM outbox WHERE lane = 'channel:601' ORDER BY id FOR UPDATE"))).all()
+        assert len(held) == 3
+        started = asyncio.get_running_loop().time()
+        batches = await asyncio.wait_for(_worker(clean_db, discord).claim(), timeout=5)
+        waited = asyncio.get_running_loop().time() - started
+    assert [[row.lane for row in batch] for batch in batches] == [["channel:602"] * 3]
+    assert waited < 1.0, f"the claim waited {waited:.2f} s for another worker's rows"
