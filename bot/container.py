@@ -86,10 +86,20 @@ async def open_container(settings: Settings, *, migrate: bool = True,
                       max_overflow=settings.db_max_overflow,
                       statement_cache_size=settings.db_statement_cache_size,
                       application_name=application_name)
+        # What staff wait on gets connections of its own: a backlog of gateway writes on
+        # the main pool never makes a slash command wait for one.
+        interactive = Database(url, pool_size=settings.db_interactive_pool_size,
+                               max_overflow=0,
+                               statement_cache_size=settings.db_statement_cache_size,
+                               application_name=f"{application_name}-staff") \
+            if settings.db_interactive_pool_size > 0 else None
         try:
-            yield Container(settings, db, build_services(settings, db), embedded)
+            yield Container(settings, db, build_services(settings, db, interactive=interactive),
+                            embedded)
         finally:
             await db.dispose()
+            if interactive is not None:
+                await interactive.dispose()
     finally:
         if embedded is not None:
             await asyncio.to_thread(embedded.stop)

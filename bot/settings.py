@@ -48,6 +48,9 @@ class Settings(BaseSettings):
         "Connections kept open per process"))
     db_max_overflow: int = Field(default=10, ge=0, le=200, description=(
         "Extra connections a process may open under load"))
+    db_interactive_pool_size: int = Field(default=4, ge=0, le=100, description=(
+        "Connections of a second pool for what staff wait on (slash commands, dead-letter "
+        "pages, remediation); 0 = staff share the main pool"))
     db_statement_cache_size: int = Field(default=100, ge=0, le=10000, description=(
         "asyncpg prepared-statement cache; 0 behind a transaction-mode pooler"))
     api_token: SecretStr | None = Field(default=None, description=(

@@ -32,7 +32,10 @@ def build_services(settings: Settings, db: Database, *, metrics: Metrics | None 
                          settings.transition_backoff_max_seconds)
     transitions = TransitionService(stores.members, DeadLetterRecorder(stores.dead_letter_writes),
                                     policy, counters)
-    remediation = RemediationService(stores.dead_letters, transitions,
+    staff_transitions = transitions if stores.staff_members is stores.members else \
+        TransitionService(stores.staff_members, DeadLetterRecorder(stores.dead_letters),
+                          policy, counters, turns=transitions.turns)
+    remediation = RemediationService(stores.dead_letters, staff_transitions,
                                      retention_days=settings.retention_days, metrics=counters)
     guilds = GuildSettingsService(stores.guilds, stores.outbox)
-    return Services(stores, counters, transitions, remediation, guilds)
+    return Services(stores, counters, transitions, staff_transitions, remediation, guilds)

@@ -53,6 +53,17 @@ async def require_staff(interaction: discord.Interaction[Any],
     return config
 
 
+async def acknowledge(interaction: discord.Interaction[Any]) -> bool:
+    """Every command's first response, before any database work: an ephemeral "thinking"
+    deferral, so the interaction never expires (Discord's 3 seconds) however long the
+    answer takes behind a backlog. The answer follows through `answer`. Used as the cogs'
+    `interaction_check`, which discord.py runs before a command's checks and options."""
+    if interaction.type is discord.InteractionType.application_command \
+            and not interaction.response.is_done():
+        await interaction.response.defer(ephemeral=True, thinking=True)
+    return True
+
+
 async def answer(interaction: discord.Interaction[Any], content: str | None = None, *,
                  embed: discord.Embed | None = None, view: discord.ui.View | None = None
                  ) -> None:

@@ -10,7 +10,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from cogs.common import answer, guild_id_of, is_staff, on_command_error, require_staff
+from cogs.common import acknowledge, answer, guild_id_of, is_staff, on_command_error, require_staff
 from cogs.dlq_views import (
     PAGE_SIZE,
     ConfirmView,
@@ -55,6 +55,9 @@ class DeadLetterCog(commands.Cog):
     def __init__(self, services: Services) -> None:
         self.remediation = services.remediation
         self.guilds = services.guilds
+
+    async def interaction_check(self, interaction: Interaction) -> bool:
+        return await acknowledge(interaction)
 
     async def cog_app_command_error(self, interaction: Interaction,
                                     error: app_commands.AppCommandError) -> None:
@@ -144,7 +147,6 @@ class DeadLetterCog(commands.Cog):
     async def retry(self, interaction: Interaction, entry: str) -> None:
         await require_staff(interaction, self.guilds)
         entry_id = parse_entry_id(entry)
-        await interaction.response.defer(ephemeral=True, thinking=True)
         outcome = await self.remediation.retry(guild_id_of(interaction), entry_id,
                                                interaction.user.id, Source.STAFF)
         if outcome.resolved:

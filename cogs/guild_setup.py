@@ -8,7 +8,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from cogs.common import answer, guild_id_of, on_command_error, require_staff
+from cogs.common import acknowledge, answer, guild_id_of, on_command_error, require_staff
 from domain.services import Services
 from domain.vocabulary import MirrorLevel
 
@@ -30,6 +30,9 @@ class GuildSetupCog(commands.Cog):
     def __init__(self, services: Services) -> None:
         self.guilds = services.guilds
         self.remediation = services.remediation
+
+    async def interaction_check(self, interaction: Interaction) -> bool:
+        return await acknowledge(interaction)
 
     async def cog_app_command_error(self, interaction: Interaction,
                                     error: app_commands.AppCommandError) -> None:

@@ -9,7 +9,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from cogs.common import answer, guild_id_of, on_command_error, require_staff
+from cogs.common import acknowledge, answer, guild_id_of, on_command_error, require_staff
 from domain.commands import TransitionCommand
 from domain.errors import TransitionDeadLettered
 from domain.lifecycle import Operation, Source, TransitionNotAllowed
@@ -27,8 +27,12 @@ class MemberCog(commands.Cog):
         guild_only=True, default_permissions=discord.Permissions(manage_guild=True))
 
     def __init__(self, services: Services) -> None:
-        self.transitions = services.transitions
+        # Staff commands write and read on the interactive pool (when there is one).
+        self.transitions = services.staff_transitions
         self.guilds = services.guilds
+
+    async def interaction_check(self, interaction: Interaction) -> bool:
+        return await acknowledge(interaction)
 
     async def cog_app_command_error(self, interaction: Interaction,
                                     error: app_commands.AppCommandError) -> None:

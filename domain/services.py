@@ -20,6 +20,9 @@ from domain.transitions import TransitionService
 class Services:
     stores: Stores
     metrics: Metrics
-    transitions: TransitionService
+    transitions: TransitionService  # the gateway's and the web app's writes
+    # Staff commands' writes and reads, on the interactive pool when there is one (the same
+    # single-flight turns as `transitions`).
+    staff_transitions: TransitionService
     remediation: RemediationService
     guilds: GuildSettingsService

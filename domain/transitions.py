@@ -69,7 +69,7 @@ class _NotApplicableAfterConflict(Exception):
 class TransitionService:
     def __init__(self, members: MemberStore, recorder: DeadLetterRecorder,
                  policy: RetryPolicy | None = None, metrics: Metrics | None = None,
-                 single_flight: bool = True) -> None:
+                 single_flight: bool = True, turns: MemberTurns | None = None) -> None:
         self.members = members
         self.recorder = recorder
         self.policy = policy or RetryPolicy()
@@ -77,8 +77,9 @@ class TransitionService:
         # Writers of one member inside this process take turns (FIFO) instead of racing:
         # a race here would only be lost by one of them, at the cost of a wasted read and
         # write, a backoff and often a dead letter. The compare-and-set still decides
-        # between processes. Only members with a write in flight have an entry.
-        self.turns = MemberTurns(enabled=single_flight)
+        # between processes. Only members with a write in flight have an entry. Services of
+        # one process over two pools share one `turns`.
+        self.turns = turns if turns is not None else MemberTurns(enabled=single_flight)
 
     async def apply(self, cmd: TransitionCommand, *, record_failures: bool = True
                     ) -> TransitionResult:

@@ -35,14 +35,15 @@ class ProcessServices:
     assertions."""
 
     def __init__(self, db: Database, *, metrics: CountingMetrics | None = None,
-                 **settings: Any) -> None:
+                 interactive: Database | None = None, **settings: Any) -> None:
         self.db = db
+        self.interactive = interactive
         self.overrides = settings
         self.settings = test_settings(**settings)
         self.faults = Faults()
         self.metrics = metrics if metrics is not None else PrometheusMetrics()
         self.services = build_services(self.settings, db, metrics=self.metrics,
-                                       faults=self.faults)
+                                       faults=self.faults, interactive=interactive)
         self.stores = self.services.stores
         self.transitions = self.services.transitions
         self.remediation = self.services.remediation
@@ -51,7 +52,8 @@ class ProcessServices:
     def another_process(self) -> ProcessServices:
         """The same services as another Lifeline process has them: its own single-flight
         turns and fault seam, on the same database, counting into the same metrics."""
-        return ProcessServices(self.db, metrics=self.metrics, **self.overrides)
+        return ProcessServices(self.db, metrics=self.metrics, interactive=self.interactive,
+                               **self.overrides)
 
 
 async def admin_sql(url: str, sql: str) -> None:

@@ -16,6 +16,8 @@ from domain.persistence.outbox import OutboxStore
 @dataclass(frozen=True)
 class Stores:
     members: MemberStore  # members and their ledger: the transition hot path
+    # The same tables for what staff wait on (their commands' reads and writes).
+    staff_members: MemberStore
     dead_letters: DeadLetterStore  # dead letters, their counts, the remediation audit
     # The same tables on the write path's pool: where failed transitions are recorded.
     dead_letter_writes: DeadLetterStore
@@ -27,13 +29,17 @@ class Stores:
 
 def open_stores(db: Database, *, interactive: Database | None = None,
                 faults: Faults | None = None) -> Stores:
-    """The stores over `db`. With `interactive`, what staff wait on (dead-letter pages and
-    remediation, guild settings, probes) runs on that second pool, so a backlog of gateway
-    writes on `db` never makes a staff command wait for a connection; the write path
-    (members, the dead letters of failed transitions, the outbox) stays on `db`."""
+    """The stores over `db`. With `interactive`, what staff wait on (their commands' member
+    reads and writes, dead-letter pages and remediation, guild settings, probes) runs on that
+    second pool, so a backlog of gateway writes on `db` never makes a staff command wait
+    for a connection; the gateway's and the web app's write path (members, the dead letters
+    of failed transitions, the outbox) stays on `db`."""
     staff = interactive or db
     dead_letters = DeadLetterStore(staff, faults)
-    return Stores(members=MemberStore(db, faults), dead_letters=dead_letters,
+    members = MemberStore(db, faults)
+    return Stores(members=members,
+                  staff_members=members if staff is db else MemberStore(staff, faults),
+                  dead_letters=dead_letters,
                   dead_letter_writes=dead_letters if staff is db
                   else DeadLetterStore(db, faults),
                   outbox=OutboxStore(db, faults), guilds=GuildStore(staff, faults),

@@ -91,10 +91,10 @@ async def test_member_command_in_the_wrong_state_is_refused_and_writes_nothing(
     user = world.sandbox.member_join(world.guild, None, "dave").user.id
     await world.wait_state(user, "joined")
     handle = world.sandbox.slash_command(world.guild, user, "verify")
-    reply = await handle.wait_reply()
-    assert reply.data["flags"] & 64  # ephemeral
-    assert "'request_verification' is not allowed from state joined" in reply.data["content"]
-    assert "allowed from: rules_accepted" in reply.data["content"]
+    reply = await handle.wait_message()
+    assert reply.ephemeral
+    assert "'request_verification' is not allowed from state joined" in reply.content
+    assert "allowed from: rules_accepted" in reply.content
     assert (await world.state(user)) == "joined"
     assert await world.count("member_transitions", "user_id = :u", u=user) == 1
     assert await world.count("dead_letters") == 0

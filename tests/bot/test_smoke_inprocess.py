@@ -14,12 +14,13 @@ from tests.bot.world import World, setup_guild
 from tests.helpers import check_invariants, path_to
 
 EPHEMERAL = 64
+DEFERRED_CHANNEL_MESSAGE = 5
 
 
 async def test_bot_logs_in_syncs_and_answers_setup(world: World) -> None:
     reply = await setup_guild(world)
-    assert reply.data["flags"] & EPHEMERAL
-    assert reply.data["content"] == (
+    assert reply.ephemeral
+    assert reply.content == (
         "✅ Lifeline is set up.\n"
         f"Log channel: <#{world.log_channel}>\n"
         f"Staff roles: <@&{world.staff_role}>\n"
@@ -47,9 +48,11 @@ async def test_a_members_verify_command_moves_the_member_and_is_recorded(
             idempotency_key=uuid.uuid4().hex))
 
     handle = world.sandbox.slash_command(world.guild, user, "verify", {})
-    reply = await handle.wait_reply()
-    assert reply.data["flags"] & EPHEMERAL
-    assert reply.data["content"] == \
+    first = await handle.wait_reply()  # before any database work: "thinking", ephemeral
+    assert first.type == DEFERRED_CHANNEL_MESSAGE and first.data["flags"] & EPHEMERAL
+    reply = await handle.wait_message()
+    assert reply.ephemeral
+    assert reply.content == \
         "✅ Your verification request is in; staff or the web app will confirm it."
     # The answer comes after the write: the member is already moved.
     member = await world.container.transitions.get_member(world.guild.id, user)

@@ -21,10 +21,13 @@ from tests.wiring import ProcessServices
 T = TypeVar("T")
 
 
-def make_container(db: Database, **settings: Any) -> Container:
-    """A container over `db` as a bot process builds it, with fast retries and a fast outbox
-    poll; `container.services.stores.faults` is the fault seam."""
-    services = ProcessServices(db, **{"outbox_poll_seconds": 0.05, **settings})
+def make_container(db: Database, *, interactive: Database | None = None,
+                   **settings: Any) -> Container:
+    """A container over `db` (and `interactive` for what staff wait on, if given) as a bot
+    process builds it, with fast retries and a fast outbox poll;
+    `container.services.stores.faults` is the fault seam."""
+    services = ProcessServices(db, interactive=interactive,
+                               **{"outbox_poll_seconds": 0.05, **settings})
     return Container(services.settings, db, services.services)
 
 
@@ -63,9 +66,11 @@ class World:
         await eventually(check, timeout, f"member {user_id} in state {state}")
 
     async def command(self, user_id: int, name: str, options: dict[str, Any] | None = None,
-                      timeout: float = 10.0) -> Any:
+                      timeout: float = 10.0) -> Message:
+        """Run a slash command; its answer (the first message a person can read: every
+        command first defers, "thinking", then answers)."""
         handle = self.sandbox.slash_command(self.guild, user_id, name, options or {})
-        return await handle.wait_reply(timeout)
+        return await handle.wait_message(timeout)
 
     async def ask(self, user_id: int, name: str, options: dict[str, Any] | None = None,
                   timeout: float = 10.0) -> str:
@@ -106,13 +111,14 @@ async def run_bot(sandbox: Sandbox, container: Container, **options: Any
                 await task
 
 
-async def start_world(sandbox: Sandbox, db: Database, **settings: Any
+async def start_world(sandbox: Sandbox, db: Database, *, interactive: Database | None = None,
+                      **settings: Any
                       ) -> tuple[World, contextlib.AbstractAsyncContextManager[LifelineBot]]:
     guild = sandbox.create_guild("Lifeline Test", channels=("general", "mod-log"),
                                  roles={"Staff": 0, "Verified": 0, "Eligible": 0})
     staff_role = guild.role_named("Staff").id
     staff = sandbox.member_join(guild, None, "staffer", pending=False, roles=[staff_role])
-    container = make_container(db, **settings)
+    container = make_container(db, interactive=interactive, **settings)
     runner = run_bot(sandbox, container)
     bot = await runner.__aenter__()
     # What a guild admin does in Server Settings > Integrations: show staff commands to the

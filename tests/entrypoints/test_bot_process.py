@@ -59,8 +59,8 @@ async def test_run_logs_in_syncs_answers_and_stops_cleanly_on_sigterm() -> None:
             handle = sandbox.slash_command(guild, guild.owner_id, "lifeline setup", {
                 "log_channel": sandbox.channel("mod-log", guild).id,
                 "verified_role": guild.role_named("Verified").id})
-            reply = await handle.wait_reply(timeout=20)
-            assert "Lifeline is set up" in reply.data["content"]
+            reply = await handle.wait_message(timeout=20)
+            assert "Lifeline is set up" in reply.content
             assert _postmasters(data_dir / "pg"), "the embedded database runs"
             proc.send_signal(signal.SIGTERM)
             code = await asyncio.wait_for(proc.wait(), 60)

@@ -44,6 +44,7 @@ async def test_staff_work_runs_on_the_interactive_pool(clean_db: Database) -> No
 async def test_without_a_second_pool_everything_shares_one(clean_db: Database) -> None:
     services = build_services(test_settings(), clean_db)
     stores = services.stores
-    pools = {stores.members.db, stores.dead_letters.db, stores.dead_letter_writes.db,
+    pools = {stores.members.db, stores.staff_members.db, stores.dead_letters.db,
+             stores.dead_letter_writes.db,
              stores.guilds.db, stores.ops.db, stores.outbox.db}
     assert pools == {clean_db}
