@@ -36,6 +36,17 @@ def member_flags(member: discord.Member, eligibility_role: int | None) -> Member
         and member.get_role(eligibility_role) is not None)
 
 
+def lifecycle_relevant(before: discord.Member, after: discord.Member) -> bool:
+    """Whether an update changed anything the lifecycle reads: the onboarding flags,
+    membership screening, or the roles (the eligibility role is one of them). Every rule
+    of domain/member_sync.py needs one of these to change; anything else is ignored
+    before any database work."""
+    return (before.flags.started_onboarding != after.flags.started_onboarding
+            or before.flags.completed_onboarding != after.flags.completed_onboarding
+            or before.pending != after.pending
+            or {r.id for r in before.roles} != {r.id for r in after.roles})
+
+
 def event_key(op: Operation, guild_id: int, user_id: int,
               joined_at: Any | None) -> str:
     """One key per operation per membership stint: a replayed gateway event applies once."""
@@ -229,6 +240,8 @@ class LifecycleCog(commands.Cog):
             await self._member_update(before, after)
 
     async def _member_update(self, before: discord.Member, after: discord.Member) -> None:
+        if not lifecycle_relevant(before, after):
+            return  # a nickname, an avatar, a timeout: no database work at all
         guild_id, joined = after.guild.id, after.joined_at
         config = await self.guilds.get(guild_id)
         eligibility_role = config.eligibility_role_id if config else None

@@ -184,3 +184,27 @@ async def test_staff_kick_records_and_kicks(world: World) -> None:
 async def test_a_guild_that_is_not_set_up_gets_a_pointer_to_setup(world: World) -> None:
     answer = await world.ask(world.staff, "member show", {"user": world.owner})
     assert "/lifeline setup" in answer
+
+
+async def test_an_update_the_lifecycle_does_not_read_does_no_database_work(
+        world: World) -> None:
+    await setup_guild(world)
+    user = world.sandbox.member_join(world.guild, None, "nina").user.id
+    await world.wait_state(user, "joined")
+    faults = world.container.services.stores.faults
+    assert faults is not None
+    reads = faults.hits[Point.GUILDS_READ]
+    for i in range(5):  # nickname changes: nothing the lifecycle reads
+        world.sandbox.member_update(world.guild, user, nick=f"nina {i}")
+    # The bot has read the five renames (their handlers run as it reads each one), and
+    # only then does the flag change come: a handler that ran after the flag change had
+    # reached discord.py's cache would see it in `after` (the cached member).
+    guild = world.bot.get_guild(world.guild.id)
+    assert guild is not None
+    await world.sandbox.wait_until(
+        lambda: (m := guild.get_member(user)) is not None and m.nick == "nina 4",
+        what="the renames read by the bot")
+    assert faults.hits[Point.GUILDS_READ] == reads
+    world.sandbox.member_update(world.guild, user, flags=STARTED)
+    await world.wait_state(user, "onboarding_in_progress")
+    assert faults.hits[Point.GUILDS_READ] - reads == 1
