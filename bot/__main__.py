@@ -26,7 +26,7 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def _sigterm_to_exit(signum: int, frame: FrameType | None) -> None:
+def sigterm_to_exit(signum: int, frame: FrameType | None) -> None:
     # atexit hooks (which stop the embedded PostgreSQL) only run on a normal exit.
     raise SystemExit(128 + signum)
 
@@ -61,7 +61,7 @@ def configure_logging(level: int) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    signal.signal(signal.SIGTERM, _sigterm_to_exit)
+    signal.signal(signal.SIGTERM, sigterm_to_exit)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import itertools
 import uuid
+from pathlib import Path
+from typing import Any
 
+import psutil
 from sqlalchemy import text
 
 from domain.commands import TransitionCommand
@@ -75,3 +78,31 @@ async def count(db: Database, table: str, where: str = "TRUE", **params: object)
     async with db.autocommit() as conn:
         return int((await conn.execute(
             text(f"SELECT count(*) FROM {table} WHERE {where}"), params)).scalar_one())
+
+
+async def drive(services: Any, user: int, target: State, guild: int = GUILD) -> None:
+    """Walk a member from no record to `target` through `services.transitions` (the
+    table's shortest path), as the gateway and the web app would."""
+    for op in path_to(target):
+        await services.transitions.apply(cmd(op, user, guild))
+
+
+async def setup_log_channel(db: Database, guild: int = GUILD) -> None:
+    """Guild settings with a log channel (mirror level dead_letters), written directly."""
+    async with db.transaction() as conn:
+        await conn.execute(text(
+            "INSERT INTO guild_settings (guild_id, log_channel_id, mirror_level) "
+            "VALUES (:g, 555, 'dead_letters')"), {"g": guild})
+
+
+def postmasters(pgdata: Path) -> list[psutil.Process]:
+    """The PostgreSQL server processes running on `pgdata`."""
+    found = []
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        try:
+            if proc.info["name"] == "postgres" and str(pgdata) in " ".join(
+                    proc.info["cmdline"] or []):
+                found.append(proc)
+        except psutil.Error:
+            continue
+    return found

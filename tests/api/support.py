@@ -8,8 +8,8 @@ from pydantic import SecretStr
 
 from bot.container import Container
 from domain.errors import TransitionDeadLettered
-from domain.lifecycle import Operation, State
-from tests.helpers import GUILD, cmd, path_to
+from domain.lifecycle import Operation
+from tests.helpers import GUILD, cmd
 from tests.wiring import ProcessServices
 
 TOKEN = "test-api-token-0123456789abcdef"
@@ -21,11 +21,6 @@ def build_container(services: ProcessServices, database_url: str) -> Container:
     settings = services.settings.model_copy(update={
         "api_token": SecretStr(TOKEN), "database_url": SecretStr(database_url)})
     return Container(settings, services.db, services.services)
-
-
-async def drive(services: ProcessServices, user: int, target: State, guild: int = GUILD) -> None:
-    for op in path_to(target):
-        await services.transitions.apply(cmd(op, user, guild))
 
 
 def lose_every_write(services: ProcessServices) -> None:

@@ -9,8 +9,8 @@ from sqlalchemy import text
 from bot.container import Container
 from domain.lifecycle import Operation, State
 from domain.persistence.faults import Point
-from tests.api.support import dead_letter, drive
-from tests.helpers import GUILD, OTHER_GUILD, STAFF, check_invariants, cmd, count, next_user
+from tests.api.support import dead_letter
+from tests.helpers import GUILD, OTHER_GUILD, STAFF, check_invariants, cmd, count, drive, next_user
 from tests.wiring import ProcessServices
 
 BASE = f"/api/v1/guilds/{GUILD}/dead-letters"

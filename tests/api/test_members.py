@@ -7,8 +7,8 @@ import httpx
 from bot.container import Container
 from domain.lifecycle import State
 from domain.persistence.faults import Point
-from tests.api.support import drive, lose_every_write
-from tests.helpers import GUILD, OTHER_GUILD, STAFF, check_invariants, count, next_user
+from tests.api.support import lose_every_write
+from tests.helpers import GUILD, OTHER_GUILD, STAFF, check_invariants, count, drive, next_user
 from tests.wiring import ProcessServices
 
 BASE = f"/api/v1/guilds/{GUILD}/members"

@@ -17,8 +17,8 @@ from bot.container import Container
 from domain.lifecycle import State
 from domain.mirror import transition_facts
 from domain.persistence.database import Database
-from tests.api.support import AUTH, build_container, dead_letter, drive
-from tests.helpers import GUILD, next_user
+from tests.api.support import AUTH, build_container, dead_letter
+from tests.helpers import GUILD, drive, next_user
 from tests.wiring import ProcessServices
 
 

@@ -20,13 +20,20 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psutil
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from domain.lifecycle import State
-from tests.api.support import AUTH, TOKEN, drive
-from tests.helpers import GUILD, check_invariants, count, next_user, path_to
+from tests.api.support import AUTH, TOKEN
+from tests.helpers import (
+    GUILD,
+    check_invariants,
+    count,
+    drive,
+    next_user,
+    path_to,
+    postmasters,
+)
 from tests.wiring import ProcessServices
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -233,23 +240,11 @@ async def test_api_on_the_embedded_default_stops_it_on_sigint(tmp_path: Path) ->
         assert match, stderr.read_text()
         api = ApiProcess(process, match.group(1).decode(), stderr)
         await _wait_healthy(api)
-        assert _postmasters(data_dir / "pg")
+        assert postmasters(data_dir / "pg")
         process.send_signal(signal.SIGINT)
         assert await asyncio.wait_for(process.wait(), 30) == 0, api.log()
-        assert not _postmasters(data_dir / "pg")
+        assert not postmasters(data_dir / "pg")
     finally:
         if process.returncode is None:
             process.kill()
         shutil.rmtree(data_dir, ignore_errors=True)
-
-
-def _postmasters(pgdata: Path) -> list[psutil.Process]:
-    found = []
-    for proc in psutil.process_iter(["name", "cmdline"]):
-        try:
-            if proc.info["name"] == "postgres" and str(pgdata) in " ".join(
-                    proc.info["cmdline"] or []):
-                found.append(proc)
-        except psutil.Error:
-            continue
-    return found

@@ -9,7 +9,7 @@ import asyncio
 import signal
 import sys
 
-from bot.__main__ import _sigterm_to_exit
+from bot.__main__ import sigterm_to_exit
 from bot.container import open_container
 from bot.settings import load_settings
 
@@ -25,7 +25,7 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    signal.signal(signal.SIGTERM, _sigterm_to_exit)
+    signal.signal(signal.SIGTERM, sigterm_to_exit)
     try:
         asyncio.run(main())
     except KeyboardInterrupt:

@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 
 from sandbox import Sandbox, SandboxConfig
-from tests.entrypoints.test_embedded_and_cli import _postmasters
+from tests.helpers import postmasters
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -61,7 +61,7 @@ async def test_run_logs_in_syncs_answers_and_stops_cleanly_on_sigterm() -> None:
                 "verified_role": guild.role_named("Verified").id})
             reply = await handle.wait_message(timeout=20)
             assert "Lifeline is set up" in reply.content
-            assert _postmasters(data_dir / "pg"), "the embedded database runs"
+            assert postmasters(data_dir / "pg"), "the embedded database runs"
             proc.send_signal(signal.SIGTERM)
             code = await asyncio.wait_for(proc.wait(), 60)
         finally:
@@ -74,7 +74,7 @@ async def test_run_logs_in_syncs_answers_and_stops_cleanly_on_sigterm() -> None:
         assert "stopped cleanly" in stderr and "Traceback" not in stderr
         assert sandbox.token not in stderr
         assert not sandbox.unknown_routes, sandbox.unknown_routes
-    assert _postmasters(data_dir / "pg") == [], "the embedded database was stopped"
+    assert postmasters(data_dir / "pg") == [], "the embedded database was stopped"
 
 
 async def test_run_without_a_token_is_one_line() -> None:
@@ -116,4 +116,4 @@ async def test_the_sandbox_demo_tells_the_whole_story() -> None:
                      "What ops read in #mod-log", "🟥 Dead letter", "🛠️ @sam-staff"):
         assert expected in transcript, expected
     assert "Traceback" not in err.decode()
-    assert _postmasters(data_dir / "pg") == []
+    assert postmasters(data_dir / "pg") == []

@@ -10,12 +10,20 @@ import sys
 import tempfile
 from pathlib import Path
 
-import psutil
 import pytest
 
 from domain.errors import TransitionDeadLettered
 from domain.lifecycle import Operation, Source, State
-from tests.helpers import GUILD, OTHER_GUILD, STAFF, cmd, count, next_user, path_to
+from tests.helpers import (
+    GUILD,
+    OTHER_GUILD,
+    STAFF,
+    cmd,
+    count,
+    next_user,
+    path_to,
+    postmasters,
+)
 from tests.wiring import ProcessServices
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,18 +34,6 @@ def _env(**extra: str) -> dict[str, str]:
            if k not in ("DATABASE_URL", "TEST_DATABASE_URL")}
     env.update(PYTHONPATH=str(ROOT), LOG_LEVEL="WARNING", **extra)
     return env
-
-
-def _postmasters(pgdata: Path) -> list[psutil.Process]:
-    found = []
-    for proc in psutil.process_iter(["name", "cmdline"]):
-        try:
-            if proc.info["name"] == "postgres" and str(pgdata) in " ".join(
-                    proc.info["cmdline"] or []):
-                found.append(proc)
-        except psutil.Error:
-            continue
-    return found
 
 
 def _start_holder(data_dir: Path) -> subprocess.Popen[str]:
@@ -63,29 +59,29 @@ def test_migrate_on_embedded_default_starts_and_stops_the_database(data_dir: Pat
     assert proc.returncode == 0, proc.stderr
     assert "revision 0002" in proc.stdout
     assert (data_dir / "pg" / "PG_VERSION").exists()
-    assert _postmasters(data_dir / "pg") == []
+    assert postmasters(data_dir / "pg") == []
 
 
 def test_sigterm_stops_the_embedded_database(data_dir: Path) -> None:
     holder = _start_holder(data_dir)
-    assert _postmasters(data_dir / "pg")
+    assert postmasters(data_dir / "pg")
     holder.send_signal(signal.SIGTERM)
     assert holder.wait(timeout=60) == 128 + signal.SIGTERM
-    assert _postmasters(data_dir / "pg") == []
+    assert postmasters(data_dir / "pg") == []
 
 
 def test_sigint_stops_the_embedded_database(data_dir: Path) -> None:
     holder = _start_holder(data_dir)
     holder.send_signal(signal.SIGINT)
     holder.wait(timeout=60)
-    assert _postmasters(data_dir / "pg") == []
+    assert postmasters(data_dir / "pg") == []
 
 
 def test_a_run_after_sigkill_recovers_and_then_stops_cleanly(data_dir: Path) -> None:
     holder = _start_holder(data_dir)
     holder.kill()
     holder.wait(timeout=30)
-    orphans = _postmasters(data_dir / "pg")
+    orphans = postmasters(data_dir / "pg")
     assert orphans, "the postmaster outlives a SIGKILLed owner"
     handles = json.loads((data_dir / "pg" / ".handle_pids.json").read_text())
     assert holder.pid in handles
@@ -95,19 +91,19 @@ def test_a_run_after_sigkill_recovers_and_then_stops_cleanly(data_dir: Path) -> 
     assert holder.pid not in handles
     second.send_signal(signal.SIGTERM)
     second.wait(timeout=60)
-    assert _postmasters(data_dir / "pg") == []
+    assert postmasters(data_dir / "pg") == []
 
 
 def test_a_run_after_the_postmaster_was_killed_recovers(data_dir: Path) -> None:
     holder = _start_holder(data_dir)
-    for pm in _postmasters(data_dir / "pg"):
+    for pm in postmasters(data_dir / "pg"):
         pm.kill()
     holder.kill()
     holder.wait(timeout=30)
     second = _start_holder(data_dir)  # postmaster.pid is stale; the server starts again
     second.send_signal(signal.SIGTERM)
     second.wait(timeout=60)
-    assert _postmasters(data_dir / "pg") == []
+    assert postmasters(data_dir / "pg") == []
 
 
 def _cli(url: str, *args: str) -> subprocess.CompletedProcess[str]:

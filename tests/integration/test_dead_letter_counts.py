@@ -25,8 +25,16 @@ from domain.lifecycle import Operation, Source, State
 from domain.outbox import purge_expired
 from domain.persistence.database import Database
 from domain.remediation import STALE_CLAIM_SECONDS
-from tests.helpers import GUILD, OTHER_GUILD, STAFF, cmd, count, next_user
-from tests.integration.test_remediation import _drive, _setup_guild
+from tests.helpers import (
+    GUILD,
+    OTHER_GUILD,
+    STAFF,
+    cmd,
+    count,
+    drive,
+    next_user,
+    setup_log_channel,
+)
 from tests.wiring import ProcessServices
 
 THIRD_GUILD = 333_333_333_333_333_333
@@ -66,7 +74,7 @@ _OLD_SIGNATURES = text(
        GROUP BY signature ORDER BY count(*) DESC, signature LIMIT :limit""")
 
 # Bulk rows without the services: `sigs` signatures, every status, user ids from :u.
-_BULK_INSERT = text(
+BULK_INSERT = text(
     """INSERT INTO dead_letters (guild_id, user_id, operation, reason_code, error_type,
            error_message, attempts, source, idempotency_key, correlation_id, payload,
            signature, status)
@@ -169,9 +177,9 @@ async def test_counts_stay_exact_through_every_writer_path(services: ProcessServ
     db, remediation = services.db, services.remediation
     guilds = (GUILD, OTHER_GUILD)
     for guild in guilds:
-        await _setup_guild(services, guild)
+        await setup_log_channel(services.db, guild)
     users = {guild: [next_user() for _ in range(24)] for guild in guilds}
-    await asyncio.gather(*(_drive(services, user, State.VERIFICATION_PENDING, guild)
+    await asyncio.gather(*(drive(services, user, State.VERIFICATION_PENDING, guild)
                            for guild in guilds for user in users[guild]))
     # Recorded concurrently by the transition service: 16 verify + 8 reject per guild.
     async with losing_writes(services):
@@ -222,7 +230,7 @@ async def test_counts_stay_exact_through_every_writer_path(services: ProcessServ
     # A guild of bulk-loaded rows: 4 signatures with equal counts, ranked by name, and a
     # fifth whose entries are all gone (its counters are 0).
     async with db.transaction() as conn:
-        await conn.execute(_BULK_INSERT, {"g": THIRD_GUILD, "u": 1, "sigs": 5, "n": 40})
+        await conn.execute(BULK_INSERT, {"g": THIRD_GUILD, "u": 1, "sigs": 5, "n": 40})
         await conn.execute(text("DELETE FROM dead_letters WHERE guild_id = :g "
                                 "AND signature LIKE '%/E4'"), {"g": THIRD_GUILD})
     assert await db_drift(db) == []
@@ -243,7 +251,7 @@ async def test_concurrent_bulk_writers_on_shared_counters_stay_exact(clean_db: D
         async with clean_db.autocommit() as conn:  # one backend (one slot) per writer
             for _ in range(12):
                 guild = rng.choice((GUILD, OTHER_GUILD))
-                await conn.execute(_BULK_INSERT, {"g": guild, "u": w * 1_000_000,
+                await conn.execute(BULK_INSERT, {"g": guild, "u": w * 1_000_000,
                                                   "sigs": 5, "n": rng.randint(5, 40)})
                 await conn.execute(text(
                     """UPDATE dead_letters SET status = CAST((ARRAY['open', 'retrying',
@@ -268,7 +276,7 @@ async def test_concurrent_bulk_writers_on_shared_counters_stay_exact(clean_db: D
 
 async def test_truncate_empties_the_counts(services: ProcessServices) -> None:
     user = next_user()
-    await _drive(services, user, State.VERIFICATION_PENDING)
+    await drive(services, user, State.VERIFICATION_PENDING)
     async with losing_writes(services):
         await dead_letter(services, user, Operation.VERIFY, GUILD)
     assert await count(services.db, "dead_letter_counts") == 1
@@ -296,7 +304,7 @@ WRITES = {
 async def test_the_drift_check_fails_without_any_one_trigger(clean_db: Database,
                                                              trigger: str) -> None:
     async with clean_db.transaction() as conn:
-        await conn.execute(_BULK_INSERT, {"g": GUILD, "u": 1, "sigs": 3, "n": 24})
+        await conn.execute(BULK_INSERT, {"g": GUILD, "u": 1, "sigs": 3, "n": 24})
     async with clean_db.engine.connect() as conn:
         await conn.begin()
         # With the trigger: the write keeps the counts exact.
@@ -322,7 +330,7 @@ async def test_concurrent_group_retries_with_mixed_outcomes_neither_deadlock_nor
     for s in (services, other):  # 32 sessions for 16 slots: some share one
         s.remediation.group_concurrency = 16
     users = [next_user() for _ in range(32 * 16)]
-    await asyncio.gather(*(_drive(services, u, State.VERIFICATION_PENDING, GUILD)
+    await asyncio.gather(*(drive(services, u, State.VERIFICATION_PENDING, GUILD)
                            for u in users))
     async with losing_writes(services):
         await asyncio.gather(*(dead_letter(services, u, Operation.VERIFY, GUILD)

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from domain.persistence.database import Database
 from domain.persistence.migrate import alembic_config, upgrade
 from tests.helpers import GUILD, OTHER_GUILD, count
-from tests.integration.test_dead_letter_counts import _BULK_INSERT, db_drift
+from tests.integration.test_dead_letter_counts import BULK_INSERT, db_drift
 from tests.wiring import ProcessServices, admin_sql
 
 
@@ -52,7 +52,7 @@ async def test_upgrade_from_0001_backfills_the_counts_and_downgrade_removes_them
     try:
         async with db.transaction() as conn:
             for guild, n in ((GUILD, 50), (OTHER_GUILD, 13)):
-                await conn.execute(_BULK_INSERT, {"g": guild, "u": 1, "sigs": 4, "n": n})
+                await conn.execute(BULK_INSERT, {"g": guild, "u": 1, "sigs": 4, "n": n})
         await upgrade(empty_database, "head")
         async with db.autocommit() as conn:
             assert await _schema_objects(conn) == (True, 4, True)
@@ -67,7 +67,7 @@ async def test_upgrade_from_0001_backfills_the_counts_and_downgrade_removes_them
         assert await db_drift(db) == []
         # The triggers count what comes after.
         async with db.transaction() as conn:
-            await conn.execute(_BULK_INSERT, {"g": GUILD, "u": 100, "sigs": 7, "n": 30})
+            await conn.execute(BULK_INSERT, {"g": GUILD, "u": 100, "sigs": 7, "n": 30})
             await conn.execute(text("UPDATE dead_letters SET status = 'resolved' "
                                     "WHERE status = 'open'"))
             await conn.execute(text("DELETE FROM dead_letters WHERE id % 3 = 0"))

@@ -25,17 +25,13 @@ from tests.helpers import (
     check_invariants,
     cmd,
     count,
+    drive,
     next_user,
-    path_to,
+    setup_log_channel,
 )
 from tests.wiring import ProcessServices
 
 SIGNATURE = "verify/retries_exhausted/WriteConflict"
-
-
-async def _drive(services: ProcessServices, user: int, target: State, guild: int = GUILD) -> None:
-    for op in path_to(target):
-        await services.transitions.apply(cmd(op, user, guild))
 
 
 async def _dead_letter(services: ProcessServices, user: int, op: Operation = Operation.VERIFY,
@@ -50,19 +46,12 @@ async def _dead_letter(services: ProcessServices, user: int, op: Operation = Ope
     return info.value.dead_letter_id
 
 
-async def _setup_guild(services: ProcessServices, guild: int = GUILD) -> None:
-    async with services.db.transaction() as conn:
-        await conn.execute(text(
-            "INSERT INTO guild_settings (guild_id, log_channel_id, mirror_level) "
-            "VALUES (:g, 555, 'dead_letters')"), {"g": guild})
-
-
 async def test_open_entries_are_listed_newest_first_with_keyset_pages(
         services: ProcessServices) -> None:
     ids = []
     for _ in range(5):
         user = next_user()
-        await _drive(services, user, State.VERIFICATION_PENDING)
+        await drive(services, user, State.VERIFICATION_PENDING)
         ids.append(await _dead_letter(services, user))
     page1 = await services.remediation.page(GUILD, status="open", limit=2)
     assert [e.id for e in page1.items] == ids[::-1][:2] and page1.total == 5
@@ -79,9 +68,9 @@ async def test_open_entries_are_listed_newest_first_with_keyset_pages(
 
 
 async def test_retry_success_resolves_and_audits(services: ProcessServices) -> None:
-    await _setup_guild(services)
+    await setup_log_channel(services.db)
     user = next_user()
-    await _drive(services, user, State.VERIFICATION_PENDING)
+    await drive(services, user, State.VERIFICATION_PENDING)
     entry_id = await _dead_letter(services, user)
     outcome = await services.remediation.retry(GUILD, entry_id, STAFF)
     assert outcome.resolved and not outcome.already_applied
@@ -98,7 +87,7 @@ async def test_retry_success_resolves_and_audits(services: ProcessServices) -> N
 
 async def test_retry_failure_goes_back_to_open_on_the_same_row(services: ProcessServices) -> None:
     user = next_user()
-    await _drive(services, user, State.VERIFICATION_PENDING)
+    await drive(services, user, State.VERIFICATION_PENDING)
     entry_id = await _dead_letter(services, user)
     await services.transitions.apply(cmd(Operation.LEAVE, user))  # verify no longer possible
     outcome = await services.remediation.retry(GUILD, entry_id, STAFF)
@@ -113,7 +102,7 @@ async def test_retry_failure_goes_back_to_open_on_the_same_row(services: Process
 async def test_replay_of_a_write_that_had_committed_is_not_applied_twice(
         services: ProcessServices) -> None:
     user = next_user()
-    await _drive(services, user, State.VERIFICATION_PENDING)
+    await drive(services, user, State.VERIFICATION_PENDING)
     entry_id = await _dead_letter(services, user, key="verify-lost-answer")
     # The original write did commit after all (its answer was lost).
     await services.transitions.apply(cmd(Operation.VERIFY, user, key="verify-lost-answer"))
@@ -126,7 +115,7 @@ async def test_replay_of_a_write_that_had_committed_is_not_applied_twice(
 async def test_two_actors_retrying_one_entry_at_once_replay_it_once(
         services: ProcessServices) -> None:
     user = next_user()
-    await _drive(services, user, State.VERIFICATION_PENDING)
+    await drive(services, user, State.VERIFICATION_PENDING)
     entry_id = await _dead_letter(services, user)
     results = await asyncio.gather(services.remediation.retry(GUILD, entry_id, STAFF),
                                    services.remediation.retry(GUILD, entry_id, STAFF + 1),
@@ -142,7 +131,7 @@ async def test_two_actors_retrying_one_entry_at_once_replay_it_once(
 async def test_resolve_and_dismiss_are_audited_and_dismissed_cannot_be_retried(
         services: ProcessServices) -> None:
     user = next_user()
-    await _drive(services, user, State.VERIFICATION_PENDING)
+    await drive(services, user, State.VERIFICATION_PENDING)
     a = await _dead_letter(services, user)
     b = await _dead_letter(services, user)
     resolved = await services.remediation.resolve(GUILD, a, STAFF, "fixed by hand")
@@ -163,7 +152,7 @@ async def test_resolve_and_dismiss_are_audited_and_dismissed_cannot_be_retried(
 async def test_another_guilds_id_is_not_found_and_changes_nothing(
         services: ProcessServices) -> None:
     user = next_user()
-    await _drive(services, user, State.VERIFICATION_PENDING, OTHER_GUILD)
+    await drive(services, user, State.VERIFICATION_PENDING, OTHER_GUILD)
     foreign = await _dead_letter(services, user, guild=OTHER_GUILD)
     for call in (services.remediation.show(GUILD, foreign),
                  services.remediation.retry(GUILD, foreign, STAFF),
@@ -182,7 +171,7 @@ async def test_another_guilds_id_is_not_found_and_changes_nothing(
 async def test_bad_notes_are_refused_and_write_nothing(
         services: ProcessServices, note: str) -> None:
     user = next_user()
-    await _drive(services, user, State.VERIFICATION_PENDING)
+    await drive(services, user, State.VERIFICATION_PENDING)
     entry_id = await _dead_letter(services, user)
     for action in (services.remediation.resolve, services.remediation.dismiss):
         with pytest.raises(InvalidInput, match="1 to 1000 characters"):
@@ -210,7 +199,7 @@ async def test_retry_group_replays_every_open_entry_of_a_signature(
         services: ProcessServices) -> None:
     users = [next_user() for _ in range(12)]
     for user in users:
-        await _drive(services, user, State.VERIFICATION_PENDING)
+        await drive(services, user, State.VERIFICATION_PENDING)
         await _dead_letter(services, user)
     await services.transitions.apply(cmd(Operation.LEAVE, users[0]))  # one will fail
     seen: list[tuple[int, int, int]] = []
@@ -228,7 +217,7 @@ async def test_retry_group_replays_every_open_entry_of_a_signature(
 
 async def _verify_dead_letters(services: ProcessServices, n: int) -> tuple[list[int], list[int]]:
     users = [next_user() for _ in range(n)]
-    await asyncio.gather(*(_drive(services, u, State.VERIFICATION_PENDING) for u in users))
+    await asyncio.gather(*(drive(services, u, State.VERIFICATION_PENDING) for u in users))
     return users, [await _dead_letter(services, u) for u in users]
 
 
@@ -299,7 +288,7 @@ async def test_cancelled_retry_group_records_what_it_did_and_gives_back_the_rest
 
 async def test_stats_counts_by_status_and_signature(services: ProcessServices) -> None:
     user = next_user()
-    await _drive(services, user, State.VERIFICATION_PENDING)
+    await drive(services, user, State.VERIFICATION_PENDING)
     a = await _dead_letter(services, user)
     await _dead_letter(services, user)
     await _dead_letter(services, user, op=Operation.REJECT)
