@@ -1,4 +1,10 @@
-"""Schema upgrades through alembic, serialised across processes by an advisory lock."""
+"""Schema upgrades through alembic, serialised across processes by an advisory lock.
+
+The lock is transaction-scoped (`pg_advisory_xact_lock`) and the whole upgrade runs in that
+one transaction (PostgreSQL's DDL is transactional): it holds behind a transaction-mode
+pooler such as PgBouncer, where a session-level lock would be taken on one server
+connection and released (or not) on another. Another process waits for the lock, then
+finds the schema at head and does nothing."""
 
 from __future__ import annotations
 
@@ -18,8 +24,7 @@ log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[2]
 # Any constant works; it only has to be the same in every Lifeline process.
 MIGRATION_LOCK_KEY = 0x4C6966656C696E65  # "Lifeline"
-LOCK = text("SELECT pg_advisory_lock(:k)")
-UNLOCK = text("SELECT pg_advisory_unlock(:k)")
+LOCK = text("SELECT pg_advisory_xact_lock(:k)")
 
 
 def alembic_config() -> Config:
@@ -38,15 +43,9 @@ async def upgrade(url: str, revision: str = "head") -> None:
     """Upgrade the schema; several processes starting at once run it once, the others wait."""
     engine = create_async_engine(asyncpg_url(url), pool_size=1, max_overflow=0)
     try:
-        async with engine.connect() as conn:
+        async with engine.begin() as conn:  # one transaction: the lock, then every step
             await conn.execute(LOCK, {"k": MIGRATION_LOCK_KEY})
-            await conn.commit()
-            try:
-                await conn.run_sync(_upgrade, revision)
-                await conn.commit()
-            finally:
-                await conn.execute(UNLOCK, {"k": MIGRATION_LOCK_KEY})
-                await conn.commit()
+            await conn.run_sync(_upgrade, revision)
     finally:
         await engine.dispose()
     log.info("database schema at %s", revision)
