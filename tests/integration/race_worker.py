@@ -24,11 +24,13 @@ from domain.persistence.database import Database
 
 async def main(url: str, seed: int, n: int, guild: int, first_user: int, members: int) -> None:
     rng = random.Random(seed)
-    db = Database(url, pool_size=2, max_overflow=0)
+    # As a Lifeline process builds them: its settings (DB_STATEMENT_CACHE_SIZE=0 behind a
+    # transaction-mode pooler), the production wiring, the default retry policy.
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    db = Database(url, pool_size=2, max_overflow=0,
+                  statement_cache_size=settings.db_statement_cache_size)
     metrics = CountingMetrics()
-    # As a Lifeline process builds them: the production wiring and default retry policy.
-    service = build_services(Settings(_env_file=None), db,  # type: ignore[call-arg]
-                             metrics=metrics).transitions
+    service = build_services(settings, db, metrics=metrics).transitions
     outcomes: Counter[str] = Counter()
     applied_ids: list[int] = []
     try:
