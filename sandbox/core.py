@@ -52,7 +52,8 @@ class Core:
 
         def body(session: GatewaySession) -> JSON:
             with_members = bool(session.intents & Intent.GUILD_MEMBERS)
-            return payloads.guild_create(guild, bot_user_id=self.bot.id, with_members=with_members)
+            return payloads.guild_create(guild, bot_user_id=self.bot.id, with_members=with_members,
+                                         large_threshold=session.large_threshold)
 
         self.gateway.dispatch("GUILD_CREATE", body, guild_id=guild.id)
 

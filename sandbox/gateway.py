@@ -4,7 +4,10 @@ Speaks what discord.py 2.7.1 expects: HELLO (op 10), an ACK (op 11) for every
 heartbeat (op 1), IDENTIFY (op 2) answered by READY then one GUILD_CREATE per
 guild of the shard, RESUME (op 6) replaying missed dispatches then RESUMED (or
 INVALID_SESSION op 9 ``d=false`` when the session is gone), REQUEST_MEMBERS
-(op 8) answered by one GUILD_MEMBERS_CHUNK. Every dispatch has a growing ``s``.
+(op 8) answered by GUILD_MEMBERS_CHUNK pages of at most 1,000 members. A guild larger
+than IDENTIFY's ``large_threshold`` (50 by default, at most 250) comes in GUILD_CREATE
+without its member list, as Discord sends it to a bot: the client asks for the members
+with op 8. Every dispatch has a growing ``s``.
 
 discord.py connects with ``?v=10&encoding=json&compress=zlib-stream``. The
 sandbox then compresses all frames of a connection with one zlib stream,
@@ -123,6 +126,17 @@ class Connection:
                 return
 
 
+# GUILD_MEMBERS_CHUNK pages hold at most this many members (Discord's limit).
+CHUNK_SIZE = 1000
+
+
+def _large_threshold(value: object) -> int:
+    """IDENTIFY's large_threshold: 50 when absent, Discord's range 50..250."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        return 50
+    return min(max(value, 50), 250)
+
+
 @dataclass(eq=False)
 class GatewaySession:
     """A bot session: survives its connection so a RESUME can pick it up."""
@@ -137,6 +151,8 @@ class GatewaySession:
     resumable: bool = True
     resumes: int = 0
     log: list[tuple[int, str, int | None]] = field(default_factory=list)
+    # IDENTIFY's large_threshold: guilds with more members come without their member list.
+    large_threshold: int = 50
 
     @property
     def connected(self) -> bool:
@@ -263,9 +279,11 @@ class Gateway:
         )
         session.send("READY", ready)
         with_members = bool(intents & Intent.GUILD_MEMBERS)
+        session.large_threshold = _large_threshold(d.get("large_threshold"))
         for guild in guilds:
             body = payloads.guild_create(
-                guild, bot_user_id=self.world.bot_user.id, with_members=with_members
+                guild, bot_user_id=self.world.bot_user.id, with_members=with_members,
+                large_threshold=session.large_threshold,
             )
             session.send("GUILD_CREATE", body, guild.id)
         self.notifier.notify()
@@ -316,8 +334,14 @@ class Gateway:
                 ]
                 members = members[:limit] if limit else members
                 missing = []
-            chunk = payloads.members_chunk(guild, members, d.get("nonce"), missing)
-            session.send("GUILD_MEMBERS_CHUNK", chunk, guild.id)
+            # Discord answers in pages of at most 1,000 members, numbered, in order.
+            pages = [members[i:i + CHUNK_SIZE]
+                     for i in range(0, len(members), CHUNK_SIZE)] or [[]]
+            for index, page in enumerate(pages):
+                chunk = payloads.members_chunk(guild, page, d.get("nonce"),
+                                               missing if index == 0 else [], index,
+                                               len(pages))
+                session.send("GUILD_MEMBERS_CHUNK", chunk, guild.id)
 
     def _detach(self, conn: Connection) -> None:
         self.connections.discard(conn)

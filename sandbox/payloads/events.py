@@ -84,12 +84,13 @@ def role_event(r: Role) -> JSON:
     return {"guild_id": str(r.guild_id), "role": role(r)}
 
 
-def members_chunk(g: Guild, members: list[Member], nonce: str | None, not_found: list[int]) -> JSON:
+def members_chunk(g: Guild, members: list[Member], nonce: str | None, not_found: list[int],
+                  index: int = 0, count: int = 1) -> JSON:
     payload: JSON = {
         "guild_id": str(g.id),
         "members": [member(m) for m in members],
-        "chunk_index": 0,
-        "chunk_count": 1,
+        "chunk_index": index,
+        "chunk_count": count,
         "not_found": [str(i) for i in not_found],
         "presences": [],
     }

@@ -164,18 +164,24 @@ def _guild_base(g: Guild) -> JSON:
     }
 
 
-def guild_create(g: Guild, *, bot_user_id: int, with_members: bool) -> JSON:
-    """GUILD_CREATE: the whole guild; ``member_count == len(members)`` so no chunking is needed.
+def guild_create(g: Guild, *, bot_user_id: int, with_members: bool,
+                 large_threshold: int = 250) -> JSON:
+    """GUILD_CREATE: the guild, with every member while it has at most ``large_threshold``
+    members (then ``member_count == len(members)``, so no chunking is needed).
 
-    Without the members intent Discord sends only the bot's own member; the
-    count stays the real one, as Discord does.
+    A larger guild is ``large``: as Discord does, only the bot's own member comes with it
+    (no presences are sent to a bot), and the client asks for the rest with op 8. Without
+    the members intent Discord sends only the bot's own member; the count stays the real
+    one, as Discord does.
     """
-    members = list(g.members.values()) if with_members else [g.members[bot_user_id]]
+    large = len(g.members) > large_threshold
+    members = list(g.members.values()) if with_members and not large \
+        else [g.members[bot_user_id]]
     return {
         **_guild_base(g),
         "unavailable": False,
         "joined_at": iso(g.members[bot_user_id].joined_at),
-        "large": len(g.members) >= 250,
+        "large": large,
         "member_count": len(g.members),
         "members": [member(m) for m in members],
         "channels": [channel(c) for c in g.channels.values() if not c.deleted],

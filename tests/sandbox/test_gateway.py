@@ -175,3 +175,39 @@ async def test_events_are_sequenced(sandbox, guild):
             "GUILD_MEMBER_UPDATE",
             "GUILD_MEMBER_REMOVE",
         ]
+
+
+async def test_a_large_guild_comes_without_members_then_in_pages_of_a_thousand(sandbox):
+    """As Discord sends it to a bot: past IDENTIFY's large_threshold, GUILD_CREATE carries
+    only the bot's own member, and op 8 answers in numbered pages of at most 1,000."""
+    big = sandbox.create_guild("Big", channels=("general",))
+    for i in range(2_400):
+        sandbox.member_join(big, None, f"m{i:04d}")
+    total = len(big.members)
+    url = sandbox.gateway_url + "?v=10&encoding=json&compress=zlib-stream"
+    async with aiohttp.ClientSession() as http, http.ws_connect(url) as ws:
+        gw = RawGateway(ws)
+        assert (await gw.receive())["op"] == 10
+        await gw.send(2, {"token": sandbox.token, "intents": int(INTENTS.value),
+                          "properties": {}, "large_threshold": 250})
+        assert (await gw.receive())["t"] == "READY"
+        create = (await gw.receive())["d"]
+        assert create["large"] is True and create["member_count"] == total
+        assert [m["user"]["id"] for m in create["members"]] == [str(sandbox.bot_user.id)]
+        await gw.send(8, {"guild_id": str(big.id), "query": "", "limit": 0, "nonce": "all"})
+        chunks = [(await gw.receive())["d"] for _ in range(3)]
+        assert [(c["chunk_index"], c["chunk_count"], len(c["members"])) for c in chunks] == \
+            [(0, 3, 1000), (1, 3, 1000), (2, 3, total - 2000)]
+        assert {c["nonce"] for c in chunks} == {"all"}
+        ids = [m["user"]["id"] for c in chunks for m in c["members"]]
+        assert len(set(ids)) == total
+
+
+async def test_discord_py_chunks_a_large_guild_before_it_is_ready(sandbox):
+    big = sandbox.create_guild("Big", channels=("general",))
+    for i in range(1_200):
+        sandbox.member_join(big, None, f"m{i:04d}")
+    async with running(sandbox, make_bot()) as client:
+        cached = cached_guild(client, big.id)
+        assert cached.large and cached.chunked
+        assert len(cached.members) == len(big.members) == cached.member_count
