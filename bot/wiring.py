@@ -16,6 +16,7 @@ from domain.persistence.faults import Faults
 from domain.persistence.stores import open_stores
 from domain.remediation import RemediationService
 from domain.services import Services
+from domain.sync import MemberSync
 from domain.transitions import RetryPolicy, TransitionService
 
 
@@ -38,4 +39,5 @@ def build_services(settings: Settings, db: Database, *, metrics: Metrics | None 
     remediation = RemediationService(stores.dead_letters, staff_transitions,
                                      retention_days=settings.retention_days, metrics=counters)
     guilds = GuildSettingsService(stores.guilds, stores.outbox)
-    return Services(stores, counters, transitions, staff_transitions, remediation, guilds)
+    return Services(stores, counters, transitions, staff_transitions, remediation, guilds,
+                    MemberSync(transitions))

@@ -1,9 +1,13 @@
 """Gateway events become lifecycle operations, as the trigger column of lifecycle.md says.
 
-Handlers never let an exception escape: a write that fails ends as a dead-letter record
-(the service writes it), and an event that no longer applies to the member's state is kept
-as a `not_applicable` dead letter, unless it is a known echo (the leave that follows a kick
-or ban, a repeated flag update).
+Membership events (join, leave, ban, unban) are applied as operations keyed by the event,
+spooled while the database is unreachable. Member updates are level-triggered: each one
+syncs the member to what Discord shows now (domain/sync.py), and so does reconcile for
+every member at connect. Handlers never let an exception escape: a write that fails ends
+as a dead-letter record (the service writes it), a sync that cannot reach the database is
+done again once it answers, and an event that no longer applies is kept as a
+`not_applicable` dead letter unless it is a known echo (the leave that follows a kick or
+ban, a join for a member already present).
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ from discord.ext import commands
 from domain.commands import TransitionCommand
 from domain.errors import DatabaseUnavailable, DomainError, TransitionDeadLettered
 from domain.lifecycle import EXIT_STATES, Operation, Source, State, TransitionNotAllowed, is_echo
-from domain.member_sync import MemberFlags, catch_up, member_update_operations
+from domain.member_sync import MemberFlags, catch_up
+from domain.persistence.database import is_unavailable
 from domain.services import Services
 from domain.spool import EventSpool, SpoolFull
 
@@ -59,7 +64,15 @@ class LifecycleCog(commands.Cog):
     def __init__(self, services: Services, spool: EventSpool) -> None:
         self.transitions = services.transitions
         self.guilds = services.guilds
+        self.member_sync = services.sync
         self.spool = spool
+        # Members with a sync waiting for their lock: a later update of the same member
+        # adds nothing (the waiting sync reads the member as Discord shows it then).
+        self._sync_queued: set[tuple[int, int]] = set()
+        # Members whose sync could not reach the database: synced again once it answers
+        # (from discord.py's cache, as Discord shows them then). A restart loses this set,
+        # and the reconcile at connect repairs every member instead.
+        self._resync: dict[tuple[int, int], discord.Member] = {}
         self._drainer: asyncio.Task[None] | None = None
         self.wake_drainer = asyncio.Event()
         # discord.py runs each event handler as its own task; one lock per member keeps a
@@ -130,8 +143,11 @@ class LifecycleCog(commands.Cog):
         self.wake_drainer.set()
 
     async def _drain_forever(self, interval: float = 0.5) -> None:
-        """Apply spooled events in order as soon as the database answers again."""
+        """Apply spooled events in order as soon as the database answers again, then sync
+        the members whose sync could not reach it."""
         while True:
+            if self._resync and not self.spool.has_backlog():
+                await self._sync_again()
             if self.spool.has_backlog():
                 try:
                     applied = await self.spool.drain(self._apply_spooled)
@@ -150,6 +166,52 @@ class LifecycleCog(commands.Cog):
     async def _apply_spooled(self, cmd: TransitionCommand) -> None:
         async with self.member_lock(cmd.guild_id, cmd.user_id):
             await self.apply_command(cmd)
+
+    # ---- the member sync: bring a member to what Discord shows -----------------------
+
+    async def sync(self, member: discord.Member, reason: str) -> int:
+        """Sync one member (domain/sync.py); returns how many operations were written. A
+        database that does not answer marks the member for a sync once it does; any other
+        failure is a dead letter (the service writes it) or a log line."""
+        key = (member.guild.id, member.id)
+        try:
+            config = await self.guilds.get(member.guild.id)
+            eligibility_role = config.eligibility_role_id if config else None
+            outcome = await self.member_sync.sync(
+                member.guild.id, member.id, member_flags(member, eligibility_role),
+                eligibility_role_configured=eligibility_role is not None, reason=reason)
+        except DatabaseUnavailable:
+            self._mark_for_resync(member)
+            return 0
+        except TransitionDeadLettered as exc:
+            log.warning("sync of %s/%s: %s", key[0], key[1], exc)
+            return 0
+        except DomainError as exc:
+            log.warning("sync of %s/%s refused: %s", key[0], key[1], exc)
+            return 0
+        except Exception as exc:
+            if is_unavailable(exc):
+                self._mark_for_resync(member)
+                return 0
+            log.exception("sync of %s/%s failed; it is tried again", key[0], key[1])
+            self._mark_for_resync(member)
+            return 0
+        self._resync.pop(key, None)
+        return len(outcome.applied)
+
+    def _mark_for_resync(self, member: discord.Member) -> None:
+        self._resync[(member.guild.id, member.id)] = member
+        log.warning("member %s/%s: the database did not answer; synced again once it does",
+                    member.guild.id, member.id)
+        self.wake_drainer.set()
+
+    async def _sync_again(self) -> None:
+        for key, member in list(self._resync.items()):
+            self._resync.pop(key, None)
+            if member.guild.get_member(member.id) is None:
+                continue  # gone meanwhile: its leave event says so
+            async with self.member_lock(*key):
+                await self.sync(member, "synced after the database answered again")
 
     # ---- reconciliation: what happened while the bot was not connected -----------------
 
@@ -176,15 +238,11 @@ class LifecycleCog(commands.Cog):
                 continue
             present.add(member.id)
             state = stored.get(member.id, (None, 0))[0]
-            ops = catch_up(state, member_flags(member, eligibility_role),
-                           eligibility_role_configured=eligibility_role is not None)
-            if not ops:
-                continue
+            if not catch_up(state, member_flags(member, eligibility_role),
+                            eligibility_role_configured=eligibility_role is not None):
+                continue  # already as Discord shows: no database work
             async with self.member_lock(guild.id, member.id):
-                for op in ops:
-                    if await self.apply(guild.id, member.id, op, member.joined_at,
-                                        "caught up after reconnect") is not None:
-                        applied += 1
+                applied += await self.sync(member, "caught up after reconnect")
         for user_id, (state, version) in stored.items():
             if user_id in present or state in EXIT_STATES:
                 continue
@@ -203,8 +261,12 @@ class LifecycleCog(commands.Cog):
         if member.bot:
             return
         async with self.member_lock(member.guild.id, member.id):
-            await self.apply(member.guild.id, member.id, Operation.JOIN, member.joined_at,
-                             "joined the server")
+            state = await self.apply(member.guild.id, member.id, Operation.JOIN,
+                                     member.joined_at, "joined the server")
+            if state is not None and (member.flags.started_onboarding
+                                      or member.flags.completed_onboarding):
+                # Back with onboarding already done: the same sync as a member update.
+                await self.sync(member, "joined the server")
 
     @commands.Cog.listener()
     async def on_raw_member_remove(self, payload: discord.RawMemberRemoveEvent) -> None:
@@ -234,19 +296,19 @@ class LifecycleCog(commands.Cog):
 
     @commands.Cog.listener()
     async def on_member_update(self, before: discord.Member, after: discord.Member) -> None:
-        if after.bot:
-            return
-        async with self.member_lock(after.guild.id, after.id):
-            await self._member_update(before, after)
-
-    async def _member_update(self, before: discord.Member, after: discord.Member) -> None:
-        if not lifecycle_relevant(before, after):
+        """Level-triggered: the update says "this member changed"; the sync brings them to
+        what Discord shows now (`after` is discord.py's cached member, so the newest state,
+        even when later updates arrived meanwhile). Updates of a member that arrive while a
+        sync of theirs waits for its turn collapse into that sync."""
+        if after.bot or not lifecycle_relevant(before, after):
             return  # a nickname, an avatar, a timeout: no database work at all
-        guild_id, joined = after.guild.id, after.joined_at
-        config = await self.guilds.get(guild_id)
-        eligibility_role = config.eligibility_role_id if config else None
-        ops = member_update_operations(
-            member_flags(before, eligibility_role), member_flags(after, eligibility_role),
-            eligibility_role_configured=eligibility_role is not None)
-        for op, reason in ops:
-            await self.apply(guild_id, after.id, op, joined, reason)
+        key = (after.guild.id, after.id)
+        if key in self._sync_queued:
+            return
+        self._sync_queued.add(key)
+        try:
+            async with self.member_lock(*key):
+                self._sync_queued.discard(key)
+                await self.sync(after, "member update")
+        finally:
+            self._sync_queued.discard(key)

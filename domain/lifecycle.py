@@ -116,13 +116,16 @@ ONBOARDING_TARGET: Mapping[Operation, State] = {
 def is_echo(op: Operation, current: FromState) -> bool:
     """Whether a gateway event refused from `current` is only an echo of what already
     happened (the leave that follows a kick or ban, a repeated flag update), to be ignored
-    rather than kept as a `not_applicable` dead letter."""
+    rather than kept as a `not_applicable` dead letter: the leave that follows a kick or
+    ban, a join for a member already present, a flag update for a member at or past it."""
     if op in (Operation.LEAVE, Operation.KICK):
         return current is None or current in EXIT_STATES
     if op == Operation.BAN:
         return current == State.BANNED
     if op == Operation.UNBAN:
         return current is None
+    if op == Operation.JOIN:  # already present: the member sync (or reconcile) admitted them
+        return current is not None and current not in EXIT_STATES
     target = ONBOARDING_TARGET.get(op)
     if target is not None:
         if current is None or current in EXIT_STATES:

@@ -1,15 +1,12 @@
 """What Discord's member flags mean in lifecycle operations.
 
-Two rules read the same flags, side by side and deliberately not merged yet (issue 12 moved
-them here unchanged; making them one is a behaviour change of its own):
-
-- `member_update_operations`, the live rule, is edge-triggered: a gateway member update
-  yields the operations for the flags that changed between `before` and `after`, whatever
-  the stored state (the service's guard decides what still applies).
-- `catch_up`, the reconcile rule, is level-triggered: from the stored state and the flags
-  Discord shows now, the operations that bring the member up to date.
-
-docs/lifecycle.md says where they differ.
+One rule, level-triggered, for live member updates and for reconcile alike: from the
+stored state and what Discord shows now (the member's current flags), the operations that
+bring the member there (`catch_up`). Discord is the source of truth for membership and the
+onboarding flags; the web app and staff own the verification states, so a member at or
+past the state the flags imply is left alone. The member sync (domain/sync.py) applies
+them one at a time, each keyed by the stored version it starts from (`sync_key`), so
+repeats, reorderings and a second sync racing the first are harmless.
 """
 
 from __future__ import annotations
@@ -29,28 +26,6 @@ class MemberFlags:
     # The guild's configured eligibility role is among the member's roles (False when the
     # guild has none configured).
     holds_eligibility_role: bool = False
-
-
-def member_update_operations(before: MemberFlags, after: MemberFlags, *,
-                             eligibility_role_configured: bool
-                             ) -> list[tuple[Operation, str]]:
-    """The live rule: (operation, reason) for one gateway member update, in order."""
-    ops: list[tuple[Operation, str]] = []
-    if after.started_onboarding and not before.started_onboarding \
-            and not after.completed_onboarding:
-        ops.append((Operation.START_ONBOARDING, "started onboarding"))
-    if after.completed_onboarding and not before.completed_onboarding:
-        ops.append((Operation.COMPLETE_ONBOARDING, "completed onboarding"))
-        if not eligibility_role_configured:
-            ops.append((Operation.MARK_ROLE_ELIGIBLE, "no eligibility role configured"))
-        elif after.holds_eligibility_role:
-            ops.append((Operation.MARK_ROLE_ELIGIBLE, "holds the eligibility role"))
-    elif eligibility_role_configured and after.holds_eligibility_role \
-            and not before.holds_eligibility_role and after.completed_onboarding:
-        ops.append((Operation.MARK_ROLE_ELIGIBLE, "was granted the eligibility role"))
-    if before.pending and not after.pending:
-        ops.append((Operation.ACCEPT_RULES, "passed membership screening"))
-    return ops
 
 
 def catch_up(current: FromState, flags: MemberFlags, *,
@@ -87,3 +62,18 @@ def catch_up(current: FromState, flags: MemberFlags, *,
     if state == State.ROLE_ELIGIBLE and not flags.pending:
         ops.append(Operation.ACCEPT_RULES)
     return ops
+
+
+def next_sync_step(current: FromState, flags: MemberFlags, *,
+                   eligibility_role_configured: bool) -> Operation | None:
+    """The first operation towards what Discord shows, or None when the member is there
+    (or past it, in the states the web app and staff own)."""
+    ops = catch_up(current, flags, eligibility_role_configured=eligibility_role_configured)
+    return ops[0] if ops else None
+
+
+def sync_key(op: Operation, guild_id: int, user_id: int, version: int) -> str:
+    """The idempotency key of a sync step: the operation and the stored version it starts
+    from (0: no record). Two syncs that read the same version ask for the same write; a
+    member re-admitted after leaving starts from a newer version, so gets a new key."""
+    return f"sync:{op.value}:{guild_id}:{user_id}:v{version}"

@@ -13,6 +13,7 @@ from domain.guilds import GuildSettingsService
 from domain.metrics import Metrics
 from domain.persistence.stores import Stores
 from domain.remediation import RemediationService
+from domain.sync import MemberSync
 from domain.transitions import TransitionService
 
 
@@ -26,3 +27,4 @@ class Services:
     staff_transitions: TransitionService
     remediation: RemediationService
     guilds: GuildSettingsService
+    sync: MemberSync  # brings a member to what Discord shows (gateway updates, reconcile)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from sqlalchemy import text
 
-from domain.persistence.faults import Point
+from domain.persistence.faults import Point, connection_dropped
 from tests.bot.world import World, eventually, setup_guild
+from tests.helpers import check_invariants
 
 STARTED = 8  # MemberFlags.started_onboarding
 COMPLETED = 2  # MemberFlags.completed_onboarding
@@ -137,19 +138,54 @@ async def test_a_handler_failure_ends_as_a_dead_letter(world: World) -> None:
     assert outcome.resolved and await world.state(user) == "joined"
 
 
-async def test_an_event_that_no_longer_applies_is_kept_for_staff(world: World) -> None:
-    # Membership screening passed before any onboarding: accept_rules is not allowed from
-    # joined. Nobody is waiting for an answer, so it must not vanish into a log.
+async def test_screening_passed_before_onboarding_is_applied_once_onboarding_is_done(
+        world: World) -> None:
+    """Level-triggered: screening passed before any onboarding implies nothing yet (the
+    member stays `joined`, no dead letter); once onboarding is done, the member is brought
+    to what Discord shows, screening included."""
+    await setup_guild(world)
     user = world.sandbox.member_join(world.guild, None, "gina").user.id
     await world.wait_state(user, "joined")
     world.sandbox.member_update(world.guild, user, pending=False)
+    world.sandbox.member_update(world.guild, user, flags=STARTED | COMPLETED)
+    await world.wait_state(user, "rules_accepted")
+    history = await world.container.transitions.history(world.guild.id, user)
+    assert [h.operation.value for h in reversed(history)] == [
+        "join", "complete_onboarding", "mark_role_eligible", "accept_rules"]
+    assert await world.count("dead_letters") == 0
 
-    async def recorded() -> int:
-        return await world.count("dead_letters", "user_id = :u AND reason_code = "
-                                 "'not_applicable'", u=user)
 
-    await eventually(recorded, what="a not_applicable dead letter")
-    assert await world.state(user) == "joined"
+async def test_bunched_updates_of_many_members_leave_each_as_discord_shows_them(
+        world: World) -> None:
+    """Every member's updates arrive together, faster than they are written: whatever
+    each handler sees, every member ends in the state Discord shows, nothing is written
+    twice, and nothing becomes a dead letter."""
+    await setup_guild(world)
+    users = [world.sandbox.member_join(world.guild, None, f"raid{i}").user.id
+             for i in range(30)]
+    for user in users:
+        world.sandbox.member_update(world.guild, user, flags=STARTED)
+        world.sandbox.member_update(world.guild, user, flags=STARTED | COMPLETED)
+        world.sandbox.member_update(world.guild, user, pending=False)
+    for user in users:
+        await world.wait_state(user, "rules_accepted", timeout=30)
+    assert await world.count("dead_letters") == 0
+    await check_invariants(world.container.db)
+
+
+async def test_a_member_update_whose_database_read_fails_is_not_lost(world: World) -> None:
+    """The guild-settings read of a member update fails as if the database were gone: the
+    member is synced again once it answers, instead of the update vanishing."""
+    await setup_guild(world)
+    user = world.sandbox.member_join(world.guild, None, "otto").user.id
+    await world.wait_state(user, "joined")
+    faults = world.container.services.stores.faults
+    assert faults is not None
+    dropped = faults.fail(Point.GUILDS_READ, connection_dropped, times=1)
+    world.sandbox.member_update(world.guild, user, flags=STARTED | COMPLETED)
+    await world.wait_state(user, "role_eligible")
+    assert dropped.fired == 1
+    assert await world.count("dead_letters") == 0
 
 
 async def test_non_staff_member_regranted_the_command_is_still_refused(world: World) -> None:

@@ -1,4 +1,5 @@
-"""Member flags -> operations (live and reconcile) and echo detection, table-driven."""
+"""Member flags -> operations (one rule for live updates and reconcile), the sync's steps
+and keys, and echo detection, table-driven."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from domain.lifecycle import (
     is_echo,
     target_state,
 )
-from domain.member_sync import MemberFlags, catch_up, member_update_operations
+from domain.member_sync import MemberFlags, catch_up, next_sync_step, sync_key
 
 Op = Operation
 ALL_FROM: list[FromState] = [None, *State]
@@ -36,71 +37,6 @@ def through_the_guard(state: FromState, ops: list[Operation]) -> FromState:
     for op in ops:
         state = TRANSITIONS.get((op, state), state)
     return state
-
-
-# ---- the live rule: one gateway member update
-
-START = (Op.START_ONBOARDING, "started onboarding")
-COMPLETE = (Op.COMPLETE_ONBOARDING, "completed onboarding")
-ELIGIBLE_NO_ROLE = (Op.MARK_ROLE_ELIGIBLE, "no eligibility role configured")
-ELIGIBLE_HOLDS = (Op.MARK_ROLE_ELIGIBLE, "holds the eligibility role")
-ELIGIBLE_GRANTED = (Op.MARK_ROLE_ELIGIBLE, "was granted the eligibility role")
-ACCEPT = (Op.ACCEPT_RULES, "passed membership screening")
-
-LIVE = [
-    # before, after, eligibility role configured, operations with their reasons
-    ("", "", True, []),
-    ("", "S", True, [START]),
-    ("", "S", False, [START]),
-    ("S", "S", False, []),
-    ("", "SC", True, [COMPLETE]),  # started and completed at once: no start
-    ("", "SCR", True, [COMPLETE, ELIGIBLE_HOLDS]),
-    ("", "SC", False, [COMPLETE, ELIGIBLE_NO_ROLE]),
-    ("S", "SC", False, [COMPLETE, ELIGIBLE_NO_ROLE]),
-    ("S", "SC", True, [COMPLETE]),  # waits for the role
-    ("S", "SCR", True, [COMPLETE, ELIGIBLE_HOLDS]),
-    ("R", "CR", True, [COMPLETE, ELIGIBLE_HOLDS]),
-    ("SC", "SCR", True, [ELIGIBLE_GRANTED]),
-    ("SC", "SCR", False, []),  # no role configured: marked with the completion already
-    ("S", "SR", True, []),  # granted before completion: marked when onboarding completes
-    ("SR", "SCR", True, [COMPLETE, ELIGIBLE_HOLDS]),
-    ("SCR", "SCR", True, []),
-    ("SCR", "SC", True, []),  # role removed: nothing
-    ("C", "SC", True, []),  # started after completed: nothing
-    ("SC", "S", True, []),  # completed went back: nothing
-    ("P", "", True, [ACCEPT]),
-    ("P", "", False, [ACCEPT]),
-    ("", "P", True, []),  # pending again: nothing
-    ("P", "P", True, []),
-    ("SP", "SC", False, [COMPLETE, ELIGIBLE_NO_ROLE, ACCEPT]),
-    ("SCP", "SCR", True, [ELIGIBLE_GRANTED, ACCEPT]),
-    ("P", "SCR", True, [COMPLETE, ELIGIBLE_HOLDS, ACCEPT]),
-]
-
-
-@pytest.mark.parametrize(("before", "after", "configured", "expected"), LIVE,
-                         ids=[f"{b or '-'}>{a or '-'}{'' if c else ' no-role'}"
-                              for b, a, c, _ in LIVE])
-def test_live_rule(before: str, after: str, configured: bool,
-                   expected: list[tuple[Operation, str]]) -> None:
-    assert member_update_operations(F(before), F(after),
-                                    eligibility_role_configured=configured) == expected
-
-
-@pytest.mark.parametrize("configured", [True, False])
-def test_live_operations_come_in_lifecycle_order_and_once(configured: bool) -> None:
-    for before, after in itertools.product(EVERY_FLAGS, EVERY_FLAGS):
-        ops = [op for op, _ in member_update_operations(
-            before, after, eligibility_role_configured=configured)]
-        targets = [ONBOARDING_PATH.index(target_state(op, _from(op))) for op in ops]
-        assert targets == sorted(set(targets)), (before, after, ops)
-        if before == after:
-            assert ops == []
-
-
-def _from(op: Operation) -> State:
-    """A state the onboarding operation is allowed from (to read its target)."""
-    return next(s for s in State if (op, s) in TRANSITIONS)
 
 
 # ---- the reconcile rule: the stored state and what Discord shows now
@@ -155,52 +91,51 @@ def test_catch_up_walks_the_table_and_a_second_run_does_nothing(current: FromSta
             assert state == State.RULES_ACCEPTED
 
 
-# ---- live and reconcile side by side
+# ---- the sync: one step at a time, keyed by the version it starts from
+
+def test_stepping_the_sync_ends_where_catch_up_leads() -> None:
+    """Applying next_sync_step until it answers None walks exactly catch_up's path, every
+    step one the table allows: the same end, whatever the member's state and flags."""
+    for current, flags, configured in itertools.product(ALL_FROM, EVERY_FLAGS,
+                                                        (True, False)):
+        state, steps = current, []
+        while (op := next_sync_step(state, flags, eligibility_role_configured=configured)):
+            steps.append(op)
+            state = TRANSITIONS[(op, state)]
+            assert len(steps) <= 8, (current, flags)
+        assert steps == catch_up(current, flags, eligibility_role_configured=configured), \
+            (current, flags, configured)
 
 
-def _realistic_updates() -> list[tuple[MemberFlags, MemberFlags]]:
-    """Flags only move forward: onboarding and the role get set, screening gets passed."""
-    updates = []
-    for before, after in itertools.product(EVERY_FLAGS, EVERY_FLAGS):
-        forward = all(not getattr(before, f) or getattr(after, f)
-                      for f in ("started_onboarding", "completed_onboarding",
-                                "holds_eligibility_role")) and (before.pending or not after.pending)
-        if forward and before != after:
-            updates.append((before, after))
-    return updates
+def test_screening_passed_before_onboarding_waits_for_onboarding() -> None:
+    flags = MemberFlags(pending=False)
+    assert next_sync_step(State.JOINED, flags, eligibility_role_configured=False) is None
+    done = MemberFlags(started_onboarding=True, completed_onboarding=True, pending=False)
+    assert catch_up(State.JOINED, done, eligibility_role_configured=False) == [
+        Op.COMPLETE_ONBOARDING, Op.MARK_ROLE_ELIGIBLE, Op.ACCEPT_RULES]
 
 
-@pytest.mark.parametrize("configured", [True, False])
-def test_live_and_reconcile_agree_except_on_screening_passed_early(configured: bool) -> None:
-    """For a member up to date before the update, both rules end in the same state, except
-    where accept_rules is edge-triggered live and level-triggered in reconcile (documented in
-    docs/lifecycle.md; merging the rules is a later issue's behaviour change)."""
-    differ = []
-    for before, after in _realistic_updates():
-        stored = through_the_guard(State.JOINED, catch_up(
-            State.JOINED, before, eligibility_role_configured=configured))
-        live = through_the_guard(stored, [op for op, _ in member_update_operations(
-            before, after, eligibility_role_configured=configured)])
-        reconciled = through_the_guard(stored, catch_up(
-            stored, after, eligibility_role_configured=configured))
-        if live != reconciled:
-            differ.append((before, after, live, reconciled))
-    assert differ, "the rules now agree: update this test and docs/lifecycle.md"
-    for before, after, live, reconciled in differ:
-        assert not before.pending and not after.pending, (before, after)
-        assert (live, reconciled) == (State.ROLE_ELIGIBLE, State.RULES_ACCEPTED)
+def test_states_the_web_app_and_staff_own_are_left_alone() -> None:
+    done = MemberFlags(started_onboarding=True, completed_onboarding=True, pending=False)
+    for state in (State.VERIFICATION_PENDING, State.VERIFIED, State.REJECTED_NOT_ELIGIBLE,
+                  State.RULES_ACCEPTED):
+        assert next_sync_step(state, done, eligibility_role_configured=False) is None
 
 
-def test_screening_passed_before_onboarding_waits_for_reconcile() -> None:
-    # Live: the pending edge comes while the member is joined (refused, not an echo: a dead
-    # letter), then onboarding completes; no edge is left to accept the rules.
-    state = through_the_guard(State.JOINED, [op for op, _ in member_update_operations(
-        F("P"), F(""), eligibility_role_configured=False)])
-    assert state == State.JOINED and not is_echo(Op.ACCEPT_RULES, State.JOINED)
-    state = through_the_guard(state, [op for op, _ in member_update_operations(
-        F(""), F("SC"), eligibility_role_configured=False)])
-    assert state == State.ROLE_ELIGIBLE
-    assert catch_up(state, F("SC"), eligibility_role_configured=False) == [Op.ACCEPT_RULES]
+def test_a_member_discord_shows_present_but_stored_as_gone_is_readmitted() -> None:
+    for gone in (None, State.LEFT_GUILD, State.KICKED):
+        assert next_sync_step(gone, F(""), eligibility_role_configured=False) == Op.JOIN
+    assert next_sync_step(State.BANNED, F(""), eligibility_role_configured=False) == Op.UNBAN
+
+
+def test_sync_keys_name_the_operation_and_the_version_they_start_from() -> None:
+    assert sync_key(Op.JOIN, 1, 2, 0) == "sync:join:1:2:v0"
+    # The same read asks for the same write; a re-admission (a newer version) for a new one.
+    assert sync_key(Op.JOIN, 1, 2, 7) != sync_key(Op.JOIN, 1, 2, 0)
+    assert sync_key(Op.JOIN, 1, 2, 7) != sync_key(Op.UNBAN, 1, 2, 7)
+    keys = {sync_key(op, 1, 2, v) for op in Operation for v in range(20)}
+    assert len(keys) == len(Operation) * 20
+    assert all(len(k) <= 200 for k in keys)  # TransitionCommand's limit
 
 
 # ---- echoes: refused events that only repeat what already happened
@@ -227,7 +162,8 @@ ECHOES = [
     (Op.ACCEPT_RULES, State.VERIFICATION_PENDING, True),
     (Op.ACCEPT_RULES, State.LEFT_GUILD, True),
     (Op.ACCEPT_RULES, State.REJECTED_NOT_ELIGIBLE, False),
-    (Op.JOIN, State.BANNED, False), (Op.JOIN, State.JOINED, False),
+    (Op.JOIN, State.BANNED, False), (Op.JOIN, State.JOINED, True),  # already present
+    (Op.JOIN, State.VERIFIED, True), (Op.JOIN, State.REJECTED_NOT_ELIGIBLE, True),
     (Op.VERIFY, State.VERIFIED, False), (Op.REQUEST_VERIFICATION, State.VERIFIED, False),
 ]
 
@@ -243,7 +179,7 @@ def test_an_echo_is_always_a_refused_operation() -> None:
             assert (op, current) not in TRANSITIONS, (op, current)
 
 
-@pytest.mark.parametrize("op", [Op.JOIN, Op.REQUEST_VERIFICATION, Op.VERIFY, Op.REJECT,
+@pytest.mark.parametrize("op", [Op.REQUEST_VERIFICATION, Op.VERIFY, Op.REJECT,
                                 Op.REOPEN, Op.REVERIFY])
 def test_operations_without_an_echo_rule_never_echo(op: Operation) -> None:
     assert not any(is_echo(op, current) for current in ALL_FROM)

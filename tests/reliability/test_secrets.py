@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 from sqlalchemy import text
 
+from domain.errors import TransitionDeadLettered
+from domain.lifecycle import Operation, State
 from domain.persistence.database import Database
 from sandbox import Sandbox, SandboxConfig
 from tests.bot.world import eventually
+from tests.helpers import cmd, drive, next_user
 from tests.scale.procs import API_TOKEN, start_api, start_bot
 from tests.wiring import ProcessServices
 
@@ -30,8 +34,15 @@ async def test_tokens_appear_in_no_log_no_row_and_no_message(migrated: str,
                               BOT_TOKEN, 1, 0, LOG_LEVEL="DEBUG")
         api, base = await start_api("api", migrated, LOG_LEVEL="DEBUG")
         try:
-            user = sandbox.member_join(guild, None, "tester").user.id
-            sandbox.member_update(guild, user, pending=False)  # a not_applicable dead letter
+            sandbox.member_join(guild, None, "tester")
+            # A dead letter for staff to dismiss: the web app's verify whose every
+            # compare-and-set loses (through the fault seam of a writer of its own).
+            user = next_user()
+            writer = ProcessServices(clean_db)
+            await drive(writer, user, State.VERIFICATION_PENDING, guild.id)
+            writer.faults.lose_cas()
+            with pytest.raises(TransitionDeadLettered):
+                await writer.transitions.apply(cmd(Operation.VERIFY, user, guild.id))
 
             async def dead() -> int:
                 async with clean_db.autocommit() as conn:
