@@ -14,7 +14,7 @@ async def load_cogs(bot: commands.Bot, services: Services, spool: EventSpool) ->
     from cogs.lifecycle import LifecycleCog
     from cogs.members import MemberCog
 
-    await bot.add_cog(LifecycleCog(services, spool))
+    await bot.add_cog(LifecycleCog(services, spool, bot))
     await bot.add_cog(MemberCog(services))
     await bot.add_cog(GuildSetupCog(services))
     await bot.add_cog(DeadLetterCog(services))

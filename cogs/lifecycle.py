@@ -61,18 +61,20 @@ def event_key(op: Operation, guild_id: int, user_id: int,
 
 
 class LifecycleCog(commands.Cog):
-    def __init__(self, services: Services, spool: EventSpool) -> None:
+    def __init__(self, services: Services, spool: EventSpool,
+                 client: discord.Client | None = None) -> None:
+        self.client = client  # to look members up again as Discord shows them now
         self.transitions = services.transitions
         self.guilds = services.guilds
         self.member_sync = services.sync
         self.spool = spool
         # Members with a sync waiting for their lock: a later update of the same member
         # adds nothing (the waiting sync reads the member as Discord shows it then).
-        self._sync_queued: set[tuple[int, int]] = set()
+        self._sync_queued: dict[tuple[int, int], object] = {}
         # Members whose sync could not reach the database: synced again once it answers
         # (from discord.py's cache, as Discord shows them then). A restart loses this set,
         # and the reconcile at connect repairs every member instead.
-        self._resync: dict[tuple[int, int], discord.Member] = {}
+        self._resync: dict[tuple[int, int], str] = {}
         self._drainer: asyncio.Task[None] | None = None
         self.wake_drainer = asyncio.Event()
         # discord.py runs each event handler as its own task; one lock per member keeps a
@@ -170,10 +172,17 @@ class LifecycleCog(commands.Cog):
     # ---- the member sync: bring a member to what Discord shows -----------------------
 
     async def sync(self, member: discord.Member, reason: str) -> int:
-        """Sync one member (domain/sync.py); returns how many operations were written. A
-        database that does not answer marks the member for a sync once it does; any other
-        failure is a dead letter (the service writes it) or a log line."""
+        """Sync one member (domain/sync.py); returns how many operations were written.
+
+        While spooled events wait, or when the database does not answer, the member is
+        marked to be synced once the spool is drained and the database answers (a sync
+        must not run ahead of a member's spooled leave and join). A sync that cannot finish
+        is marked too; a write that fails for another reason is a dead letter (the service
+        writes it)."""
         key = (member.guild.id, member.id)
+        if self.spool.has_backlog():
+            self._mark_for_resync(key, "events are spooled")
+            return 0
         try:
             config = await self.guilds.get(member.guild.id)
             eligibility_role = config.eligibility_role_id if config else None
@@ -181,7 +190,7 @@ class LifecycleCog(commands.Cog):
                 member.guild.id, member.id, member_flags(member, eligibility_role),
                 eligibility_role_configured=eligibility_role is not None, reason=reason)
         except DatabaseUnavailable:
-            self._mark_for_resync(member)
+            self._mark_for_resync(key, "the database did not answer")
             return 0
         except TransitionDeadLettered as exc:
             log.warning("sync of %s/%s: %s", key[0], key[1], exc)
@@ -191,34 +200,49 @@ class LifecycleCog(commands.Cog):
             return 0
         except Exception as exc:
             if is_unavailable(exc):
-                self._mark_for_resync(member)
+                self._mark_for_resync(key, "the database did not answer")
                 return 0
-            log.exception("sync of %s/%s failed; it is tried again", key[0], key[1])
-            self._mark_for_resync(member)
+            log.exception("sync of %s/%s failed", key[0], key[1])
             return 0
-        self._resync.pop(key, None)
+        if outcome.done:
+            self._resync.pop(key, None)
+        else:
+            self._mark_for_resync(key, "the sync did not finish")
         return len(outcome.applied)
 
-    def _mark_for_resync(self, member: discord.Member) -> None:
-        self._resync[(member.guild.id, member.id)] = member
-        log.warning("member %s/%s: the database did not answer; synced again once it does",
-                    member.guild.id, member.id)
+    def _mark_for_resync(self, key: tuple[int, int], why: str) -> None:
+        if key not in self._resync:
+            log.warning("member %s/%s: %s; synced again later", key[0], key[1], why)
+        self._resync[key] = why
         self.wake_drainer.set()
 
     async def _sync_again(self) -> None:
-        for key, member in list(self._resync.items()):
+        """One pass over the members marked for a sync, as Discord shows them now (looked
+        up again: a reconnect or a rejoin replaces discord.py's member objects). The pass
+        stops when events are spooled again or the database still does not answer."""
+        for key in list(self._resync):
+            if self.spool.has_backlog():
+                return
             self._resync.pop(key, None)
-            if member.guild.get_member(member.id) is None:
+            member = self._current_member(key)
+            if member is None:
                 continue  # gone meanwhile: its leave event says so
             async with self.member_lock(*key):
                 await self.sync(member, "synced after the database answered again")
+            if key in self._resync:
+                return  # still failing: try the rest on the next round
+
+    def _current_member(self, key: tuple[int, int]) -> discord.Member | None:
+        guild = self.client.get_guild(key[0]) if self.client is not None else None
+        return guild.get_member(key[1]) if guild is not None else None
 
     # ---- reconciliation: what happened while the bot was not connected -----------------
 
     @commands.Cog.listener()
     async def on_guild_available(self, guild: discord.Guild) -> None:
-        """At start-up and after a reconnect: apply what the gateway events we missed would
-        have. Keys are the live events' keys, so nothing is ever applied twice."""
+        """At start-up and after a reconnect: sync every member whose stored state differs
+        from what Discord shows (the sync's keys make a second reconcile write nothing), and
+        mark stored members who are gone as left."""
         try:
             applied = await self.reconcile(guild)
             if applied:
@@ -228,6 +252,8 @@ class LifecycleCog(commands.Cog):
             log.exception("reconciling guild %s failed; live events still apply", guild.id)
 
     async def reconcile(self, guild: discord.Guild) -> int:
+        for key in [k for k in self._resync if k[0] == guild.id]:
+            del self._resync[key]  # every member of the guild is synced below
         stored = await self.transitions.member_states(guild.id)
         config = await self.guilds.get(guild.id)
         eligibility_role = config.eligibility_role_id if config else None
@@ -261,11 +287,11 @@ class LifecycleCog(commands.Cog):
         if member.bot:
             return
         async with self.member_lock(member.guild.id, member.id):
-            state = await self.apply(member.guild.id, member.id, Operation.JOIN,
-                                     member.joined_at, "joined the server")
-            if state is not None and (member.flags.started_onboarding
-                                      or member.flags.completed_onboarding):
-                # Back with onboarding already done: the same sync as a member update.
+            await self.apply(member.guild.id, member.id, Operation.JOIN, member.joined_at,
+                             "joined the server")
+            if member.flags.started_onboarding or member.flags.completed_onboarding:
+                # Back with onboarding already done: the same sync as a member update
+                # (marked for later when the join itself was spooled).
                 await self.sync(member, "joined the server")
 
     @commands.Cog.listener()
@@ -305,10 +331,20 @@ class LifecycleCog(commands.Cog):
         key = (after.guild.id, after.id)
         if key in self._sync_queued:
             return
-        self._sync_queued.add(key)
+        mine = self._sync_queued[key] = object()
         try:
             async with self.member_lock(*key):
-                self._sync_queued.discard(key)
-                await self.sync(after, "member update")
+                # From here on, a new update queues a sync of its own: this one may already
+                # have read the member when that update changes it.
+                self._leave_queue(key, mine)
+                # The member as Discord shows it now (after a rejoin or a reconnect,
+                # discord.py holds a new object; `after` may be the old one).
+                member = self._current_member(key) if self.client is not None else after
+                if member is not None:
+                    await self.sync(member, "member update")
         finally:
-            self._sync_queued.discard(key)
+            self._leave_queue(key, mine)  # cancelled while waiting
+
+    def _leave_queue(self, key: tuple[int, int], mine: object) -> None:
+        if self._sync_queued.get(key) is mine:
+            del self._sync_queued[key]

@@ -31,6 +31,7 @@ class SyncOutcome:
     applied: list[Operation]  # the operations this sync wrote
     state: State | None  # where the member is now
     version: int
+    done: bool = True  # False: gave up after MAX_STEPS (sync again later)
 
 
 class MemberSync:
@@ -65,4 +66,4 @@ class MemberSync:
             state, version = result.member.state, result.member.version
         log.warning("member %s/%s: sync gave up after %d steps at %s v%d", guild_id, user_id,
                     MAX_STEPS, state, version)
-        return SyncOutcome(applied, state, version)
+        return SyncOutcome(applied, state, version, done=False)
