@@ -210,6 +210,10 @@ class LifecycleCog(commands.Cog):
             self._mark_for_resync(key, "the sync did not finish")
         return len(outcome.applied)
 
+    def waiting_syncs(self) -> int:
+        """Members marked to be synced once the spool is drained and the database answers."""
+        return len(self._resync)
+
     def _mark_for_resync(self, key: tuple[int, int], why: str) -> None:
         if key not in self._resync:
             log.warning("member %s/%s: %s; synced again later", key[0], key[1], why)

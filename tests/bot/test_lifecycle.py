@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from sqlalchemy import text
 
+from domain.commands import TransitionCommand
+from domain.lifecycle import Operation, Source
 from domain.persistence.faults import Point, connection_dropped
 from tests.bot.world import World, eventually, setup_guild
 from tests.helpers import check_invariants
@@ -244,3 +248,35 @@ async def test_an_update_the_lifecycle_does_not_read_does_no_database_work(
     world.sandbox.member_update(world.guild, user, flags=STARTED)
     await world.wait_state(user, "onboarding_in_progress")
     assert faults.hits[Point.GUILDS_READ] - reads == 1
+
+
+async def test_a_sync_waits_until_spooled_events_are_applied(world: World) -> None:
+    """Events spooled during an outage come first: a member update that arrives while the
+    spool is being drained is synced after it, never ahead of it (a sync ahead of a
+    member's spooled leave and join would write onto the old stint)."""
+    await setup_guild(world)
+    spooled_user = world.sandbox.member_join(world.guild, None, "held").user.id
+    user = world.sandbox.member_join(world.guild, None, "waits").user.id
+    for member in (spooled_user, user):
+        await world.wait_state(member, "joined")
+    faults = world.container.services.stores.faults
+    assert faults is not None
+    gate = faults.hold(Point.MEMBERS_READ, when=lambda hit: hit.key == "spooled-leave")
+    cog = world.bot.get_cog("LifecycleCog")
+    assert cog is not None
+    await cog.spool.append(TransitionCommand(  # type: ignore[attr-defined]
+        guild_id=world.guild.id, user_id=spooled_user, operation=Operation.LEAVE,
+        source=Source.BOT, idempotency_key="spooled-leave"))
+    cog.wake_drainer.set()  # type: ignore[attr-defined]
+    try:
+        await asyncio.wait_for(gate.reached.wait(), 10)  # the drain is under way
+        world.sandbox.member_update(world.guild, user, flags=STARTED | COMPLETED)
+        # The update was handled: its sync is marked to wait, and nothing was written.
+        await world.sandbox.wait_until(lambda: cog.waiting_syncs() == 1,  # type: ignore[attr-defined]
+                                       what="the member's sync waiting for the spool")
+        assert await world.state(user) == "joined"
+    finally:
+        gate.release()
+    await world.wait_state(spooled_user, "left_guild")
+    await world.wait_state(user, "role_eligible")
+    assert await world.count("dead_letters") == 0
