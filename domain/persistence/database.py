@@ -64,8 +64,8 @@ class Database:
     """Owns the engine. `transaction()` is the unit of work: commit on success, else rollback."""
 
     def __init__(self, url: str, *, pool_size: int = 10, max_overflow: int = 10,
-                 statement_cache_size: int | None = None, application_name: str = "lifeline"
-                 ) -> None:
+                 statement_cache_size: int | None = None, application_name: str = "lifeline",
+                 pool_timeout: float = 30.0) -> None:
         connect_args: dict[str, Any] = {"server_settings": {"application_name": application_name}}
         if statement_cache_size is not None:
             # 0 when a transaction-mode pooler (pgbouncer) sits in front.
@@ -78,6 +78,9 @@ class Database:
             # The most recently used connection first: its backend is still warm (a FIFO
             # pool rotated through every connection, each waking a backend that had slept).
             pool_use_lifo=True,
+            # How long a checkout waits for a connection before giving up (the pool is
+            # exhausted: the database is unavailable to this process for now).
+            pool_timeout=pool_timeout,
             connect_args=connect_args,
         )
         event.listen(self.engine.sync_engine, "checkout", _refuse_closed)
@@ -151,6 +154,10 @@ def is_unavailable(error: BaseException) -> bool:
     while current is not None and id(current) not in seen:
         seen.add(id(current))
         if isinstance(current, sa_exc.OperationalError | sa_exc.InterfaceError):
+            return True
+        if isinstance(current, sa_exc.TimeoutError):
+            # No pooled connection within the pool timeout: nothing was sent, nothing
+            # changed; under load this is a reason to wait (spool, 503), not a dead letter.
             return True
         if isinstance(current, sa_exc.DBAPIError) and current.connection_invalidated:
             return True

@@ -6,7 +6,12 @@ import asyncio
 
 import pytest
 
+from domain.errors import DatabaseUnavailable
+from domain.lifecycle import Operation
 from domain.persistence.database import Database
+from domain.persistence.faults import Point
+from tests.helpers import cmd, count, next_user
+from tests.wiring import ProcessServices
 
 
 @pytest.fixture
@@ -77,3 +82,26 @@ async def test_a_connection_that_dropped_fails_with_its_own_error_and_is_replace
     assert not isinstance(info.value, AttributeError), repr(info.value)
     assert "closed" in str(info.value)
     assert await _pid(one_connection) != first
+
+
+async def test_a_write_that_gets_no_connection_in_time_is_unavailable_not_a_dead_letter(
+        migrated: str, clean_db: Database) -> None:
+    """Load, not failure: with every connection of the pool taken (one write held at the
+    seam), another write gives up waiting for a connection. Nothing was sent, so the caller
+    is told the database is unavailable (the bot spools, the API answers 503), and no dead
+    letter is written."""
+    tiny = Database(migrated, pool_size=1, max_overflow=0, pool_timeout=0.2)
+    services = ProcessServices(tiny)
+    holder, waiting = next_user(), next_user()
+    gate = services.faults.hold(Point.MEMBERS_WRITE, when=lambda hit: hit.user_id == holder)
+    first = asyncio.create_task(services.transitions.apply(cmd(Operation.JOIN, holder)))
+    try:
+        await asyncio.wait_for(gate.reached.wait(), 10)  # it holds the only connection
+        with pytest.raises(DatabaseUnavailable):
+            await services.transitions.apply(cmd(Operation.JOIN, waiting))
+    finally:
+        gate.release()
+        await first
+        await tiny.dispose()
+    assert await count(clean_db, "dead_letters") == 0
+    assert await count(clean_db, "members", "user_id = :u", u=waiting) == 0
