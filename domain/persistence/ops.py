@@ -33,8 +33,8 @@ GAUGES = text(
 PING = text("SELECT 1")
 SCHEMA_REVISION = text("SELECT version_num FROM alembic_version")
 GUILD_UNDELIVERED = text(
-    "SELECT count(*) FROM outbox WHERE guild_id = :g AND status IN "
-    "('pending', 'retry_scheduled', 'delivering')")
+    "SELECT count(*) FROM outbox WHERE guild_id = :g "
+    "AND status = ANY(CAST(:pending AS delivery_status[]))")
 
 
 @dataclass(frozen=True)
@@ -77,4 +77,5 @@ class OpsStore:
     async def undelivered_outbox_rows(self, guild_id: int) -> int:
         """How many of the guild's outbox rows are still waiting to be delivered."""
         async with self.db.autocommit() as conn:
-            return int((await conn.execute(GUILD_UNDELIVERED, {"g": guild_id})).scalar_one())
+            return int((await conn.execute(GUILD_UNDELIVERED, {
+                "g": guild_id, "pending": list(PENDING_OUTBOX_STATUSES)})).scalar_one())
