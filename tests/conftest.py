@@ -79,3 +79,15 @@ async def world(clean_db: Database) -> AsyncIterator[World]:
             yield w
         finally:
             await runner.__aexit__(None, None, None)
+
+
+@pytest.fixture
+async def empty_database(pg_url: str) -> AsyncIterator[str]:
+    """A new, empty database on the test server (its URL there), dropped afterwards: for
+    tests of the migrations themselves."""
+    name = f"ll_empty_{uuid.uuid4().hex[:10]}"
+    await admin_sql(pg_url, f'CREATE DATABASE "{name}"')
+    try:
+        yield make_url(pg_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        await admin_sql(pg_url, f'DROP DATABASE "{name}" WITH (FORCE)')

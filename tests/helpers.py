@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import psutil
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from domain.commands import TransitionCommand
 from domain.lifecycle import TRANSITIONS, Operation, Source, State, shortest_path
 from domain.persistence.database import Database
+from domain.persistence.migrate import MIGRATION_LOCK_KEY, upgrade
 
 GUILD = 111_111_111_111_111_111
 OTHER_GUILD = 222_222_222_222_222_222
@@ -106,3 +111,46 @@ def postmasters(pgdata: Path) -> list[psutil.Process]:
         except psutil.Error:
             continue
     return found
+
+
+@dataclass(frozen=True)
+class ConcurrentUpgrades:
+    version: str  # the schema's alembic revision afterwards
+    tables: int  # tables in the public schema afterwards
+    advisory_locks_left: int  # advisory locks still held on the server afterwards
+
+
+async def upgrades_started_while_the_lock_is_held(direct_url: str, upgrade_url: str,
+                                                  upgrades: int = 4) -> ConcurrentUpgrades:
+    """Another process is mid-upgrade (it holds the migration lock, taken on `direct_url`:
+    a session lock taken through a pooler would stay on whichever server connection ran
+    it) while `upgrades` more start through `upgrade_url`. Waits until all of them wait
+    for the lock (a real contest), releases it, and says what the schema ended as."""
+    engine = create_async_engine(direct_url, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as holder, engine.connect() as probe:
+            await holder.execute(text("SELECT pg_advisory_lock(:k)"),
+                                 {"k": MIGRATION_LOCK_KEY})
+            started = [asyncio.create_task(upgrade(upgrade_url)) for _ in range(upgrades)]
+            deadline = time.monotonic() + 20
+            while True:
+                waiting = (await probe.execute(text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND wait_event_type = 'Lock' AND wait_event = 'advisory'"))).scalar_one()
+                if waiting == upgrades:
+                    break
+                assert time.monotonic() < deadline, f"{waiting} upgrades waiting, not {upgrades}"
+                await asyncio.sleep(0.02)
+            assert not any(task.done() for task in started)
+            await holder.execute(text("SELECT pg_advisory_unlock(:k)"),
+                                 {"k": MIGRATION_LOCK_KEY})
+            await asyncio.wait_for(asyncio.gather(*started), timeout=60)
+            version = (await probe.execute(text(
+                "SELECT version_num FROM alembic_version"))).scalar_one()
+            tables = (await probe.execute(text(
+                "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"))).scalar_one()
+            left = (await probe.execute(text(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"))).scalar_one()
+    finally:
+        await engine.dispose()
+    return ConcurrentUpgrades(str(version), int(tables), int(left))

@@ -4,37 +4,24 @@ removes the table, the triggers and their function."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
 from alembic import command
 from sqlalchemy import text
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 from domain.persistence.database import Database
 from domain.persistence.migrate import alembic_config, upgrade
 from tests.helpers import GUILD, OTHER_GUILD, count
 from tests.integration.test_dead_letter_counts import BULK_INSERT, db_drift
-from tests.wiring import ProcessServices, admin_sql
+from tests.wiring import ProcessServices
 
 
 def _downgrade(connection: Connection, revision: str) -> None:
     cfg = alembic_config()
     cfg.attributes["connection"] = connection
     command.downgrade(cfg, revision)
-
-
-@pytest.fixture
-async def empty_database(pg_url: str) -> AsyncIterator[str]:
-    name = f"ll_migrate_{uuid.uuid4().hex[:10]}"
-    await admin_sql(pg_url, f'CREATE DATABASE "{name}"')
-    try:
-        yield make_url(pg_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        await admin_sql(pg_url, f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 async def _schema_objects(conn: AsyncConnection) -> tuple[Any, ...]:
