@@ -43,6 +43,7 @@ from aiohttp import WSMsgType, web
 from . import payloads
 from .config import SandboxConfig
 from .ids import shard_for
+from .member_requests import large_threshold, member_chunks
 from .permissions import EVENT_INTENTS, PRIVILEGED_INTENTS, Intent
 from .records import Notifier
 from .world import World
@@ -124,17 +125,6 @@ class Connection:
                     await self.ws.send_str(text)
             except (ConnectionError, RuntimeError):
                 return
-
-
-# GUILD_MEMBERS_CHUNK pages hold at most this many members (Discord's limit).
-CHUNK_SIZE = 1000
-
-
-def _large_threshold(value: object) -> int:
-    """IDENTIFY's large_threshold: 50 when absent, Discord's range 50..250."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        return 50
-    return min(max(value, 50), 250)
 
 
 @dataclass(eq=False)
@@ -279,7 +269,7 @@ class Gateway:
         )
         session.send("READY", ready)
         with_members = bool(intents & Intent.GUILD_MEMBERS)
-        session.large_threshold = _large_threshold(d.get("large_threshold"))
+        session.large_threshold = large_threshold(d.get("large_threshold"))
         for guild in guilds:
             body = payloads.guild_create(
                 guild, bot_user_id=self.world.bot_user.id, with_members=with_members,
@@ -322,25 +312,7 @@ class Gateway:
             guild = self.world.guilds.get(int(str(raw_id)))
             if guild is None:
                 continue
-            wanted = [int(u) for u in d.get("user_ids") or []]
-            if wanted:
-                members = [guild.members[u] for u in wanted if u in guild.members]
-                missing = [u for u in wanted if u not in guild.members]
-            else:
-                query = str(d.get("query") or "").lower()
-                limit = int(d.get("limit") or 0)
-                members = [
-                    m for m in guild.members.values() if m.user.username.lower().startswith(query)
-                ]
-                members = members[:limit] if limit else members
-                missing = []
-            # Discord answers in pages of at most 1,000 members, numbered, in order.
-            pages = [members[i:i + CHUNK_SIZE]
-                     for i in range(0, len(members), CHUNK_SIZE)] or [[]]
-            for index, page in enumerate(pages):
-                chunk = payloads.members_chunk(guild, page, d.get("nonce"),
-                                               missing if index == 0 else [], index,
-                                               len(pages))
+            for chunk in member_chunks(guild, d):
                 session.send("GUILD_MEMBERS_CHUNK", chunk, guild.id)
 
     def _detach(self, conn: Connection) -> None:
