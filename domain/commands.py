@@ -11,6 +11,7 @@ from typing import Any
 from domain.errors import InvalidInput
 from domain.lifecycle import Operation, Source, State
 from domain.redaction import scrub
+from domain.vocabulary import state_value
 
 MAX_SNOWFLAKE = 2**63 - 1
 MAX_KEY_LENGTH = 200
@@ -72,7 +73,7 @@ class TransitionCommand:
         data = asdict(self)
         data["operation"] = self.operation.value
         data["source"] = self.source.value
-        data["expected_state"] = self.expected_state.value if self.expected_state else None
+        data["expected_state"] = state_value(self.expected_state)
         return data
 
     @classmethod

@@ -10,7 +10,7 @@ from domain.entries import error_type_of, signature_of
 from domain.mirror import dead_letter_facts
 from domain.persistence.dead_letters import DeadLetterStore
 from domain.redaction import redact
-from domain.vocabulary import ReasonCode, State
+from domain.vocabulary import ReasonCode, State, state_value
 
 
 @dataclass(frozen=True)
@@ -36,8 +36,8 @@ class DeadLetterRecorder:
         record: dict[str, Any] = {
             "guild_id": cmd.guild_id, "user_id": cmd.user_id,
             "operation": cmd.operation.value,
-            "from_state": _sv(draft.from_state), "to_state": _sv(draft.to_state),
-            "observed_state": _sv(draft.observed_state),
+            "from_state": state_value(draft.from_state), "to_state": state_value(draft.to_state),
+            "observed_state": state_value(draft.observed_state),
             "observed_version": draft.observed_version,
             "reason_code": draft.reason_code.value, "error_type": error_type,
             "error_message": redact(str(draft.error) or error_type),
@@ -49,6 +49,3 @@ class DeadLetterRecorder:
         # The entry's id is not known yet: the store's insert sets it in the facts.
         return await self.store.insert(record, dead_letter_facts({**record, "id": None}))
 
-
-def _sv(state: State | None) -> str | None:
-    return state.value if state else None

@@ -34,7 +34,7 @@ from domain.persistence.database import is_unavailable
 from domain.persistence.members import MemberStore
 from domain.records import KeyTaken, Observed, PlannedWrite, PriorTransition, Written
 from domain.turns import MemberTurns, shared_repeat
-from domain.vocabulary import ReasonCode, State
+from domain.vocabulary import ReasonCode, State, state_value
 
 log = logging.getLogger(__name__)
 
@@ -153,8 +153,8 @@ class TransitionService:
         except WriteConflict:
             async with self.members.session() as session:
                 (observed,) = await session.read((cmd,))
-            raise StrictConflict(_sv(observed.state), observed.version,
-                                 _sv(cmd.expected_state), cmd.expected_version) from None
+            raise StrictConflict(state_value(observed.state), observed.version,
+                                 state_value(cmd.expected_state), cmd.expected_version) from None
 
     async def _attempt(self, cmd: TransitionCommand, st: _AttemptState) -> TransitionResult:
         st.attempts += 1
@@ -187,7 +187,7 @@ class TransitionService:
             self.metrics.conflict(cmd.operation.value)
             raise WriteConflict(
                 f"another writer changed the member first (attempt {st.attempts}: expected "
-                f"{_sv(observed.state) or 'no record'} at version {observed.version})")
+                f"{state_value(observed.state) or 'no record'} at version {observed.version})")
         written: Written = outcome
         return TransitionResult(
             member=MemberSnapshot(cmd.guild_id, cmd.user_id, to_state, written.version,
@@ -200,8 +200,8 @@ class TransitionService:
         state_ok = cmd.expected_state is None or cmd.expected_state == observed.state
         version_ok = cmd.expected_version is None or cmd.expected_version == observed.version
         if not (state_ok and version_ok):
-            raise StrictConflict(_sv(observed.state), observed.version,
-                                 _sv(cmd.expected_state), cmd.expected_version)
+            raise StrictConflict(state_value(observed.state), observed.version,
+                                 state_value(cmd.expected_state), cmd.expected_version)
 
     @staticmethod
     def _repeat(cmd: TransitionCommand, first: PriorTransition, st: _AttemptState
@@ -266,7 +266,7 @@ def plan(cmd: TransitionCommand, observed: Observed, to_state: State) -> Planned
     role_action = role_action_for(observed.state, to_state)
     mirror = None
     if observed.mirror_on:
-        mirror = transition_facts(cmd.user_id, cmd.operation.value, _sv(observed.state),
+        mirror = transition_facts(cmd.user_id, cmd.operation.value, state_value(observed.state),
                                   to_state.value, cmd.source.value, cmd.actor_id)
     return PlannedWrite(cmd, observed, to_state,
                         role_action if observed.role_sync_on else None, mirror)
@@ -280,9 +280,6 @@ class _AttemptState:
     to_state: State | None = None
     attempted_from: State | None = None
 
-
-def _sv(state: State | None) -> str | None:
-    return state.value if state else None
 
 
 def role_action_for(from_state: State | None, to_state: State) -> str | None:

@@ -86,3 +86,8 @@ class OutboxKind(enum.StrEnum):
 def state_name(state: str | None) -> str:
     """A state as people read it: "new" for a member with no record yet."""
     return str(state) if state else "new"
+
+
+def state_value(state: State | None) -> str | None:
+    """A state as the database stores it, None for no record."""
+    return state.value if state else None

@@ -34,7 +34,7 @@ from domain.records import (
     WriteOutcome,
     Written,
 )
-from domain.vocabulary import Operation, Source, State
+from domain.vocabulary import Operation, Source, State, state_value
 
 IDEMPOTENCY_CONSTRAINT = "uq_member_transitions_guild_id_user_id_idempotency_key"
 
@@ -237,7 +237,7 @@ class MemberSession(DriverConnection):
         role_sync = planned.role_action is not None
         params: dict[str, Any] = {
             "g": cmd.guild_id, "u": cmd.user_id, "op": cmd.operation.value,
-            "from_state": observed.state.value if observed.state else None,
+            "from_state": state_value(observed.state),
             "to_state": planned.to_state.value,
             "source": cmd.source.value, "actor": cmd.actor_id, "reason": cmd.reason,
             "key": cmd.idempotency_key, "corr": cmd.correlation_id,
