@@ -6,19 +6,20 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from pathlib import Path
 
 from bot.embedded_pg import EmbeddedPostgres, start_embedded
 from bot.settings import Settings
 from bot.wiring import build_services
 from domain.guilds import GuildSettingsService
+from domain.ingest.pipeline import Ingestion
 from domain.metrics import Metrics
 from domain.persistence.database import Database, url_password
 from domain.persistence.migrate import upgrade
 from domain.redaction import register_secret
 from domain.remediation import RemediationService
 from domain.services import Services
-from domain.spool import EventSpool
 from domain.transitions import TransitionService
 
 log = logging.getLogger(__name__)
@@ -33,13 +34,15 @@ class Container:
     db: Database
     services: Services
     embedded: EmbeddedPostgres | None = None
-    # The local spool that keeps gateway events while the database is unreachable: built
-    # here, once, and handed to the lifecycle cog.
-    spool: EventSpool = field(init=False)
+    # The gateway ingest pipeline, when this process runs the bot (set by the bot once its
+    # cogs are loaded): /healthz, /metrics and `/lifeline status` report its lag.
+    ingestion: Ingestion | None = None
 
-    def __post_init__(self) -> None:
-        self.spool = EventSpool(self.settings.data_dir / "spool",
-                                self.settings.spool_max_bytes)
+    def ingest_directory(self, shard_ids: list[int] | None) -> Path:
+        """The ingest log of this process: one per set of shards, since two processes must
+        never share one (the log refuses to open twice)."""
+        name = "all" if not shard_ids else "shards-" + "-".join(map(str, sorted(shard_ids)))
+        return self.settings.data_dir / "ingest" / name
 
     # The services, by name, for the entrypoints and the API.
     @property

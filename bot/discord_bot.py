@@ -11,6 +11,7 @@ from discord.ext import commands
 
 from bot.container import Container
 from bot.delivery import DiscordDeliverer
+from domain.ingest.log import IngestLog
 from domain.outbox import OutboxWorker, WorkerPolicy
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,15 @@ class LifelineMixin:
         from cogs import load_cogs
 
         bot: commands.Bot = self  # type: ignore[assignment]
-        await load_cogs(bot, self.container.services, self.container.spool)
+        settings = self.container.settings
+        shard_ids = getattr(self, "shard_ids", None)
+        ingest_log = IngestLog(self.container.ingest_directory(shard_ids),
+                               settings.spool_max_bytes)
+        await load_cogs(bot, self.container.services, ingest_log,
+                        ingest_workers=settings.ingest_workers,
+                        ingest_batch_size=settings.ingest_batch_size)
+        lifecycle = bot.get_cog("LifecycleCog")
+        self.container.ingestion = getattr(lifecycle, "ingestion", None)
         synced = await bot.tree.sync()
         log.info("synced %d application commands", len(synced))
         self.worker_task = asyncio.create_task(self.worker.run(self.stopping),

@@ -13,6 +13,7 @@ import logging
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from domain.ingest.pipeline import Ingestion
 from domain.metrics import CountingMetrics
 from domain.persistence.ops import OpsStore
 from domain.redaction import redact
@@ -57,6 +58,19 @@ class PrometheusMetrics(CountingMetrics):
             "lifeline_outbox_oldest_pending_age_seconds",
             "Age of the oldest undelivered outbox row, 0 when none (read at scrape time)",
             registry=r)
+        self._ingest_lag = Gauge(
+            "lifeline_ingest_lag_seconds", "Age of the oldest gateway event logged and not "
+            "yet applied, 0 when none waits (bot processes only)", registry=r)
+        self._ingest_backlog = Gauge(
+            "lifeline_ingest_backlog_events", "Gateway events logged and not yet applied",
+            registry=r)
+        self._ingest_log_bytes = Gauge(
+            "lifeline_ingest_log_bytes", "Bytes of waiting events in the ingest log "
+            "(bounded by SPOOL_MAX_BYTES)", registry=r)
+        self._ingest_dropped = Gauge(
+            "lifeline_ingest_dropped_events_total", "Gateway events refused since start "
+            "because the ingest log was full (their guilds are reconciled in full)",
+            registry=r)
         self._database_up = Gauge(
             "lifeline_database_up", "1 when the gauges above could be read at this scrape",
             registry=r)
@@ -95,12 +109,22 @@ class PrometheusMetrics(CountingMetrics):
         self._outbox_pending.set(gauges.outbox_pending)
         self._outbox_oldest.set(gauges.outbox_oldest_pending_age_seconds)
 
-    async def scrape(self, ops: OpsStore) -> bytes:
-        """The text exposition format, with the database gauges read just now.
+    def refresh_ingest(self, ingestion: Ingestion) -> None:
+        status = ingestion.status()
+        self._ingest_lag.set(status.lag_seconds)
+        self._ingest_backlog.set(status.backlog)
+        self._ingest_log_bytes.set(status.log_bytes)
+        self._ingest_dropped.set(status.dropped)
+
+    async def scrape(self, ops: OpsStore, ingestion: Ingestion | None = None) -> bytes:
+        """The text exposition format, with the database gauges read just now (and the
+        ingest pipeline's, when this process runs the bot).
 
         A database outage does not hide the counters: the gauges keep their last values and
         `lifeline_database_up` says 0.
         """
+        if ingestion is not None:
+            self.refresh_ingest(ingestion)
         try:
             async with asyncio.timeout(DB_TIMEOUT_SECONDS):
                 await self.refresh_from(ops)

@@ -30,7 +30,8 @@ class Settings(BaseSettings):
     database_url: SecretStr | None = Field(default=None, description=(
         "PostgreSQL URL; unset = embedded PostgreSQL under DATA_DIR/pg"))
     data_dir: Path = Field(default=Path("./.data"), description=(
-        "Where the embedded PostgreSQL (DATA_DIR/pg) and the outage spool (DATA_DIR/spool) live"))
+        "Where the embedded PostgreSQL (DATA_DIR/pg) and the ingest log of gateway events "
+        "(DATA_DIR/ingest) live"))
     discord_token: SecretStr | None = Field(default=None, description=(
         "Bot token; needed only by commands that talk to Discord"))
     discord_api_base: str | None = Field(default=None, description=(
@@ -68,8 +69,15 @@ class Settings(BaseSettings):
     outbox_max_attempts: int = Field(default=8, ge=1, le=100, description=(
         "Delivery attempts before an outbox row is marked failed"))
     spool_max_bytes: int = Field(default=64 * 1024 * 1024, ge=4096, le=2**40, description=(
-        "Size bound of the local spool (DATA_DIR/spool) that keeps gateway events while the "
-        "database is unreachable"))
+        "Size bound of the events waiting in the ingest log (DATA_DIR/ingest); past it events "
+        "are counted as dropped and their guild is reconciled in full once there is room"))
+    ingest_workers: int = Field(default=4, ge=1, le=64, description=(
+        "Workers that apply logged gateway events (each member's events go to one of them, "
+        "in order)"))
+    ingest_batch_size: int = Field(default=256, ge=1, le=10000, description=(
+        "Events a worker applies together (several members per statement and commit)"))
+    ingest_lag_unhealthy_seconds: float = Field(default=60.0, gt=0, le=86400, description=(
+        "/healthz answers 503 when the oldest waiting gateway event is older than this"))
     retention_days: int = Field(default=30, ge=0, le=3650, description=(
         "Purge resolved/dismissed dead letters and delivered outbox rows older than this; "
         "0 keeps everything"))

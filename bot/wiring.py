@@ -10,6 +10,7 @@ from bot.prometheus import PrometheusMetrics
 from bot.settings import Settings
 from domain.deadletters import DeadLetterRecorder
 from domain.guilds import GuildSettingsService
+from domain.ingest.applier import BatchApplier
 from domain.metrics import Metrics
 from domain.persistence.database import Database
 from domain.persistence.faults import Faults
@@ -39,5 +40,7 @@ def build_services(settings: Settings, db: Database, *, metrics: Metrics | None 
     remediation = RemediationService(stores.dead_letters, staff_transitions,
                                      retention_days=settings.retention_days, metrics=counters)
     guilds = GuildSettingsService(stores.guilds, stores.outbox)
+    member_sync = MemberSync(transitions)
     return Services(stores, counters, transitions, staff_transitions, remediation, guilds,
-                    MemberSync(transitions))
+                    member_sync, BatchApplier(stores.members, transitions, member_sync,
+                                              counters))

@@ -9,6 +9,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from cogs.common import acknowledge, answer, guild_id_of, on_command_error, require_staff
+from domain.ingest.pipeline import Ingestion
 from domain.services import Services
 from domain.vocabulary import MirrorLevel
 
@@ -73,11 +74,27 @@ class GuildSetupCog(commands.Cog):
         if stats.oldest_open_age_seconds is not None:
             lines.append(f"Oldest open entry: {int(stats.oldest_open_age_seconds)}s old")
         lines.append(f"Deliveries pending: {deliveries.pending}")
+        lines.extend(_ingest_lines(interaction.client))
         if deliveries.dead_lettered:
             lines.append(f"⚠️ {deliveries.dead_lettered} deliveries could not be made: "
                          f"{deliveries.last_error or 'no detail'} (fix the channel or my "
                          "permissions, then run /lifeline setup again)")
         await answer(interaction, "\n".join(lines))
+
+
+def _ingest_lines(client: discord.Client) -> list[str]:
+    """The gateway ingest pipeline of this process (for every guild it serves)."""
+    cog = client.get_cog("LifecycleCog") if isinstance(client, commands.Bot) else None
+    ingestion = getattr(cog, "ingestion", None)
+    if not isinstance(ingestion, Ingestion):
+        return []
+    status = ingestion.status()
+    lines = [f"Gateway events waiting: {status.backlog} (oldest {status.lag_seconds:.1f}s)"]
+    if status.dropped:
+        lines.append(f"⚠️ {status.dropped} gateway events were dropped since start: the "
+                     f"ingest log was full ({status.log_bytes} of {status.max_bytes} bytes); "
+                     f"{status.guilds_to_reconcile} guild(s) wait for a full reconcile")
+    return lines
 
 
 def _describe(config: Any) -> str:

@@ -37,6 +37,8 @@ class Observed:
     # server its set-up, which grew with concurrency.
     mirror_on: bool = False
     role_sync_on: bool = False
+    # The guild's eligibility role (batch reads only: the member sync needs it).
+    eligibility_role_id: int | None = None
 
 
 @dataclass(slots=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from domain.guilds import GuildSettingsService
+from domain.ingest.applier import BatchApplier
 from domain.metrics import Metrics
 from domain.persistence.stores import Stores
 from domain.remediation import RemediationService
@@ -28,3 +29,4 @@ class Services:
     remediation: RemediationService
     guilds: GuildSettingsService
     sync: MemberSync  # brings a member to what Discord shows (gateway updates, reconcile)
+    batches: BatchApplier  # many members' operations and syncs per statement (ingest)

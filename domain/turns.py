@@ -53,6 +53,34 @@ class MemberTurns:
     def in_flight(self) -> int:
         return len(self._turns)
 
+    async def take_free(self, members: list[tuple[int, int]]) -> list[bool]:
+        """A batch's turns: each member's turn taken now when no request of theirs is in
+        flight in this process, else not (the batch leaves that member to the single path,
+        which queues behind). Never waits. Give them back with `give_back`."""
+        taken = []
+        for member in members:
+            if not self.enabled:
+                taken.append(True)
+                continue
+            if member in self._turns:
+                taken.append(False)
+                continue
+            turn = self._turns[member] = _Turn()
+            turn.holders = 1
+            await turn.lock.acquire()  # free: returns at once
+            taken.append(True)
+        return taken
+
+    def give_back(self, members: list[tuple[int, int]]) -> None:
+        if not self.enabled:
+            return
+        for member in members:
+            turn = self._turns[member]
+            turn.lock.release()
+            turn.holders -= 1
+            if turn.holders == 0:
+                del self._turns[member]
+
     def turn(self, cmd: TransitionCommand) -> _TurnContext:
         """`async with turns.turn(cmd) as slot:` the member's turn, or an identical
         request's result in `slot.shared`. (A class rather than @asynccontextmanager: this

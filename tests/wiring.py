@@ -3,6 +3,8 @@ fast retries and the fault seam switched on."""
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import text
@@ -20,9 +22,12 @@ TABLES = ("members", "member_transitions", "dead_letters", "remediation_actions"
 
 
 def test_settings(**overrides: Any) -> Settings:
-    """Settings as a test wants them: no .env, millisecond backoffs (attempts as default)."""
+    """Settings as a test wants them: no .env, millisecond backoffs (attempts as default),
+    a DATA_DIR of its own (the ingest log of one bot is never replayed into another's)."""
     values: dict[str, Any] = {"transition_backoff_initial_seconds": 0.001,
-                              "transition_backoff_max_seconds": 0.01, **overrides}
+                              "transition_backoff_max_seconds": 0.01,
+                              "data_dir": Path(tempfile.mkdtemp(prefix="lifeline-test-")),
+                              **overrides}
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from bot.api.deps import get_context
-from bot.api.schemas import HealthOut
+from bot.api.schemas import HealthOut, IngestOut
 from bot.prometheus import CONTENT_TYPE, PrometheusMetrics
 from domain.persistence.ops import OpsStore
 from domain.redaction import redact
@@ -48,10 +48,20 @@ async def healthz(request: Request) -> JSONResponse:
         except Exception:
             log.exception("gateway status check failed")
             gateway = "disconnected"
-    failing = [part for part, bad in (("database", database != "ok"),
-                                      ("gateway", gateway == "disconnected")) if bad]
+    ingest = None
+    ingestion = context.container.ingestion
+    if ingestion is not None:
+        status = ingestion.status()
+        ingest = IngestOut(
+            lag_seconds=round(status.lag_seconds, 3), backlog=status.backlog,
+            dropped=status.dropped,
+            unhealthy_after_seconds=context.container.settings.ingest_lag_unhealthy_seconds)
+    failing = [part for part, bad in (
+        ("database", database != "ok"), ("gateway", gateway == "disconnected"),
+        ("ingest", ingest is not None and ingest.lag_seconds > ingest.unhealthy_after_seconds))
+        if bad]
     body = HealthOut(status="unhealthy" if failing else "ok", database=database,
-                     gateway=gateway, failing=failing)  # type: ignore[arg-type]
+                     gateway=gateway, ingest=ingest, failing=failing)  # type: ignore[arg-type]
     return JSONResponse(body.model_dump(mode="json"), status_code=503 if failing else 200)
 
 
@@ -64,5 +74,6 @@ async def metrics(request: Request) -> Response:
     container = get_context(request).container
     exporter = request.app.state.prometheus
     assert isinstance(exporter, PrometheusMetrics)
-    return Response(await exporter.scrape(container.services.stores.ops),
+    return Response(await exporter.scrape(container.services.stores.ops,
+                                          container.ingestion),
                     media_type=CONTENT_TYPE)

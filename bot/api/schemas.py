@@ -269,8 +269,18 @@ class StatsOut(BaseModel):
 
 # ---- operations --------------------------------------------------------------------------
 
+class IngestOut(BaseModel):
+    lag_seconds: float = Field(description="age of the oldest gateway event not yet applied")
+    backlog: int = Field(description="gateway events logged and not yet applied")
+    dropped: int = Field(description="events refused since start because the log was full")
+    unhealthy_after_seconds: float = Field(description="INGEST_LAG_UNHEALTHY_SECONDS")
+
+
 class HealthOut(BaseModel):
     status: Literal["ok", "unhealthy"]
     database: str = Field(description="ok, or why the database check failed")
     gateway: Literal["connected", "disconnected", "not_in_process"]
-    failing: list[Literal["database", "gateway"]]
+    ingest: IngestOut | None = Field(description=(
+        "the gateway ingest pipeline; null when this process holds no gateway (an API-only "
+        "replica)"))
+    failing: list[Literal["database", "gateway", "ingest"]]

@@ -121,6 +121,95 @@ DRIVER_GET = DriverStatement.of(text(
 DRIVER_WRITES = {shape: DriverStatement.of(stmt) for shape, stmt in WRITES.items()}
 _TRANSITION_LEVELS = level_values("transition")
 
+# ---- batches: many members per statement (the ingest workers, reconcile) ---------------
+# The same reads and writes as above, for many members at once: the inputs are arrays
+# (unnest), one element per member, at most one write per member per statement. Each member
+# keeps its own compare-and-set (state and version as read), its ledger row and the outbox
+# rows it implies; a member whose compare-and-set fails is simply absent from the answer.
+# A taken idempotency key cannot abort the batch: every ledger row comes with a version bump
+# of its member, so a key taken since the read means the version moved and the
+# compare-and-set of that member already failed.
+BATCH_READ = text(
+    """
+    SELECT i.n, m.state, m.version, m.updated_at,
+           t.id AS t_id, t.operation AS t_operation, t.from_state AS t_from,
+           t.to_state AS t_to, t.version AS t_version, t.created_at AS t_created,
+           gs.log_channel_id IS NOT NULL
+             AND gs.mirror_level = ANY(CAST(:mirror_levels AS mirror_level[])) AS mirror_on,
+           gs.verified_role_id IS NOT NULL AS role_sync_on,
+           gs.eligibility_role_id
+    FROM unnest(CAST(:gs AS bigint[]), CAST(:us AS bigint[]), CAST(:keys AS text[]))
+         WITH ORDINALITY AS i(g, u, key, n)
+    LEFT JOIN members m ON m.guild_id = i.g AND m.user_id = i.u
+    LEFT JOIN member_transitions t
+           ON t.guild_id = i.g AND t.user_id = i.u AND t.idempotency_key = i.key
+    LEFT JOIN guild_settings gs ON gs.guild_id = i.g
+    ORDER BY i.n
+    """
+)
+
+BATCH_WRITE = text(
+    """
+    WITH i AS (
+      SELECT * FROM unnest(
+        CAST(:gs AS bigint[]), CAST(:us AS bigint[]), CAST(:ops AS member_operation[]),
+        CAST(:froms AS member_state[]), CAST(:tos AS member_state[]),
+        CAST(:versions AS integer[]), CAST(:sources AS transition_source[]),
+        CAST(:actors AS bigint[]), CAST(:reasons AS text[]), CAST(:keys AS text[]),
+        CAST(:corrs AS text[]), CAST(:mirrors AS jsonb[]), CAST(:roles AS text[]))
+        AS x(g, u, op, from_state, to_state, expected_version, source, actor, reason, key,
+             corr, mirror, role_action)
+    ),
+    upd AS (
+      UPDATE members m SET state = i.to_state, version = m.version + 1, updated_at = now()
+      FROM i
+      WHERE i.from_state IS NOT NULL AND m.guild_id = i.g AND m.user_id = i.u
+        AND m.state = i.from_state AND m.version = i.expected_version
+      RETURNING m.guild_id, m.user_id, m.version, m.updated_at
+    ),
+    ins AS (
+      INSERT INTO members (guild_id, user_id, state, version)
+      SELECT i.g, i.u, i.to_state, 1 FROM i WHERE i.from_state IS NULL
+      ON CONFLICT (guild_id, user_id) DO NOTHING
+      RETURNING guild_id, user_id, version, updated_at
+    ),
+    w AS (SELECT * FROM upd UNION ALL SELECT * FROM ins),
+    led AS (
+      INSERT INTO member_transitions (guild_id, user_id, version, operation, from_state,
+                                      to_state, source, actor_id, reason, idempotency_key,
+                                      correlation_id)
+      SELECT w.guild_id, w.user_id, w.version, i.op, i.from_state, i.to_state, i.source,
+             i.actor, i.reason, i.key, i.corr
+      FROM w JOIN i ON i.g = w.guild_id AND i.u = w.user_id
+      RETURNING id, guild_id, user_id, version, created_at
+    ),
+    mir AS (
+      INSERT INTO outbox (guild_id, kind, channel_id, lane, payload)
+      SELECT gs.guild_id, 'mirror', gs.log_channel_id, 'channel:' || gs.log_channel_id,
+             i.mirror
+      FROM led JOIN i ON i.g = led.guild_id AND i.u = led.user_id
+      JOIN guild_settings gs ON gs.guild_id = led.guild_id
+      WHERE i.mirror IS NOT NULL AND gs.log_channel_id IS NOT NULL
+        AND gs.mirror_level = ANY(CAST(:mirror_levels AS mirror_level[]))
+      ORDER BY led.id
+    ),
+    rs AS (
+      INSERT INTO outbox (guild_id, kind, channel_id, lane, payload)
+      SELECT gs.guild_id, 'role_sync', NULL, 'member:' || led.guild_id || ':' || led.user_id,
+             jsonb_build_object('user_id', led.user_id, 'role_id', gs.verified_role_id,
+                                'action', i.role_action, 'transition_id', led.id,
+                                'version', led.version)
+      FROM led JOIN i ON i.g = led.guild_id AND i.u = led.user_id
+      JOIN guild_settings gs ON gs.guild_id = led.guild_id
+      WHERE i.role_action IS NOT NULL AND gs.verified_role_id IS NOT NULL
+    )
+    SELECT led.guild_id, led.user_id, led.id, led.version, w.updated_at
+    FROM led JOIN w ON w.guild_id = led.guild_id AND w.user_id = led.user_id
+    """
+)
+DRIVER_BATCH_READ = DriverStatement.of(BATCH_READ)
+DRIVER_BATCH_WRITE = DriverStatement.of(BATCH_WRITE)
+
 HISTORY = text(
     """SELECT id, version, operation, from_state, to_state, source, actor_id, reason,
               idempotency_key, correlation_id, created_at
@@ -201,14 +290,8 @@ class MemberSession(DriverConnection):
                 {"g": cmd.guild_id, "u": cmd.user_id, "key": cmd.idempotency_key,
                  "mirror_levels": _TRANSITION_LEVELS}))
             assert row is not None  # always one row: FROM (SELECT 1) LEFT JOIN ...
-            prior = None
-            if row["t_id"] is not None:
-                prior = PriorTransition(row["t_id"], Operation(row["t_operation"]),
-                                        State(row["t_from"]) if row["t_from"] else None,
-                                        State(row["t_to"]), row["t_version"],
-                                        row["t_created"])
             observed.append(Observed(State(row["state"]) if row["state"] else None,
-                                     row["version"] or 0, row["updated_at"], prior,
+                                     row["version"] or 0, row["updated_at"], _prior(row),
                                      bool(row["mirror_on"]), bool(row["role_sync_on"])))
         return observed
 
@@ -228,6 +311,59 @@ class MemberSession(DriverConnection):
                 continue
             outcomes.append(await self._write_one(conn, planned))
         return outcomes
+
+    async def read_batch(self, items: Sequence[tuple[int, int, str | None]]
+                         ) -> list[Observed]:
+        """Many members in one statement: (guild, user, idempotency key or None) each,
+        answered in order, with the guild's settings (eligibility role included)."""
+        conn = self._conn
+        assert conn is not None, "use the session inside `async with`"
+        if self._faults is not None:
+            for g, u, key in items:
+                await self._faults.enter(Point.MEMBERS_READ, conn, guild_id=g, user_id=u,
+                                         key=key)
+        rows = await conn.fetch(DRIVER_BATCH_READ.sql, *DRIVER_BATCH_READ.args(
+            {"gs": [g for g, _, _ in items], "us": [u for _, u, _ in items],
+             "keys": [k for _, _, k in items], "mirror_levels": _TRANSITION_LEVELS}))
+        return [Observed(State(row["state"]) if row["state"] else None, row["version"] or 0,
+                         row["updated_at"], _prior(row), bool(row["mirror_on"]),
+                         bool(row["role_sync_on"]), row["eligibility_role_id"])
+                for row in rows]
+
+    async def write_batch(self, writes: Sequence[PlannedWrite]) -> list[WriteOutcome]:
+        """Many members' compare-and-sets in one statement (one transaction), at most one
+        per member; answers in order: Written, or None where the compare-and-set found the
+        member changed. A taken key raises (see BATCH_WRITE: it cannot happen)."""
+        conn = self._conn
+        assert conn is not None, "use the session inside `async with`"
+        lost: set[int] = set()
+        if self._faults is not None:
+            for n, planned in enumerate(writes):
+                cmd = planned.cmd
+                if await self._faults.enter(
+                        Point.MEMBERS_WRITE, conn, guild_id=cmd.guild_id,
+                        user_id=cmd.user_id, key=cmd.idempotency_key,
+                        operation=cmd.operation.value,
+                        detail={"from_state": planned.observed.state,
+                                "to_state": planned.to_state,
+                                "version": planned.observed.version}):
+                    lost.add(n)
+        sent = [p for n, p in enumerate(writes) if n not in lost]
+        cmds = [p.cmd for p in sent]
+        rows = await conn.fetch(DRIVER_BATCH_WRITE.sql, *DRIVER_BATCH_WRITE.args({
+            "gs": [c.guild_id for c in cmds], "us": [c.user_id for c in cmds],
+            "ops": [c.operation.value for c in cmds],
+            "froms": [state_value(p.observed.state) for p in sent],
+            "tos": [p.to_state.value for p in sent],
+            "versions": [p.observed.version for p in sent],
+            "sources": [c.source.value for c in cmds], "actors": [c.actor_id for c in cmds],
+            "reasons": [c.reason for c in cmds], "keys": [c.idempotency_key for c in cmds],
+            "corrs": [c.correlation_id for c in cmds],
+            "mirrors": [None if p.mirror is None else json.dumps(p.mirror) for p in sent],
+            "roles": [p.role_action for p in sent], "mirror_levels": _TRANSITION_LEVELS}))
+        by_member = {(r[0], r[1]): Written(r[2], r[3], r[4]) for r in rows}
+        return [by_member.get((p.cmd.guild_id, p.cmd.user_id)) if n not in lost else None
+                for n, p in enumerate(writes)]
 
     @staticmethod
     async def _write_one(conn: asyncpg.Connection, planned: PlannedWrite) -> WriteOutcome:
@@ -260,3 +396,11 @@ class MemberSession(DriverConnection):
             return None
         return Written(row[0], row[1], row[2])
 
+
+
+def _prior(row: Any) -> PriorTransition | None:
+    if row["t_id"] is None:
+        return None
+    return PriorTransition(row["t_id"], Operation(row["t_operation"]),
+                           State(row["t_from"]) if row["t_from"] else None,
+                           State(row["t_to"]), row["t_version"], row["t_created"])

@@ -6,8 +6,6 @@ import asyncio
 
 from sqlalchemy import text
 
-from domain.commands import TransitionCommand
-from domain.lifecycle import Operation, Source
 from domain.persistence.faults import Point, connection_dropped
 from tests.bot.world import World, eventually, setup_guild
 from tests.helpers import check_invariants
@@ -129,7 +127,9 @@ async def test_a_handler_failure_ends_as_a_dead_letter(world: World) -> None:
         await eventually(recorded, what="a dead letter for the failed join")
     finally:
         faults.clear()
-    assert failing.fired == 1  # no retry of an unexpected error
+    # Twice: the batch statement failed with it, then the member's own write on the single
+    # path (how a batch finds whose failure it was), which does not retry it.
+    assert failing.fired == 2
     assert await world.state(user) is None
     async with world.container.db.autocommit() as conn:
         row = (await conn.execute(text(
@@ -178,14 +178,15 @@ async def test_bunched_updates_of_many_members_leave_each_as_discord_shows_them(
 
 
 async def test_a_member_update_whose_database_read_fails_is_not_lost(world: World) -> None:
-    """The guild-settings read of a member update fails as if the database were gone: the
-    member is synced again once it answers, instead of the update vanishing."""
+    """The batch read of a member update fails as if the database were gone: the worker
+    applies the same events again once it answers, instead of the update vanishing."""
     await setup_guild(world)
     user = world.sandbox.member_join(world.guild, None, "otto").user.id
     await world.wait_state(user, "joined")
     faults = world.container.services.stores.faults
     assert faults is not None
-    dropped = faults.fail(Point.GUILDS_READ, connection_dropped, times=1)
+    dropped = faults.fail(Point.MEMBERS_READ, connection_dropped, times=1,
+                          when=lambda hit: hit.user_id == user)
     world.sandbox.member_update(world.guild, user, flags=STARTED | COMPLETED)
     await world.wait_state(user, "role_eligible")
     assert dropped.fired == 1
@@ -232,8 +233,9 @@ async def test_an_update_the_lifecycle_does_not_read_does_no_database_work(
     user = world.sandbox.member_join(world.guild, None, "nina").user.id
     await world.wait_state(user, "joined")
     faults = world.container.services.stores.faults
-    assert faults is not None
-    reads = faults.hits[Point.GUILDS_READ]
+    assert faults is not None and world.container.ingestion is not None
+    reads = faults.hits[Point.MEMBERS_READ]
+    logged = world.container.ingestion.log.appended
     for i in range(5):  # nickname changes: nothing the lifecycle reads
         world.sandbox.member_update(world.guild, user, nick=f"nina {i}")
     # The bot has read the five renames (their handlers run as it reads each one), and
@@ -244,39 +246,63 @@ async def test_an_update_the_lifecycle_does_not_read_does_no_database_work(
     await world.sandbox.wait_until(
         lambda: (m := guild.get_member(user)) is not None and m.nick == "nina 4",
         what="the renames read by the bot")
-    assert faults.hits[Point.GUILDS_READ] == reads
+    assert faults.hits[Point.MEMBERS_READ] == reads
+    assert world.container.ingestion.log.appended == logged  # not even logged
     world.sandbox.member_update(world.guild, user, flags=STARTED)
     await world.wait_state(user, "onboarding_in_progress")
-    assert faults.hits[Point.GUILDS_READ] - reads == 1
+    assert faults.hits[Point.MEMBERS_READ] - reads == 1  # one read, its write, done
+    assert world.container.ingestion.log.appended == logged + 1
 
 
-async def test_a_sync_waits_until_spooled_events_are_applied(world: World) -> None:
-    """Events spooled during an outage come first: a member update that arrives while the
-    spool is being drained is synced after it, never ahead of it (a sync ahead of a
-    member's spooled leave and join would write onto the old stint)."""
+async def test_a_members_bunched_events_apply_in_gateway_order(world: World) -> None:
+    """An update, then leave, rejoin and another update queued while the first is held:
+    they apply in gateway order. The first update's sync does not run ahead of the queued
+    leave and join (it would write the new stint's flags onto the old one); the rejoin's
+    sync brings the member to what Discord shows."""
     await setup_guild(world)
-    spooled_user = world.sandbox.member_join(world.guild, None, "held").user.id
-    user = world.sandbox.member_join(world.guild, None, "waits").user.id
-    for member in (spooled_user, user):
-        await world.wait_state(member, "joined")
+    user = world.sandbox.member_join(world.guild, None, "yoyo").user.id
+    await world.wait_state(user, "joined")
     faults = world.container.services.stores.faults
-    assert faults is not None
-    gate = faults.hold(Point.MEMBERS_READ, when=lambda hit: hit.key == "spooled-leave")
-    cog = world.bot.get_cog("LifecycleCog")
-    assert cog is not None
-    await cog.spool.append(TransitionCommand(  # type: ignore[attr-defined]
-        guild_id=world.guild.id, user_id=spooled_user, operation=Operation.LEAVE,
-        source=Source.BOT, idempotency_key="spooled-leave"))
-    cog.wake_drainer.set()  # type: ignore[attr-defined]
+    assert faults is not None and world.container.ingestion is not None
+    gate = faults.hold(Point.MEMBERS_READ, when=lambda hit: hit.user_id == user)
     try:
-        await asyncio.wait_for(gate.reached.wait(), 10)  # the drain is under way
+        world.sandbox.member_update(world.guild, user, flags=STARTED)
+        await asyncio.wait_for(gate.reached.wait(), 10)
+        world.sandbox.member_leave(world.guild, user)
+        world.sandbox.member_join(world.guild, user, "yoyo")
         world.sandbox.member_update(world.guild, user, flags=STARTED | COMPLETED)
-        # The update was handled: its sync is marked to wait, and nothing was written.
-        await world.sandbox.wait_until(lambda: cog.waiting_syncs() == 1,  # type: ignore[attr-defined]
-                                       what="the member's sync waiting for the spool")
-        assert await world.state(user) == "joined"
+        await world.sandbox.wait_until(
+            lambda: world.container.ingestion.status().backlog >= 4,  # type: ignore[union-attr]
+            what="the member's events logged behind the held one")
     finally:
         gate.release()
-    await world.wait_state(spooled_user, "left_guild")
     await world.wait_state(user, "role_eligible")
-    assert await world.count("dead_letters") == 0
+    history = await world.container.transitions.history(world.guild.id, user)
+    assert [h.operation.value for h in reversed(history)] == [
+        "join", "leave", "join", "complete_onboarding", "mark_role_eligible"]
+
+
+async def test_a_held_worker_does_not_stop_the_others(world: World) -> None:
+    """One worker waits on the database (its batch held); members of the other workers
+    are applied meanwhile: workers never wait on each other."""
+    ingestion = world.container.ingestion
+    faults = world.container.services.stores.faults
+    assert faults is not None and ingestion is not None
+    held = world.sandbox.member_join(world.guild, None, "held").user.id
+    await world.wait_state(held, "joined")
+    gate = faults.hold(Point.MEMBERS_READ, when=lambda hit: hit.user_id == held)
+    try:
+        world.sandbox.member_update(world.guild, held, flags=STARTED)
+        await asyncio.wait_for(gate.reached.wait(), 10)
+        others = [world.sandbox.member_join(world.guild, None, f"free{i}").user.id
+                  for i in range(12)]
+        free = [u for u in others
+                if ingestion.partition_of(world.guild.id, u)
+                != ingestion.partition_of(world.guild.id, held)]
+        assert free, "some members belong to another worker"
+        for user in free:
+            await world.wait_state(user, "joined", timeout=5)
+        assert await world.state(held) == "joined"  # still held
+    finally:
+        gate.release()
+    await world.wait_state(held, "onboarding_in_progress")

@@ -14,6 +14,7 @@ from sqlalchemy import text
 
 from bot.container import Container
 from bot.discord_bot import LifelineBot, build_bot
+from cogs.lifecycle import LifecycleCog
 from domain.persistence.database import Database
 from sandbox import Guild, Message, Perm, Sandbox, client_overrides
 from tests.wiring import ProcessServices
@@ -103,12 +104,23 @@ async def run_bot(sandbox: Sandbox, container: Container, **options: Any
                 task.result()
                 raise AssertionError("bot.start() returned before the bot was ready")
             assert ready in done, "bot never became ready"
+            await settled(bot)
             yield bot  # type: ignore[misc]
         finally:
             ready.cancel()
             await bot.close()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+async def settled(bot: LifelineBot, timeout: float = 10.0) -> None:
+    """Until the bot's reconcile of every guild is applied: a test starts from a quiet bot."""
+    cog = bot.get_cog("LifecycleCog")
+    assert isinstance(cog, LifecycleCog)
+    async with asyncio.timeout(timeout):
+        while not all(g.id in cog.reconciled for g in bot.guilds):
+            await asyncio.sleep(0.01)
+        await cog.ingestion.wait_idle()
 
 
 async def start_world(sandbox: Sandbox, db: Database, *, interactive: Database | None = None,

@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 
 from bot.api.server import ApiServer
+from domain.ingest.pipeline import Ingestion
 from domain.persistence.database import Database
 from sandbox import Sandbox, SandboxConfig
 from tests.bot.world import eventually, setup_guild, start_world
@@ -20,7 +21,7 @@ OUTAGE_SECONDS = 30
 TOKEN = "outage-test-token-0123456789"
 
 
-async def test_database_outage_spools_events_and_applies_them_in_order(
+async def test_database_outage_keeps_events_logged_and_applies_them_in_order(
         stoppable_pg: StoppablePostgres, tmp_path: Path) -> None:
     db = Database(stoppable_pg.url, pool_size=5, max_overflow=5)
     async with Sandbox(SandboxConfig()) as sandbox:
@@ -43,16 +44,16 @@ async def test_database_outage_spools_events_and_applies_them_in_order(
                 sandbox.member_leave(world.guild, user)
             for user in during[:3]:  # joined and left again during the outage
                 sandbox.member_leave(world.guild, user)
-            lifecycle = world.bot.get_cog("LifecycleCog")
-            assert lifecycle is not None
-            spool = lifecycle.spool  # type: ignore[attr-defined]
-            await eventually(lambda: _spooled(spool, 28), what="28 events spooled")
+            ingestion = world.container.ingestion
+            assert ingestion is not None
+            await eventually(lambda: _waiting(ingestion, 28), what="28 events logged, waiting")
             answer = await world.ask(world.staff, "dlq stats")
             assert "database is unavailable" in answer
             assert sandbox.connected_sessions, "the bot stays connected to Discord"
             async with httpx.AsyncClient(base_url=api.url, timeout=30) as client:
                 health = await client.get("/healthz")
                 assert health.status_code == 503 and "database" in health.text
+                assert health.json()["ingest"]["backlog"] >= 28
                 write = await client.post(
                     f"/api/v1/guilds/{world.guild.id}/members/{before[9]}/transitions",
                     headers={"Authorization": f"Bearer {TOKEN}"},
@@ -64,7 +65,8 @@ async def test_database_outage_spools_events_and_applies_them_in_order(
             assert world.bot.gateway_connected
             await stoppable_pg.start()
 
-            await eventually(lambda: _drained(spool), timeout=60, what="the spool drained")
+            await eventually(lambda: _waiting(ingestion, 0), timeout=60,
+                             what="the logged events applied")
             for user in before[:5] + during[:3]:
                 await world.wait_state(user, "left_guild")
             for user in before[5:] + during[3:]:
@@ -87,9 +89,6 @@ async def test_database_outage_spools_events_and_applies_them_in_order(
             await db.dispose()
 
 
-async def _spooled(spool, count: int) -> bool:  # type: ignore[no-untyped-def]
-    return spool.appended >= count
-
-
-async def _drained(spool) -> bool:  # type: ignore[no-untyped-def]
-    return not spool.has_backlog()
+async def _waiting(ingestion: Ingestion, count: int) -> bool:
+    backlog = ingestion.status().backlog
+    return backlog >= count if count else backlog == 0
