@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -14,9 +16,13 @@ from sqlalchemy import text
 from bot.api import routes_ops
 from bot.api.app import create_app
 from bot.container import Container
+from domain.ingest.events import EventKind, MemberEvent
+from domain.ingest.log import IngestLog
+from domain.ingest.pipeline import Ingestion
 from domain.lifecycle import State
 from domain.mirror import transition_facts
 from domain.persistence.database import Database
+from domain.persistence.faults import Point
 from tests.api.support import AUTH, build_container, dead_letter
 from tests.helpers import GUILD, drive, next_user
 from tests.wiring import ProcessServices
@@ -42,8 +48,51 @@ async def _client_for(container: Container, **kw: object) -> httpx.AsyncClient:
 async def test_healthz_is_ok_without_a_token(anonymous: httpx.AsyncClient) -> None:
     response = await anonymous.get("/healthz")
     assert response.status_code == 200
+    # An API-only replica: no gateway, no ingest pipeline.
     assert response.json() == {"status": "ok", "database": "ok", "gateway": "not_in_process",
-                               "failing": []}
+                               "ingest": None, "failing": []}
+
+
+async def test_healthz_and_metrics_report_the_ingest_lag_and_fail_past_the_setting(
+        services: ProcessServices, migrated: str, tmp_path: Path) -> None:
+    """Events wait in the ingest log (its workers are held at the database): /healthz
+    reports the lag and backlog, and answers 503 naming `ingest` once the oldest waiting
+    event is older than INGEST_LAG_UNHEALTHY_SECONDS; /metrics exports the same."""
+    container = build_container(services, migrated)
+    container.settings = container.settings.model_copy(
+        update={"ingest_lag_unhealthy_seconds": 0.2})
+    gate = services.faults.hold(Point.MEMBERS_READ, times=None)
+    ingestion = Ingestion(IngestLog(tmp_path, 1 << 20), services.services.batches,
+                          _Nobody(), workers=1)
+    ingestion.start()
+    container.ingestion = ingestion
+    try:
+        for user in range(1, 4):
+            await ingestion.submit(MemberEvent.membership(
+                EventKind.JOIN, GUILD, next_user() + user, time.time(), joined_at_ms=1))
+        async with await _client_for(container) as http:
+            fresh = await http.get("/healthz")
+            assert fresh.status_code == 200
+            assert fresh.json()["ingest"]["backlog"] == 3
+            await asyncio.sleep(0.25)  # the events grow older than the setting
+            late = await http.get("/healthz")
+            assert late.status_code == 503 and late.json()["failing"] == ["ingest"]
+            assert late.json()["ingest"]["lag_seconds"] > 0.2
+            samples = _samples((await http.get("/metrics")).text)
+            assert samples[("lifeline_ingest_backlog_events", ())] == 3
+            assert samples[("lifeline_ingest_lag_seconds", ())] > 0.2
+            gate.release()
+            await ingestion.wait_idle()
+            assert (await http.get("/healthz")).status_code == 200
+    finally:
+        gate.release()
+        await ingestion.stop()
+
+
+class _Nobody:
+    def member_flags(self, guild_id: int, user_id: int,
+                     eligibility_role_id: int | None) -> None:
+        return None
 
 
 async def test_healthz_reports_the_gateway_when_the_bot_is_in_process(
