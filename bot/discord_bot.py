@@ -11,6 +11,7 @@ from discord.ext import commands
 
 from bot.container import Container
 from bot.delivery import DiscordDeliverer
+from domain.ingest.legacy import move_legacy_spool
 from domain.ingest.log import IngestLog
 from domain.outbox import OutboxWorker, WorkerPolicy
 
@@ -67,6 +68,8 @@ class LifelineMixin:
                         ingest_batch_size=settings.ingest_batch_size)
         lifecycle = bot.get_cog("LifecycleCog")
         self.container.ingestion = getattr(lifecycle, "ingestion", None)
+        if self.container.ingestion is not None:
+            await move_legacy_spool(settings.data_dir / "spool", self.container.ingestion)
         synced = await bot.tree.sync()
         log.info("synced %d application commands", len(synced))
         self.worker_task = asyncio.create_task(self.worker.run(self.stopping),

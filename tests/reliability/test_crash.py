@@ -6,6 +6,7 @@ import json
 import re
 import time
 from collections import Counter
+from pathlib import Path
 
 from sqlalchemy import text
 
@@ -27,7 +28,7 @@ async def _count(db: Database, sql: str) -> int:
 
 
 async def test_sigkill_mid_burst_loses_nothing_and_doubles_nothing(
-        migrated: str, clean_db: Database) -> None:
+        migrated: str, clean_db: Database, tmp_path: Path) -> None:
     db = clean_db
     async with Sandbox(SandboxConfig()) as sandbox:
         guild = sandbox.create_guild("Crash", channels=("general", "mod-log"),
@@ -45,7 +46,10 @@ async def test_sigkill_mid_burst_loses_nothing_and_doubles_nothing(
                                              'line', 'crash-record ' || lpad(i::text, 4, '0'))
                    FROM generate_series(1, :n) AS i"""),
                 {"g": guild.id, "c": log_channel, "n": RECORDS})
-        common = {"OUTBOX_LOCK_SECONDS": "2", "OUTBOX_POLL_SECONDS": "0.1"}
+        # Both bot processes run on one DATA_DIR: the second replays the ingest log of the
+        # first (what it logged and had not applied when it was killed).
+        common = {"OUTBOX_LOCK_SECONDS": "2", "OUTBOX_POLL_SECONDS": "0.1",
+                  "DATA_DIR": str(tmp_path)}
         first = await start_bot("bot-1", migrated, sandbox.api_url, sandbox.gateway_url,
                                 sandbox.token, 1, 0, **common)
         users = [sandbox.member_join(guild, None, f"c{i}").user.id for i in range(MEMBERS)]

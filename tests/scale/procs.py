@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import tempfile
 import signal
 import socket
 import sys
@@ -24,7 +25,10 @@ def base_env(database_url: str, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if k not in ("DATABASE_URL", "TEST_DATABASE_URL", "API_TOKEN", "DISCORD_TOKEN")}
     env.update({"PYTHONPATH": str(ROOT), "DATABASE_URL": database_url, "LOG_LEVEL": "INFO",
-                "DB_POOL_SIZE": "6", "DB_MAX_OVERFLOW": "4"})
+                "DB_POOL_SIZE": "6", "DB_MAX_OVERFLOW": "4",
+                # A DATA_DIR of its own (its ingest log), unless the test shares one on
+                # purpose (a restarted process replays the log of the one it replaces).
+                "DATA_DIR": tempfile.mkdtemp(prefix="lifeline-proc-")})
     env.update(extra)
     return env
 
