@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from domain.ingest.events import EventKind, MemberEvent
-from domain.ingest.log import IngestLog, LogFull, LogInUse, Logged
+from domain.ingest.log import IngestLog, LogFull, Logged, LogInUse
 
 GUILD = 1_000_000_000_000_001
 
