@@ -79,6 +79,8 @@ class Ingestion:
         self.full_guilds: set[int] = set()
         self._full_episode = False
         self.applied_batches = 0
+        self.statements = 0  # batch statements run (reads and writes)
+        self.batched_operations = 0  # operations they wrote (the single path not counted)
         self.idle = asyncio.Event()
         self.idle.set()
         self.ingest_log_on_durable()
@@ -204,7 +206,9 @@ class Ingestion:
         delay = self.retry_initial
         while True:
             try:
-                await self.applier.apply(_work_of(items), self._view)
+                result = await self.applier.apply(_work_of(items), self._view)
+                self.statements += result.statements
+                self.batched_operations += result.applied
                 return
             except DatabaseUnavailable as exc:
                 log.warning("ingest: database unavailable (%s); %d events wait, trying again "
