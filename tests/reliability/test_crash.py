@@ -1,4 +1,4 @@
-"""SIGKILL of the bot in the middle of 1,000 member events and 1,000 mirror records."""
+"""SIGKILL of the bot in the middle of a 2,000-event burst and 1,000 mirror records."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from tests.scale.procs import start_bot
 from tests.wiring import ProcessServices
 
 STARTED, COMPLETED = 8, 2
-MEMBERS = 250  # x 4 events
+MEMBERS = 500  # x 4 events
 RECORDS = 1000
 
 
@@ -81,6 +81,9 @@ async def test_sigkill_mid_burst_loses_nothing_and_doubles_nothing(
                                            "'delivered'")
                 return done == MEMBERS and pending == 0
             await eventually(converged, timeout=180, what="every event and record through")
+            # The killed bot's logged, unapplied events were applied from its ingest log.
+            replayed = [line for line in second.output if "applied now" in line]
+            assert replayed and "ingest log:" in replayed[0], second.output[-20:]
         finally:
             assert await second.terminate() == 0
         recovery = time.monotonic() - t0

@@ -1,5 +1,6 @@
-"""PostgreSQL stops for 30 s while members join and leave: nothing is lost, nothing applied
-twice, the bot stays connected, /dlq says the database is unavailable."""
+"""PostgreSQL stops for 30 s while members join and leave, and 300 more join and onboard
+(1,200 events): nothing is lost, nothing applied twice, the bot stays connected, /dlq says
+the database is unavailable."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ from tests.helpers import check_invariants
 from tests.reliability.support import StoppablePostgres
 
 OUTAGE_SECONDS = 30
+RAID = 300
+STARTED, COMPLETED = 8, 2
 TOKEN = "outage-test-token-0123456789"
 
 
@@ -44,16 +47,25 @@ async def test_database_outage_keeps_events_logged_and_applies_them_in_order(
                 sandbox.member_leave(world.guild, user)
             for user in during[:3]:  # joined and left again during the outage
                 sandbox.member_leave(world.guild, user)
+            # A raid-sized burst meanwhile: 300 members onboard (1,200 events).
+            raid = [sandbox.member_join(world.guild, None, f"raid{i}").user.id
+                    for i in range(RAID)]
+            for user in raid:
+                sandbox.member_update(world.guild, user, flags=STARTED)
+                sandbox.member_update(world.guild, user, flags=STARTED | COMPLETED)
+                sandbox.member_update(world.guild, user, pending=False)
             ingestion = world.container.ingestion
             assert ingestion is not None
-            await eventually(lambda: _waiting(ingestion, 28), what="28 events logged, waiting")
+            # Updates of one member waiting together collapse: at least its join and one.
+            await eventually(lambda: _waiting(ingestion, 28 + 2 * RAID),
+                             what="the events logged, waiting")
             answer = await world.ask(world.staff, "dlq stats")
             assert "database is unavailable" in answer
             assert sandbox.connected_sessions, "the bot stays connected to Discord"
             async with httpx.AsyncClient(base_url=api.url, timeout=30) as client:
                 health = await client.get("/healthz")
                 assert health.status_code == 503 and "database" in health.text
-                assert health.json()["ingest"]["backlog"] >= 28
+                assert health.json()["ingest"]["backlog"] >= 28 + 2 * RAID
                 write = await client.post(
                     f"/api/v1/guilds/{world.guild.id}/members/{before[9]}/transitions",
                     headers={"Authorization": f"Bearer {TOKEN}"},
@@ -71,6 +83,8 @@ async def test_database_outage_keeps_events_logged_and_applies_them_in_order(
                 await world.wait_state(user, "left_guild")
             for user in before[5:] + during[3:]:
                 await world.wait_state(user, "joined")
+            for user in raid:
+                await world.wait_state(user, "rules_accepted")
             for user in during[:3]:
                 history = await world.container.transitions.history(world.guild.id, user)
                 assert [h.operation.value for h in reversed(history)] == ["join", "leave"]
