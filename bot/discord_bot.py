@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 from typing import Any
 
 import discord
@@ -12,7 +13,7 @@ from discord.ext import commands
 from bot.container import Container
 from bot.delivery import DiscordDeliverer
 from domain.ingest.legacy import move_legacy_spool
-from domain.ingest.log import IngestLog
+from domain.ingest.log import IngestLog, waiting_in
 from domain.outbox import OutboxWorker, WorkerPolicy
 
 log = logging.getLogger(__name__)
@@ -61,8 +62,9 @@ class LifelineMixin:
         bot: commands.Bot = self  # type: ignore[assignment]
         settings = self.container.settings
         shard_ids = getattr(self, "shard_ids", None)
-        ingest_log = IngestLog(self.container.ingest_directory(shard_ids),
-                               settings.spool_max_bytes)
+        directory = self.container.ingest_directory(shard_ids)
+        warn_about_other_logs(directory)
+        ingest_log = IngestLog(directory, settings.spool_max_bytes)
         await load_cogs(bot, self.container.services, ingest_log,
                         ingest_workers=settings.ingest_workers,
                         ingest_batch_size=settings.ingest_batch_size)
@@ -88,6 +90,19 @@ class LifelineMixin:
     def gateway_connected(self) -> bool:
         bot: discord.Client = self  # type: ignore[assignment]
         return bot.is_ready() and not bot.is_closed()
+
+
+def warn_about_other_logs(mine: Path) -> None:
+    """Events left in the ingest log of another shard set (the shards were re-split) are
+    applied only by a process that runs that set again: say so, loudly."""
+    if not mine.parent.is_dir():
+        return
+    for other in mine.parent.iterdir():
+        if other != mine and other.is_dir() and (waiting := waiting_in(other)):
+            log.error("the ingest log %s holds %d bytes of events not yet applied, and this "
+                      "process runs other shards: run a process with those shards once, or "
+                      "rely on the reconcile at connect (it brings every member back to what "
+                      "Discord shows)", other, waiting)
 
 
 class LifelineBot(LifelineMixin, commands.Bot):

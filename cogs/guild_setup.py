@@ -94,6 +94,10 @@ def _ingest_lines(client: discord.Client) -> list[str]:
         lines.append(f"⚠️ {status.dropped} gateway events were dropped since start: the "
                      f"ingest log was full ({status.log_bytes} of {status.max_bytes} bytes); "
                      f"{status.guilds_to_reconcile} guild(s) wait for a full reconcile")
+    if status.failed:
+        lines.append(f"⚠️ {status.failed} gateway events or members could not be applied nor "
+                     "kept as dead letters since start (see the bot's log); their servers "
+                     "are reconciled")
     return lines
 
 

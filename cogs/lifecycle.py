@@ -12,6 +12,7 @@ and the leave of every stored member who is gone, through the same workers and b
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
@@ -66,7 +67,7 @@ class LifecycleCog(commands.Cog):
         self.reconciled: set[int] = set()  # guilds whose reconcile was queued
 
     async def cog_load(self) -> None:
-        self.ingestion.start()
+        await self.ingestion.start()
 
     async def cog_unload(self) -> None:
         await self.ingestion.stop()
@@ -142,7 +143,9 @@ class LifecycleCog(commands.Cog):
         configured = eligibility_role is not None
         to_sync: list[int] = []
         present: set[int] = set()
-        for member in guild.members:
+        for n, member in enumerate(guild.members):
+            if n % 2000 == 1999:
+                await asyncio.sleep(0)  # a big guild: let the gateway and staff commands in
             if member.bot:
                 continue
             present.add(member.id)

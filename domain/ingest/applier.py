@@ -52,15 +52,31 @@ class MemberView(Protocol):
         ...
 
 
+class _Unread:
+    """The guild's settings were not read yet (not the same as "no eligibility role")."""
+
+    def __repr__(self) -> str:
+        return "UNREAD"
+
+
+UNREAD = _Unread()
+
+
 @dataclass(eq=False)
 class MemberWork:
+    """One member's part of a batch. It keeps its progress: applying it again (after the
+    database did not answer) goes on where it stopped, so nothing is written or
+    dead-lettered twice."""
+
     guild_id: int
     user_id: int
     ops: deque[TransitionCommand] = field(default_factory=deque)
     sync: bool = False  # after the operations, bring the member to what Discord shows
     reason: str = "member update"
     steps: int = 0  # sync steps written
-    eligibility_role_id: int | None = None  # as the last read saw the guild's settings
+    # The guild's eligibility role as the last read of this member saw it.
+    eligibility_role_id: int | _Unread | None = UNREAD
+    done: bool = False
 
 
 @dataclass
@@ -70,6 +86,9 @@ class BatchResult:
     rounds: int = 0
     statements: int = 0
     single: int = 0  # members finished on the single path
+    # Members whose work failed in a way no dead letter could hold (the dead letter's own
+    # write failed): their guild must be reconciled.
+    failed: list[tuple[int, int]] = field(default_factory=list)
 
 
 @dataclass
@@ -77,7 +96,7 @@ class _Round:
     planned: list[tuple[MemberWork, PlannedWrite]] = field(default_factory=list)
     outcomes: list[WriteOutcome] = field(default_factory=list)
     still: list[MemberWork] = field(default_factory=list)
-    not_applicable: list[tuple[TransitionCommand, TransitionNotAllowed]] = field(
+    not_applicable: list[tuple[MemberWork, TransitionCommand, TransitionNotAllowed]] = field(
         default_factory=list)
 
 
@@ -89,31 +108,48 @@ class BatchApplier:
         self.member_sync = member_sync
         self.metrics = metrics
 
-    async def apply(self, work: list[MemberWork], view: MemberView) -> BatchResult:
-        """Apply every member's work; raises DatabaseUnavailable (then nothing is lost: the
-        caller applies the same work again later, and what was written is not written
-        twice). Every other failure ends as a dead letter, as on the single path."""
+    async def apply(self, work: list[MemberWork], view: MemberView, *,
+                    batched: bool = True) -> BatchResult:
+        """Apply every member's work (the members not done yet); `batched=False` goes
+        member by member on the single path. Raises DatabaseUnavailable, or the unexpected
+        error of a batch statement: the caller applies the same work again later (it went
+        on where it stopped). On the single path, every failure ends as a dead letter; a
+        member whose dead letter could not be written either is in `failed`."""
         result = BatchResult(members=len(work))
-        active = list(work)
+        active = [w for w in work if not w.done]
         single: list[MemberWork] = []
+        if not batched:
+            single, active = active, []
         while active and result.rounds < MAX_ROUNDS:
             result.rounds += 1
             try:
-                active, lost = await self._round(active, view, result)
+                still, lost = await self._round(active, view, result)
             except DatabaseUnavailable:
                 raise
             except Exception as exc:
                 if is_unavailable(exc):
                     raise DatabaseUnavailable(type(exc).__name__) from exc
-                log.exception("a batch of %d members failed; applying them one at a time",
-                              len(active))
-                single.extend(active)
-                active = []
-                break
+                raise
+            for member in active:
+                member.done = True
+            for member in still + lost:
+                member.done = False
+            active = still
             single.extend(lost)
         single.extend(active)
         for member in single:
-            await self.apply_one(member, view)
+            try:
+                await self.apply_one(member, view)
+            except DatabaseUnavailable:
+                raise
+            except Exception as exc:
+                if is_unavailable(exc):
+                    raise DatabaseUnavailable(type(exc).__name__) from exc
+                log.exception("member %s/%s: the work could not be applied, nor kept as a "
+                              "dead letter; the guild will be reconciled", member.guild_id,
+                              member.user_id)
+                result.failed.append((member.guild_id, member.user_id))
+            member.done = True
             result.single += 1
         return result
 
@@ -146,8 +182,9 @@ class BatchApplier:
                 work.steps += 1
             if work.ops or self._next_sync(work, write.to_state, view) is not None:
                 round_.still.append(work)
-        for cmd, error in round_.not_applicable:
+        for work, cmd, error in round_.not_applicable:
             await self._not_applicable(cmd, error)
+            work.ops.popleft()  # only once its dead letter is written
         return round_.still, single
 
     async def _read_and_write(self, active: list[MemberWork], view: MemberView,
@@ -159,32 +196,42 @@ class BatchApplier:
             result.statements += 1
             for work, seen in zip(active, observed, strict=True):
                 work.eligibility_role_id = seen.eligibility_role_id
+                had_operation = bool(work.ops)
                 write = self._plan(work, seen, view, round_.not_applicable)
                 if write is not None:
                     round_.planned.append((work, write))
-                elif work.ops:
-                    round_.still.append(work)  # its first operation settled without a write
+                elif had_operation:
+                    # Its operation was settled without a write (a repeat, an echo, not
+                    # applicable): the next round does the rest, the sync included.
+                    round_.still.append(work)
             if round_.planned:
                 round_.outcomes = await session.write_batch([p for _, p in round_.planned])
                 result.statements += 1
 
     def _plan(self, work: MemberWork, seen: Observed, view: MemberView,
-              not_applicable: list[tuple[TransitionCommand, TransitionNotAllowed]]
-              ) -> PlannedWrite | None:
+              not_applicable: list[tuple[MemberWork, TransitionCommand,
+                                         TransitionNotAllowed]]) -> PlannedWrite | None:
         if work.ops:
             cmd = work.ops[0]
             if seen.prior is not None:  # a replayed event: applied before
                 work.ops.popleft()
-                outcome = ("idempotent_repeat" if seen.prior.operation == cmd.operation
-                           else "idempotency_key_reused")
-                self.metrics.transition(cmd.operation.value, cmd.source.value, outcome)
+                if seen.prior.operation == cmd.operation:
+                    self.metrics.transition(cmd.operation.value, cmd.source.value,
+                                            "idempotent_repeat")
+                else:
+                    log.warning("%s for %s/%s refused: its key %r was used by %s",
+                                cmd.operation.value, cmd.guild_id, cmd.user_id,
+                                cmd.idempotency_key, seen.prior.operation.value)
+                    self.metrics.transition(cmd.operation.value, cmd.source.value,
+                                            "idempotency_key_reused")
                 return None
             try:
                 to_state = target_state(cmd.operation, seen.state)
             except TransitionNotAllowed as exc:
-                work.ops.popleft()
-                if not is_echo(cmd.operation, exc.current):
-                    not_applicable.append((cmd, exc))
+                if is_echo(cmd.operation, exc.current):
+                    work.ops.popleft()
+                else:
+                    not_applicable.append((work, cmd, exc))  # popped once recorded
                 return None
             return plan(cmd, seen, to_state)
         op = self._next_sync(work, seen.state, view)
@@ -199,7 +246,7 @@ class BatchApplier:
     @staticmethod
     def _next_sync(work: MemberWork, state: State | None, view: MemberView
                    ) -> Operation | None:
-        if not work.sync or work.ops:
+        if not work.sync or work.ops or isinstance(work.eligibility_role_id, _Unread):
             return None
         if work.steps >= MAX_STEPS:
             log.warning("member %s/%s: sync gave up after %d steps at %s", work.guild_id,
@@ -223,14 +270,18 @@ class BatchApplier:
             work.ops.popleft()
         if not work.sync:
             return
-        flags = view.member_flags(work.guild_id, work.user_id, work.eligibility_role_id)
+        if isinstance(work.eligibility_role_id, _Unread):  # no batch read it
+            async with self.members.session() as session:
+                (seen,) = await session.read_batch([(work.guild_id, work.user_id, None)])
+            work.eligibility_role_id = seen.eligibility_role_id
+        role = work.eligibility_role_id
+        flags = view.member_flags(work.guild_id, work.user_id, role)
         if flags is None:
             return
         try:
             outcome = await self.member_sync.sync(
                 work.guild_id, work.user_id, flags,
-                eligibility_role_configured=work.eligibility_role_id is not None,
-                reason=work.reason)
+                eligibility_role_configured=role is not None, reason=work.reason)
         except TransitionDeadLettered as exc:
             log.warning("sync of %s/%s: %s", work.guild_id, work.user_id, exc)
         except DatabaseUnavailable:

@@ -39,6 +39,10 @@ class LogInUse(Exception):
     """Another process holds this log directory."""
 
 
+class LogClosed(OSError):
+    """The log is closing (the bot is shutting down): the event was not written."""
+
+
 @dataclass(frozen=True, slots=True)
 class Logged:
     position: int  # the global offset where the event's line starts
@@ -71,7 +75,10 @@ class IngestLog:
         self._fd: int | None = None
         self._lock_fd: int | None = None
         self._commit_lock = asyncio.Lock()
+        self._closed = False
+        self._broken: str | None = None  # why appends are refused (a failed write's undo)
         self.appended = 0
+        self.unreadable = 0  # lines skipped at open (the start-up reconcile covers them)
 
     # ---- opening: the lock, and what a restart must replay --------------------------------
 
@@ -112,12 +119,24 @@ class IngestLog:
             if position >= self._committed:
                 try:
                     events.append(Logged(position, end, MemberEvent.from_line(raw)))
-                except (ValueError, KeyError) as exc:
-                    log.error("ingest log: unreadable line at %d skipped: %s", position, exc)
+                except (ValueError, KeyError, TypeError) as exc:
+                    self.unreadable += 1
+                    log.error("ingest log: unreadable line at %d skipped (the reconcile at "
+                              "connect brings its member back to what Discord shows): %s",
+                              position, exc)
             position = end
         return events
 
+    async def aclose(self) -> None:
+        """Refuse new appends, let the write in progress finish, then let go of the files
+        (and of the directory's lock: only then may another process open it)."""
+        self._closed = True
+        if self._flusher is not None:
+            await asyncio.gather(self._flusher, return_exceptions=True)
+        self.close()
+
     def close(self) -> None:
+        self._closed = True
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
@@ -143,6 +162,10 @@ class IngestLog:
     async def append(self, event: MemberEvent) -> None:
         """Log one event; returns once it is on disk. Raises LogFull (nothing written), or
         the OSError of a failed write."""
+        if self._closed:
+            raise LogClosed("the ingest log is closed (shutting down)")
+        if self._broken is not None:
+            raise OSError(f"the ingest log is unusable: {self._broken}")
         line = event.to_line()
         if self.waiting_bytes() + len(line) > self.max_bytes:
             raise LogFull(f"the ingest log holds {self.waiting_bytes()} bytes of waiting "
@@ -187,21 +210,37 @@ class IngestLog:
         if self._fd is None or (self._segments and
                                 self._end - self._segments[-1] >= self.segment_bytes):
             self._roll()
-        assert self._fd is not None
-        view = memoryview(data)
-        while view:
-            written = os.write(self._fd, view)
-            view = view[written:]
-        os.fdatasync(self._fd)
+        fd = self._fd
+        assert fd is not None
+        # What is on disk must stay exactly the acknowledged lines: a write that fails half
+        # way is undone, or the log refuses further appends (a line appended after a torn
+        # fragment would be unreadable, and every position after it wrong).
+        size = self._end - self._segments[-1]
+        try:
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            os.fdatasync(fd)
+        except OSError:
+            try:
+                os.ftruncate(fd, size)
+                os.fdatasync(fd)
+            except OSError as undo:
+                self._broken = f"a failed write could not be undone ({undo})"
+            raise
 
     def _roll(self) -> None:
         """Write to a new segment starting at the current end (or reopen the last one)."""
         if self._fd is not None:
             os.close(self._fd)
-        if not self._segments or self._end - self._segments[-1] >= self.segment_bytes:
-            self._segments.append(self._end)
-        path = self._segment(self._segments[-1])
-        self._fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_APPEND, 0o600)
+            self._fd = None
+        new = not self._segments or self._end - self._segments[-1] >= self.segment_bytes
+        start = self._end if new else self._segments[-1]
+        self._fd = os.open(self._segment(start), os.O_CREAT | os.O_WRONLY | os.O_APPEND,
+                           0o600)
+        if new:
+            self._segments.append(start)
         dir_fd = os.open(self.directory, os.O_RDONLY)
         try:
             os.fsync(dir_fd)  # the new file's name is durable too
@@ -241,3 +280,17 @@ class IngestLog:
         os.replace(tmp, self.directory / "committed")
         for start in drop:
             self._segment(start).unlink(missing_ok=True)
+
+
+def waiting_in(directory: Path) -> int:
+    """Bytes logged and not committed in a log directory this process does not own (a
+    directory left by another shard set): for a warning at start-up."""
+    try:
+        committed = int((directory / "committed").read_text() or 0)
+    except (FileNotFoundError, ValueError):
+        committed = 0
+    end = 0
+    for path in directory.glob(f"*{SEGMENT_SUFFIX}"):
+        if path.stem.isdigit():
+            end = max(end, int(path.stem) + path.stat().st_size)
+    return max(0, end - committed)

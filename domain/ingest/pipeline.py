@@ -20,26 +20,32 @@ complete repair).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from domain.errors import DatabaseUnavailable
+from domain.errors import DatabaseUnavailable, DomainError
 from domain.ingest.applier import BatchApplier, MemberView, MemberWork
 from domain.ingest.events import REASONS, EventKind, MemberEvent
-from domain.ingest.log import IngestLog, LogFull, Logged
+from domain.ingest.log import IngestLog, LogClosed, LogFull, Logged
 from domain.member_sync import MemberFlags
 
 log = logging.getLogger(__name__)
+
+# A batch whose statements fail unexpectedly this many times more is applied member by
+# member on the single path (where each failure is a member's dead letter).
+UNEXPECTED_RETRIES = 2
 
 
 @dataclass(frozen=True, slots=True)
 class IngestStatus:
     backlog: int  # events waiting to be applied
     lag_seconds: float  # age of the oldest waiting event (0 when none waits)
-    dropped: int  # events refused because the log was full, since start
+    dropped: int  # events refused because the log was full (or failing), since start
+    failed: int  # events or members that could not be applied nor dead-lettered
     log_bytes: int  # bytes of waiting events in the log
     max_bytes: int
     guilds_to_reconcile: int  # guilds that lost events and wait for a full reconcile
@@ -64,7 +70,10 @@ class Ingestion:
         self.retry_max = retry_max
         self.reconcile_guild = reconcile  # how a guild that lost events is repaired
         self._queues: list[deque[_Item]] = [deque() for _ in range(workers)]
-        self._inflight: list[int | None] = [None] * workers  # first position being applied
+        # The positions of the durable items of each queue, in order: what holds the log's
+        # committed position back (reconcile's items are not in the log and hold nothing).
+        self._durable: list[deque[int]] = [deque() for _ in range(workers)]
+        self._inflight: list[int | None] = [None] * workers  # first durable position applied
         self._inflight_at: list[float | None] = [None] * workers
         self._inflight_count = [0] * workers
         self._wake = [asyncio.Event() for _ in range(workers)]
@@ -76,6 +85,7 @@ class Ingestion:
         self._view = _Behind(view, self._queued_membership)
         self._tasks: list[asyncio.Task[None]] = []
         self.dropped = 0
+        self.failed = 0
         self.full_guilds: set[int] = set()
         self._full_episode = False
         self.applied_batches = 0
@@ -90,10 +100,12 @@ class Ingestion:
 
     # ---- lifecycle ----------------------------------------------------------------------
 
-    def start(self) -> int:
+    async def start(self) -> int:
         """Open the log (replaying what a previous run did not apply) and start the
         workers; answers how many events were replayed."""
-        replay = self.log.open()
+        replay = await asyncio.to_thread(self.log.open)
+        for entry in replay:
+            self._count_membership(entry.event, +1)
         self._enqueue_logged(replay)
         if replay:
             log.warning("ingest log: %d events logged before a restart are applied now",
@@ -107,7 +119,7 @@ class Ingestion:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
-        self.log.close()
+        await self.log.aclose()
 
     # ---- in -----------------------------------------------------------------------------
 
@@ -120,31 +132,53 @@ class Ingestion:
             if member in self._queued_updates:
                 return True  # the queued update syncs the member as Discord shows it then
             self._queued_updates.add(member)
+        self._count_membership(event, +1)  # from now on, no sync runs ahead of it
         try:
             await self.log.append(event)
         except (LogFull, OSError) as exc:
             if event.kind is EventKind.UPDATE:
                 self._queued_updates.discard(member)
+            self._count_membership(event, -1)
             self._lost(event, exc)
             return False
         return True
+
+    def _count_membership(self, event: MemberEvent, change: int) -> None:
+        if event.operation is None:
+            return
+        member = (event.guild_id, event.user_id)
+        left = self._queued_membership.get(member, 0) + change
+        if left > 0:
+            self._queued_membership[member] = left
+        else:
+            self._queued_membership.pop(member, None)
 
     def sync_members(self, guild_id: int, user_ids: list[int], reason: str) -> None:
         """Queue a sync of these members (reconcile: derived from Discord again, so not
         logged), behind their logged events."""
         at = time.time()
         for user_id in user_ids:
+            member = (guild_id, user_id)
+            if member in self._queued_updates:
+                continue  # a queued update or sync of theirs does the same
+            self._queued_updates.add(member)
             self._queue(_Item(self.log.end, MemberEvent(EventKind.SYNC, guild_id, user_id, at,
                                                         reason=reason), durable=False))
 
     def queue_event(self, event: MemberEvent) -> None:
         """Queue a membership event that needs no log (reconcile's leave of a member who is
         gone: derived from Discord again after a crash)."""
+        self._count_membership(event, +1)
         self._queue(_Item(self.log.end, event, durable=False))
 
     def _lost(self, event: MemberEvent, exc: BaseException) -> None:
         self.dropped += 1
         self.full_guilds.add(event.guild_id)
+        if isinstance(exc, LogClosed):
+            log.warning("%s of member %s/%s arrived while shutting down: not logged (the "
+                        "reconcile at the next start covers it)", event.kind.value,
+                        event.guild_id, event.user_id)
+            return
         if not self._full_episode:
             self._full_episode = True
             log.error("INGEST LOG FULL OR FAILING (%s): gateway events are being dropped and "
@@ -159,10 +193,9 @@ class Ingestion:
 
     def _queue(self, item: _Item) -> None:
         n = self.partition_of(item.event.guild_id, item.event.user_id)
-        if item.event.operation is not None:
-            member = (item.event.guild_id, item.event.user_id)
-            self._queued_membership[member] = self._queued_membership.get(member, 0) + 1
         self._queues[n].append(item)
+        if item.durable:
+            self._durable[n].append(item.position)
         self._wake[n].set()
         self.idle.clear()
 
@@ -173,55 +206,105 @@ class Ingestion:
     # ---- out ----------------------------------------------------------------------------
 
     async def _work(self, n: int) -> None:
-        queue, wake = self._queues[n], self._wake[n]
+        """Worker n, until cancelled: a failure is logged and the worker goes on (a dead
+        worker would hold its members' events, and the log's committed position, forever)."""
         while True:
-            if not queue:
-                self._update_idle()
-                wake.clear()
-                await wake.wait()
-                continue
-            items = [queue.popleft() for _ in range(min(self.batch_size, len(queue)))]
-            self._inflight[n] = items[0].position
-            self._inflight_at[n] = min(item.event.at for item in items)
-            self._inflight_count[n] = len(items)
-            for item in items:
-                member = (item.event.guild_id, item.event.user_id)
-                if item.event.kind is EventKind.UPDATE:
-                    self._queued_updates.discard(member)
-                elif item.event.operation is not None:
-                    left = self._queued_membership[member] - 1
-                    if left:
-                        self._queued_membership[member] = left
-                    else:
-                        del self._queued_membership[member]
+            try:
+                await self._work_once(n)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("ingest worker %d failed; it goes on", n)
+                await asyncio.sleep(self.retry_initial)
+
+    async def _work_once(self, n: int) -> None:
+        queue, wake = self._queues[n], self._wake[n]
+        if not queue:
+            self._update_idle()
+            await self._commit()  # also retries a commit that failed
+            wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), 1.0)
+            return
+        items = [queue.popleft() for _ in range(min(self.batch_size, len(queue)))]
+        durable = [item.position for item in items if item.durable]
+        for _ in durable:
+            self._durable[n].popleft()
+        self._inflight[n] = durable[0] if durable else None
+        self._inflight_at[n] = min(item.event.at for item in items)
+        self._inflight_count[n] = len(items)
+        for item in items:
+            member = (item.event.guild_id, item.event.user_id)
+            if item.event.kind in (EventKind.UPDATE, EventKind.SYNC):
+                self._queued_updates.discard(member)
+            self._count_membership(item.event, -1)
+        try:
             await self._apply_until_done(items)
+        finally:
             self._inflight[n] = None
             self._inflight_at[n] = None
             self._inflight_count[n] = 0
-            self.applied_batches += 1
-            await self._commit()
-            await self._repair_lost_guilds()
+        self.applied_batches += 1
+        await self._commit()
+        await self._repair_lost_guilds()
 
     async def _apply_until_done(self, items: list[_Item]) -> None:
+        """Apply a batch; the same work again (it goes on where it stopped) while the
+        database does not answer, and after UNEXPECTED_RETRIES unexpected failures member
+        by member on the single path."""
+        work = self._work_of(items)
         delay = self.retry_initial
+        failures = 0
         while True:
             try:
-                result = await self.applier.apply(_work_of(items), self._view)
-                self.statements += result.statements
-                self.batched_operations += result.applied
-                return
+                result = await self.applier.apply(
+                    work, self._view, batched=failures <= UNEXPECTED_RETRIES)
             except DatabaseUnavailable as exc:
                 log.warning("ingest: database unavailable (%s); %d events wait, trying again "
                             "in %.1fs", exc, len(items), delay)
             except Exception:
-                log.exception("ingest: a batch of %d events failed; trying again in %.1fs",
-                              len(items), delay)
+                failures += 1
+                log.exception("ingest: a batch of %d events failed (%d); trying again in "
+                              "%.1fs%s", len(items), failures, delay,
+                              ", member by member" if failures > UNEXPECTED_RETRIES else "")
+            else:
+                self.statements += result.statements
+                self.batched_operations += result.applied
+                for guild_id, _user_id in result.failed:
+                    self.failed += 1
+                    self.full_guilds.add(guild_id)
+                return
             await asyncio.sleep(delay)
             delay = min(delay * 2, self.retry_max)
 
+    def _work_of(self, items: list[_Item]) -> list[MemberWork]:
+        """Group a batch's events by member, in order: membership operations, then one sync
+        (for any number of updates, a join, or reconcile). An event that cannot become a
+        command (a damaged log line) is counted, and its guild reconciled."""
+        work: dict[tuple[int, int], MemberWork] = {}
+        for item in items:
+            event = item.event
+            key = (event.guild_id, event.user_id)
+            member = work.get(key)
+            if member is None:
+                member = work[key] = MemberWork(event.guild_id, event.user_id)
+            if event.operation is not None:
+                try:
+                    member.ops.append(event.command())
+                except DomainError as exc:
+                    log.error("ingest: event %s of %s/%s skipped (%s); the guild will be "
+                              "reconciled", event.kind.value, event.guild_id, event.user_id,
+                              exc)
+                    self.failed += 1
+                    self.full_guilds.add(event.guild_id)
+            if event.kind in (EventKind.UPDATE, EventKind.JOIN, EventKind.SYNC):
+                member.sync = True
+                member.reason = event.reason or REASONS[event.kind]
+        return list(work.values())
+
     async def _commit(self) -> None:
         heads = [p for p in self._inflight if p is not None]
-        heads += [q[0].position for q in self._queues if q]
+        heads += [d[0] for d in self._durable if d]
         try:
             await self.log.commit(min(heads) if heads else self.log.end)
         except OSError as exc:  # a replay after a crash re-applies more; nothing is lost
@@ -243,7 +326,7 @@ class Ingestion:
                     self.full_guilds.add(guild_id)
 
     def _update_idle(self) -> None:
-        if not any(self._queues) and all(p is None for p in self._inflight):
+        if not any(self._queues) and not any(self._inflight_count):
             self.idle.set()
 
     async def wait_idle(self) -> None:
@@ -263,7 +346,8 @@ class Ingestion:
         backlog = sum(map(len, self._queues)) + sum(self._inflight_count)
         return IngestStatus(backlog=backlog,
                             lag_seconds=max(0.0, now - min(oldest)) if oldest else 0.0,
-                            dropped=self.dropped, log_bytes=self.log.waiting_bytes(),
+                            dropped=self.dropped, failed=self.failed,
+                            log_bytes=self.log.waiting_bytes(),
                             max_bytes=self.log.max_bytes,
                             guilds_to_reconcile=len(self.full_guilds))
 
@@ -281,21 +365,3 @@ class _Behind:
         if (guild_id, user_id) in self.queued:
             return None
         return self.view.member_flags(guild_id, user_id, eligibility_role_id)
-
-
-def _work_of(items: list[_Item]) -> list[MemberWork]:
-    """Group a batch's events by member, in order: membership operations, then one sync
-    (for any number of updates, a join, or reconcile)."""
-    work: dict[tuple[int, int], MemberWork] = {}
-    for item in items:
-        event = item.event
-        key = (event.guild_id, event.user_id)
-        member = work.get(key)
-        if member is None:
-            member = work[key] = MemberWork(event.guild_id, event.user_id)
-        if event.operation is not None:
-            member.ops.append(event.command())
-        if event.kind in (EventKind.UPDATE, EventKind.JOIN, EventKind.SYNC):
-            member.sync = True
-            member.reason = event.reason or REASONS[event.kind]
-    return list(work.values())

@@ -62,7 +62,7 @@ async def test_healthz_and_metrics_report_the_ingest_lag_and_fail_past_the_setti
     gate = services.faults.hold(Point.MEMBERS_READ, times=None)
     ingestion = Ingestion(IngestLog(tmp_path, 1 << 20), services.services.batches,
                           _Nobody(), workers=1)
-    ingestion.start()
+    await ingestion.start()
     container.ingestion = ingestion
     try:
         for user in range(1, 4):

@@ -6,6 +6,7 @@ import asyncio
 
 from sqlalchemy import text
 
+from domain.ingest.pipeline import UNEXPECTED_RETRIES
 from domain.persistence.faults import Point, connection_dropped
 from tests.bot.world import World, eventually, setup_guild
 from tests.helpers import check_invariants
@@ -127,9 +128,11 @@ async def test_a_handler_failure_ends_as_a_dead_letter(world: World) -> None:
         await eventually(recorded, what="a dead letter for the failed join")
     finally:
         faults.clear()
-    # Twice: the batch statement failed with it, then the member's own write on the single
-    # path (how a batch finds whose failure it was), which does not retry it.
-    assert failing.fired == 2
+    # The batch statement failed with it, and again each time the batch was tried again;
+    # then the member's own write on the single path (how a batch finds whose failure it
+    # was), which does not retry an unexpected error: one dead letter.
+    assert failing.fired == 1 + UNEXPECTED_RETRIES + 1
+    assert await world.count("dead_letters") == 1
     assert await world.state(user) is None
     async with world.container.db.autocommit() as conn:
         row = (await conn.execute(text(

@@ -167,3 +167,43 @@ async def test_syncs_and_repeats_in_batches(services: ProcessServices) -> None:
         ("join", "bot", "idempotent_repeat"), 0) == 200
     assert await count(services.db, "member_transitions") == 800
     await check_invariants(services.db)
+
+
+async def test_a_member_left_to_the_single_path_is_synced_with_the_guilds_eligibility_role(
+        services: ProcessServices) -> None:
+    """A member with a web app write in flight goes to the single path without a batch
+    read: the sync still knows the guild requires an eligibility role the member does not
+    hold, and stops at onboarding_completed."""
+    async with services.db.transaction() as conn:
+        await conn.execute(text("INSERT INTO guild_settings (guild_id, eligibility_role_id) "
+                                "VALUES (:g, 999)"), {"g": GUILD})
+    user = next_user()
+    await drive(services, user, State.JOINED)
+    gate = services.faults.hold(Point.MEMBERS_WRITE, when=lambda hit: hit.key == "web")
+    web_app = asyncio.create_task(services.transitions.apply(
+        cmd(Operation.START_ONBOARDING, user, source=Source.API, key="web")))
+    await gate.reached.wait()
+    view = Flags({user: MemberFlags(started_onboarding=True, completed_onboarding=True,
+                                    pending=False, holds_eligibility_role=False)})
+    batch = asyncio.create_task(services.services.batches.apply(
+        [MemberWork(GUILD, user, sync=True)], view))
+    await asyncio.sleep(0.05)
+    gate.release()
+    await web_app
+    assert (await batch).single == 1
+    member = await services.transitions.get_member(GUILD, user)
+    assert member is not None and member.state == State.ONBOARDING_COMPLETED
+
+
+async def test_a_sync_after_an_operation_settled_without_a_write_still_runs(
+        services: ProcessServices) -> None:
+    """A join applied before (a replay: its key is in the ledger) and an update in one
+    batch: the join writes nothing, and the sync brings the member to what Discord shows."""
+    user = next_user()
+    join = cmd(Operation.JOIN, user, key=f"join-{user}")
+    await services.transitions.apply(join)
+    work = [MemberWork(GUILD, user, deque([join]), sync=True)]
+    result = await services.services.batches.apply(work, Flags({user: DONE}))
+    assert result.applied == 3
+    member = await services.transitions.get_member(GUILD, user)
+    assert member is not None and member.state == State.RULES_ACCEPTED

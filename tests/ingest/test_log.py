@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import resource
+import signal
 from pathlib import Path
 
 import pytest
@@ -109,3 +111,41 @@ async def test_one_process_per_log_directory(tmp_path: Path) -> None:
     log.close()
     second, _, _ = opened(tmp_path)  # free again once closed
     second.close()
+
+
+def _append_until_the_disk_refuses(directory: Path) -> None:
+    """In a child process: the file size limit stops a write half way (a partial write,
+    then EFBIG), as a full disk would. The log undoes the fragment; after the limit is
+    lifted, appends go on, and only the acknowledged events are in the log."""
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of a kill
+
+    async def scenario() -> int:
+        log, _, _ = opened(directory)
+        await log.append(join(1))
+        limit = log.end + len(join(2).to_line()) // 2  # the next line fits half
+        soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+        try:
+            await log.append(join(2))
+        except OSError:
+            pass
+        else:
+            return 3  # the limit did not bite
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        await log.append(join(3))
+        log.close()
+        return 0
+
+    os._exit(asyncio.run(scenario()))
+
+
+async def test_a_write_that_fails_half_way_is_undone(tmp_path: Path) -> None:
+    pid = os.fork()
+    if pid == 0:
+        _append_until_the_disk_refuses(tmp_path)
+    _, status = os.waitpid(pid, 0)
+    assert os.WEXITSTATUS(status) == 0
+    log, replay, _ = opened(tmp_path)
+    assert [r.event.user_id for r in replay] == [1, 3]  # 2 was refused, 3 is whole
+    assert log.unreadable == 0
+    log.close()
