@@ -68,7 +68,7 @@ class Settings(BaseSettings):
         "them over"))
     outbox_max_attempts: int = Field(default=8, ge=1, le=100, description=(
         "Delivery attempts before an outbox row is marked failed"))
-    spool_max_bytes: int = Field(default=64 * 1024 * 1024, ge=4096, le=2**40, description=(
+    spool_max_bytes: int = Field(default=64 * 1024 * 1024, ge=4096, le=2**30, description=(
         "Size bound of the events waiting in the ingest log (DATA_DIR/ingest); past it events "
         "are counted as dropped and their guild is reconciled in full once there is room"))
     ingest_workers: int = Field(default=4, ge=1, le=64, description=(

@@ -31,6 +31,7 @@ import contextlib
 import importlib
 import json
 import logging
+import time
 import uuid
 import zlib
 from collections import deque
@@ -101,6 +102,11 @@ class Connection:
     def closing(self) -> bool:
         return self.server_close_code is not None or self.ws.closed
 
+    @property
+    def queued(self) -> int:
+        """Frames waiting for the writer: how far the socket lags behind the dispatches."""
+        return self._queue.qsize()
+
     def send(self, frame: JSON) -> None:
         if not self.closing:
             self._queue.put_nowait(frame)
@@ -143,6 +149,8 @@ class GatewaySession:
     log: list[tuple[int, str, int | None]] = field(default_factory=list)
     # IDENTIFY's large_threshold: guilds with more members come without their member list.
     large_threshold: int = 50
+    # When the IDENTIFY that made the session was accepted (time.time()).
+    identified_at: float = field(default_factory=time.time)
 
     @property
     def connected(self) -> bool:

@@ -54,6 +54,8 @@ class Reply:
     type: int
     data: JSON
     message: Message | None
+    # When the sandbox accepted it (time.monotonic(), the clock of InteractionHandle.created_at).
+    at: float = field(default_factory=time.monotonic)
 
 
 @dataclass(eq=False)
