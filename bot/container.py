@@ -84,7 +84,7 @@ async def open_container(settings: Settings, *, migrate: bool = True,
     url, embedded = await database_url(settings)
     try:
         if migrate:
-            await upgrade(url)
+            await upgrade(url, statement_cache_size=settings.db_statement_cache_size)
         db = Database(url, pool_size=settings.db_pool_size,
                       max_overflow=settings.db_max_overflow,
                       statement_cache_size=settings.db_statement_cache_size,

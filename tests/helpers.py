@@ -131,7 +131,8 @@ async def upgrades_started_while_the_lock_is_held(direct_url: str, upgrade_url: 
         async with engine.connect() as holder, engine.connect() as probe:
             await holder.execute(text("SELECT pg_advisory_lock(:k)"),
                                  {"k": MIGRATION_LOCK_KEY})
-            started = [asyncio.create_task(upgrade(upgrade_url)) for _ in range(upgrades)]
+            started = [asyncio.create_task(upgrade(upgrade_url, statement_cache_size=0))
+                       for _ in range(upgrades)]
             deadline = time.monotonic() + 20
             while True:
                 waiting = (await probe.execute(text(

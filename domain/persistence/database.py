@@ -60,16 +60,26 @@ def _refuse_closed(dbapi_connection: Any, record: Any, proxy: Any) -> None:
         raise sa_exc.DisconnectionError("the server closed this pooled connection")
 
 
+def driver_connect_args(statement_cache_size: int | None, application_name: str
+                        ) -> dict[str, Any]:
+    """asyncpg's connect arguments, for every engine of a process (the migration's too).
+    `statement_cache_size=0` when a transaction-mode pooler (PgBouncer) sits in front: with
+    its cache, asyncpg names prepared statements `__asyncpg_stmt_<n>__`, numbered per
+    process, and two processes sharing a server connection through the pooler both create
+    `__asyncpg_stmt_1__` ("prepared statement ... already exists")."""
+    args: dict[str, Any] = {"server_settings": {"application_name": application_name}}
+    if statement_cache_size is not None:
+        args["statement_cache_size"] = statement_cache_size
+    return args
+
+
 class Database:
     """Owns the engine. `transaction()` is the unit of work: commit on success, else rollback."""
 
     def __init__(self, url: str, *, pool_size: int = 10, max_overflow: int = 10,
                  statement_cache_size: int | None = None, application_name: str = "lifeline",
                  pool_timeout: float = 30.0) -> None:
-        connect_args: dict[str, Any] = {"server_settings": {"application_name": application_name}}
-        if statement_cache_size is not None:
-            # 0 when a transaction-mode pooler (pgbouncer) sits in front.
-            connect_args["statement_cache_size"] = statement_cache_size
+        connect_args = driver_connect_args(statement_cache_size, application_name)
         self.url = asyncpg_url(url)
         self.engine: AsyncEngine = create_async_engine(
             self.url,

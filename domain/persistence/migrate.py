@@ -17,7 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from domain.persistence.database import asyncpg_url
+from domain.persistence.database import asyncpg_url, driver_connect_args
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +39,13 @@ def _upgrade(connection: Connection, revision: str) -> None:
     command.upgrade(cfg, revision)
 
 
-async def upgrade(url: str, revision: str = "head") -> None:
-    """Upgrade the schema; several processes starting at once run it once, the others wait."""
-    engine = create_async_engine(asyncpg_url(url), pool_size=1, max_overflow=0)
+async def upgrade(url: str, revision: str = "head", *,
+                  statement_cache_size: int | None = None) -> None:
+    """Upgrade the schema; several processes starting at once run it once, the others wait.
+    `statement_cache_size`: DB_STATEMENT_CACHE_SIZE (0 behind a transaction-mode pooler)."""
+    engine = create_async_engine(
+        asyncpg_url(url), pool_size=1, max_overflow=0,
+        connect_args=driver_connect_args(statement_cache_size, "lifeline-migrate"))
     try:
         async with engine.begin() as conn:  # one transaction: the lock, then every step
             await conn.execute(LOCK, {"k": MIGRATION_LOCK_KEY})
