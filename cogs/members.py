@@ -49,6 +49,9 @@ class MemberCog(commands.Cog):
             return f"❌ {exc}"
         except TransitionDeadLettered as exc:
             return f"⚠️ {exc}"
+        if result.already_there:
+            return (f"✅ <@{user_id}> is already {result.member.state.value} (someone else "
+                    f"did it first; version {result.member.version})")
         return (f"✅ <@{user_id}>: `{op.value}` {state_name(result.from_state)} → "
                 f"{result.member.state.value} (version {result.member.version})")
 

@@ -110,12 +110,15 @@ class MemberSnapshot:
 @dataclass(frozen=True)
 class TransitionResult:
     member: MemberSnapshot
-    transition_id: int
+    transition_id: int | None  # None: already there (nothing written)
     applied: bool
     operation: Operation
     from_state: State | None
     attempts: int = 1
     conflicts: int = 0
+    # Another writer moved the member to the state this one wanted first (lifecycle.md,
+    # "How a transition is written", 6): the intent is achieved, nothing was written.
+    already_there: bool = False
 
 
 @dataclass(frozen=True)

@@ -89,6 +89,13 @@ class TransitionNotAllowed(DomainError):
         )
 
 
+class TransitionNotAllowedAfterConflict(TransitionNotAllowed):
+    """The fresh read after a lost compare-and-set shows the operation no longer allowed:
+    the same refusal a caller gets without the race (an event nobody waits on is kept as a
+    `not_applicable` dead letter by its caller)."""
+
+
+
 def target_state(operation: Operation, current: FromState) -> State:
     """The guard: the state `operation` leads to from `current`, or TransitionNotAllowed."""
     try:

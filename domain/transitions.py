@@ -27,7 +27,12 @@ from domain.errors import (
     StrictConflict,
     TransitionDeadLettered,
 )
-from domain.lifecycle import EXIT_STATES, TransitionNotAllowed, target_state
+from domain.lifecycle import (
+    EXIT_STATES,
+    TransitionNotAllowed,
+    TransitionNotAllowedAfterConflict,
+    target_state,
+)
 from domain.metrics import CountingMetrics, Metrics
 from domain.mirror import transition_facts
 from domain.persistence.database import is_unavailable
@@ -58,12 +63,6 @@ class TransitionFailed(DomainError):
 
 class WriteConflict(Exception):
     """Zero rows changed: someone else wrote first."""
-
-
-class _NotApplicableAfterConflict(Exception):
-    def __init__(self, error: TransitionNotAllowed) -> None:
-        super().__init__(str(error))
-        self.error = error
 
 
 class TransitionService:
@@ -99,9 +98,6 @@ class TransitionService:
                     else:
                         result = await self._apply_with_retries(cmd, state)
                     slot.publish(result)
-        except _NotApplicableAfterConflict as exc:
-            raise await self._fail(cmd, state, ReasonCode.NOT_APPLICABLE_AFTER_CONFLICT,
-                                   exc.error, record_failures) from exc.error
         except RetryError as exc:
             cause = exc.last_attempt.exception() or exc
             raise await self._fail(cmd, state, ReasonCode.RETRIES_EXHAUSTED, cause,
@@ -118,7 +114,8 @@ class TransitionService:
                           cmd.operation.value, cmd.guild_id, cmd.user_id, cmd.correlation_id)
             raise await self._fail(cmd, state, ReasonCode.UNEXPECTED_ERROR, exc,
                                    record_failures) from exc
-        outcome = "applied" if result.applied else "idempotent_repeat"
+        outcome = ("applied" if result.applied else
+                   "already_there" if result.already_there else "idempotent_repeat")
         self.metrics.transition(cmd.operation.value, cmd.source.value, outcome)
         return result
 
@@ -167,11 +164,14 @@ class TransitionService:
                 return self._repeat(cmd, observed.prior, st)
             if cmd.strict:
                 self._check_expectation(cmd, observed)
+            if st.attempts > 1 and st.to_state is not None and observed.state == st.to_state:
+                return self._already_there(cmd, observed, st)
             try:
                 to_state = target_state(cmd.operation, observed.state)
             except TransitionNotAllowed as exc:
-                if st.attempts > 1:
-                    raise _NotApplicableAfterConflict(exc) from exc
+                if st.attempts > 1:  # the same refusal as without the race
+                    raise TransitionNotAllowedAfterConflict(cmd.operation,
+                                                            observed.state) from exc
                 raise
             st.to_state = to_state
             st.attempted_from = observed.state
@@ -194,6 +194,19 @@ class TransitionService:
                                   written.updated_at),
             transition_id=written.transition_id, applied=True, operation=cmd.operation,
             from_state=observed.state, attempts=st.attempts, conflicts=st.conflicts)
+
+    @staticmethod
+    def _already_there(cmd: TransitionCommand, observed: Observed, st: _AttemptState
+                       ) -> TransitionResult:
+        """Another writer moved the member where this one wanted, first: the intent is
+        achieved; nothing written, no dead letter."""
+        assert observed.state is not None and observed.updated_at is not None
+        return TransitionResult(
+            member=MemberSnapshot(cmd.guild_id, cmd.user_id, observed.state, observed.version,
+                                  observed.updated_at),
+            transition_id=None, applied=False, operation=cmd.operation,
+            from_state=observed.state, attempts=st.attempts, conflicts=st.conflicts,
+            already_there=True)
 
     @staticmethod
     def _check_expectation(cmd: TransitionCommand, observed: Observed) -> None:

@@ -64,5 +64,5 @@ async def post_transition(guild_id: GuildId, user_id: UserId, body: TransitionRe
         expected_version=body.expected_version)
     result = await c.transitions.apply(command)
     return TransitionOut(member=_member(result.member), transition_id=result.transition_id,
-                         applied=result.applied, operation=result.operation,
-                         from_state=result.from_state)
+                         applied=result.applied, already_there=result.already_there,
+                         operation=result.operation, from_state=result.from_state)

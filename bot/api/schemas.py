@@ -123,8 +123,14 @@ class TransitionRequest(RequestBody):
 
 class TransitionOut(BaseModel):
     member: MemberOut
-    transition_id: int
-    applied: bool = Field(description="false for an idempotent repeat (the first result)")
+    transition_id: int | None = Field(
+        description="the ledger row; null when already there (nothing written)")
+    applied: bool = Field(description="false for an idempotent repeat (the first result), "
+                                      "or when already there")
+    already_there: bool = Field(
+        default=False, description="another writer moved the member to the state this "
+                                   "request wanted, first: the intent is achieved, nothing "
+                                   "was written, no dead letter")
     operation: Operation
     from_state: State | None
 

@@ -168,7 +168,6 @@ async def test_verify_and_reject_race_through_two_processes_loses_nothing(
                            for user in members))
     conflicts_before = await _cas_conflicts(clients)
     outcomes: Counter[str] = Counter()
-    dead_letter_ids: list[int] = []
 
     async def race(i: int, user: int) -> None:
         first, second = clients if i % 2 == 0 else clients[::-1]
@@ -193,21 +192,15 @@ async def test_verify_and_reject_race_through_two_processes_loses_nothing(
                 assert body["error"] == "version_conflict", body
                 assert body["current_version"] == 6
                 outcomes["conflicts (409 strict)"] += 1
-            else:
-                assert response.status_code == 503, response.text
-                assert body["error"] == "dead_lettered"
-                dead_letter_ids.append(body["dead_letter_id"])
-                outcomes[f"dead-lettered (503 {body['reason_code']})"] += 1
+            else:  # lifecycle.md step 6: never a dead letter for a caller who waits
+                raise AssertionError(response.text)
         assert applied == 1, [r.text for r in responses]
 
     await asyncio.gather(*(race(i, user) for i, user in enumerate(members)))
     assert sum(outcomes.values()) == 2 * len(members)  # every write was answered
     assert await count(services.db, "members", "state IN ('verified', 'rejected_not_eligible') "
                        "AND version = 6") == len(members)
-    for entry_id in dead_letter_ids:
-        assert await count(services.db, "dead_letters", "id = :id AND status = 'open' "
-                           "AND source = 'api'", id=entry_id) == 1
-    assert await count(services.db, "dead_letters") == len(dead_letter_ids)
+    assert await count(services.db, "dead_letters") == 0
     await check_invariants(services.db)
     conflicts = await _cas_conflicts(clients) - conflicts_before
     print(f"\nverify vs reject on {len(members)} members through 2 API processes: "

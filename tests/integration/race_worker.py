@@ -44,7 +44,11 @@ async def main(url: str, seed: int, n: int, guild: int, first_user: int, members
                                         idempotency_key=uuid.uuid4().hex)
             try:
                 result = await service.apply(command)
+                if result.already_there:  # another process got it there first
+                    outcomes["already_there"] += 1
+                    continue
                 outcomes["applied"] += 1
+                assert result.transition_id is not None
                 applied_ids.append(result.transition_id)
             except TransitionNotAllowed:
                 outcomes["not_allowed"] += 1

@@ -40,6 +40,8 @@ async def _attempt(service: TransitionService, op: Operation, user: int
                    ) -> tuple[str, int | None]:
     try:
         result = await service.apply(cmd(op, user))
+        if result.already_there:  # another writer got it there first
+            return "already_there", None
         return "applied", result.transition_id
     except TransitionNotAllowed:
         return "not_allowed", None

@@ -216,27 +216,65 @@ async def test_retries_exhausted_with_default_attempts(services: ProcessServices
     assert member is not None and member.state == State.JOINED and member.version == 1
 
 
-async def test_not_applicable_after_conflict_is_dead_lettered(services: ProcessServices) -> None:
-    user = next_user()
-    await drive(services, user, State.VERIFICATION_PENDING)
-    # The leave comes from another Lifeline process: within one process, writers of a
-    # member take turns, so it could not land between this writer's read and write.
+async def _race_with_another_process(services: ProcessServices, user: int,
+                                     op: Operation) -> None:
+    """The other process's write lands between this process's read and write of `user`
+    (within one process, writers of a member take turns, so it could not)."""
     other_process = ProcessServices(services.db)
 
-    async def member_leaves_first(hit: Hit) -> None:
-        await other_process.transitions.apply(cmd(Operation.LEAVE, user))
+    async def other_first(hit: Hit) -> None:
+        await other_process.transitions.apply(cmd(op, user))
 
-    services.faults.call(Point.MEMBERS_WRITE, member_leaves_first, times=1,
+    services.faults.call(Point.MEMBERS_WRITE, other_first, times=1,
                          when=lambda hit: hit.user_id == user)
-    with pytest.raises(TransitionDeadLettered) as info:
+
+
+async def test_a_waiting_caller_refused_after_a_conflict_gets_the_plain_refusal(
+        services: ProcessServices) -> None:
+    """lifecycle.md, step 6: the web app verifies while the member leaves (another
+    process). The fresh read makes `verify` impossible: the web app gets the refusal it
+    would get without the race, and no dead letter is kept (somebody is waiting)."""
+    user = next_user()
+    await drive(services, user, State.VERIFICATION_PENDING)
+    await _race_with_another_process(services, user, Operation.LEAVE)
+    with pytest.raises(TransitionNotAllowed) as info:
         await services.transitions.apply(cmd(Operation.VERIFY, user, source=Source.API))
-    assert info.value.reason_code == "not_applicable_after_conflict"
+    assert info.value.current == State.LEFT_GUILD
+    assert services.metrics.conflicts["verify"] == 1  # the race happened
+    assert await count(services.db, "dead_letters") == 0
+    await check_invariants(services.db)
+
+
+async def test_a_gateway_event_refused_after_a_conflict_is_kept_as_a_dead_letter(
+        services: ProcessServices) -> None:
+    """The same race for an operation nobody waits on (the ingest workers' single path):
+    kept as a `not_applicable` dead letter."""
+    user = next_user()
+    await drive(services, user, State.VERIFICATION_PENDING)
+    await _race_with_another_process(services, user, Operation.LEAVE)
+    failed = await services.services.batches.apply_event(cmd(Operation.VERIFY, user))
+    assert not failed  # settled: kept for staff, not a failed write
+    assert services.metrics.conflicts["verify"] == 1
     async with services.db.autocommit() as conn:
         row = (await conn.execute(text("SELECT * FROM dead_letters"))).one()._mapping
-    assert row["observed_state"] == "left_guild" and row["attempts"] == 2
-    member = await services.transitions.get_member(GUILD, user)
-    assert member is not None and member.state == State.LEFT_GUILD
-    await check_invariants(services.db)
+    assert row["reason_code"] == "not_applicable" and row["observed_state"] == "left_guild"
+
+
+async def test_two_writers_wanting_the_same_state_are_both_answered_already_there(
+        services: ProcessServices) -> None:
+    """Staff verify while the web app (another process) verifies the same member: the
+    loser's intent is achieved. Answer: not applied, already there, no ledger row, no dead
+    letter; one `verify` in the ledger."""
+    user = next_user()
+    await drive(services, user, State.VERIFICATION_PENDING)
+    await _race_with_another_process(services, user, Operation.VERIFY)
+    result = await services.transitions.apply(cmd(Operation.VERIFY, user, source=Source.STAFF))
+    assert result.already_there and not result.applied and result.transition_id is None
+    assert result.member.state == State.VERIFIED
+    assert services.metrics.conflicts["verify"] == 1
+    history = await services.transitions.history(GUILD, user)
+    assert [h.operation for h in history].count(Operation.VERIFY) == 1
+    assert await count(services.db, "dead_letters") == 0
 
 
 async def test_unexpected_error_is_dead_lettered_with_redacted_message(
