@@ -67,6 +67,13 @@ class AlreadyRetrying(Conflict):
     code = "already_retrying"
 
 
+class PayloadInvalid(Conflict):
+    """A dead letter's stored command cannot be read (an operation renamed by a later
+    release, a damaged row): the entry goes back to open, with this as its error."""
+
+    code = "payload_invalid"
+
+
 class EntryDismissed(Conflict):
     code = "dismissed"
 

@@ -32,6 +32,7 @@ from domain.errors import (
     EntryDismissed,
     InvalidInput,
     InvalidStatus,
+    PayloadInvalid,
 )
 from domain.metrics import CountingMetrics, Metrics
 from domain.mirror import remediation_facts
@@ -58,6 +59,7 @@ class _Replayed:
     resolved: bool
     detail: str
     already_applied: bool = False
+    error: BaseException | None = None
 
 Progress = Callable[[int, int, int], Awaitable[None] | None]
 
@@ -95,13 +97,23 @@ class RemediationService(DeadLetterReads):
         (entry,) = await self._write_outcomes([replayed])
         if entry is None:
             raise _changed_meanwhile(claimed)
+        if isinstance(replayed.error, PayloadInvalid):
+            raise replayed.error  # back to open, audited; the caller hears why (409)
         return RetryOutcome(entry, replayed.resolved, replayed.detail, replayed.already_applied)
 
     async def _replay_only(self, claimed: DeadLetterEntry, actor_id: int, source: Source
                            ) -> _Replayed:
         """Replays an entry this caller has claimed; the outcome is not written yet."""
         correlation_id = new_correlation_id()
-        cmd = TransitionCommand.from_payload(claimed.payload).for_replay(actor_id, correlation_id)
+        try:
+            cmd = TransitionCommand.from_payload(claimed.payload).for_replay(actor_id,
+                                                                             correlation_id)
+        except Exception as exc:  # never stuck in `retrying`: back to open, audited
+            invalid = PayloadInvalid(f"dead letter #{claimed.id}: its stored command cannot "
+                                     f"be read ({type(exc).__name__}: {exc})")
+            return _Replayed(claimed, self._outcome(
+                claimed, actor_id, source, "retry", "failed", DeadLetterStatus.OPEN, None,
+                correlation_id, invalid), False, redact(str(invalid)), error=invalid)
         error: BaseException | None = None
         already_applied = False
         try:
@@ -121,7 +133,7 @@ class RemediationService(DeadLetterReads):
         message = redact(str(error) or type(error).__name__)
         return _Replayed(claimed, self._outcome(
             claimed, actor_id, source, "retry", "failed", DeadLetterStatus.OPEN, None,
-            correlation_id, error), False, message)
+            correlation_id, error), False, message, error=error)
 
     async def _write_outcomes(self, replayed: list[_Replayed]
                               ) -> list[DeadLetterEntry | None]:

@@ -154,6 +154,30 @@ async def test_failed_retry_is_200_with_the_entry_open_again(
     assert "left_guild" in body["detail"]
 
 
+async def test_an_entry_whose_command_cannot_be_read_goes_back_to_open_with_409(
+        client: httpx.AsyncClient, services: ProcessServices, container: Container) -> None:
+    """A stored command a later release cannot read (its operation renamed): the retry
+    answers 409 payload_invalid (never 500), the entry is open again (not stuck in
+    `retrying`) with error type PayloadInvalid and its signature unchanged, and the attempt
+    is audited."""
+    user = next_user()
+    await drive(services, user, State.JOINED)
+    entry_id = await dead_letter(services, user, Operation.START_ONBOARDING)
+    async with services.db.transaction() as conn:
+        signature = (await conn.execute(text(
+            "UPDATE dead_letters SET payload = jsonb_set(payload, '{operation}', "
+            "'\"begin_onboarding\"') WHERE id = :id RETURNING signature"),
+            {"id": entry_id})).scalar_one()
+    response = await client.post(f"{BASE}/{entry_id}/retry", json=ACTOR)
+    assert response.status_code == 409, response.text
+    assert response.json()["error"] == "payload_invalid"
+    assert "begin_onboarding" in response.json()["detail"]
+    entry = (await client.get(f"{BASE}/{entry_id}")).json()
+    assert entry["status"] == "open" and entry["error_type"] == "PayloadInvalid"
+    assert entry["signature"] == signature
+    assert [(h["action"], h["outcome"]) for h in entry["history"]] == [("retry", "failed")]
+
+
 async def test_retry_while_another_retry_runs_is_409(
         client: httpx.AsyncClient, services: ProcessServices, container: Container) -> None:
     _, entry_id = await _pending_with_dead_letter(services, container)
