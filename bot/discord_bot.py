@@ -51,7 +51,8 @@ class LifelineMixin:
             WorkerPolicy(lock_seconds=settings.outbox_lock_seconds,
                          poll_seconds=settings.outbox_poll_seconds,
                          max_attempts=settings.outbox_max_attempts,
-                         retention_days=settings.retention_days),
+                         retention_days=settings.retention_days,
+                         dead_letter_claim_seconds=settings.dead_letter_claim_seconds),
             worker_id=worker_id, dead_letters=container.services.stores.dead_letter_writes)
         self.stopping = asyncio.Event()
         self.worker_task: asyncio.Task[None] | None = None

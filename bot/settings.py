@@ -78,6 +78,9 @@ class Settings(BaseSettings):
         "Events a worker applies together (several members per statement and commit)"))
     ingest_lag_unhealthy_seconds: float = Field(default=60.0, gt=0, le=86400, description=(
         "/healthz answers 503 when the oldest waiting gateway event is older than this"))
+    dead_letter_claim_seconds: float = Field(default=300.0, ge=2, le=86400, description=(
+        "How long a dead letter stays `retrying` under a replay's claim; past it (the "
+        "replaying process died) it is open again"))
     retention_days: int = Field(default=30, ge=0, le=3650, description=(
         "Purge resolved/dismissed dead letters and delivered outbox rows older than this; "
         "0 keeps everything"))

@@ -38,7 +38,8 @@ def build_services(settings: Settings, db: Database, *, metrics: Metrics | None 
         TransitionService(stores.staff_members, DeadLetterRecorder(stores.dead_letters),
                           policy, counters, turns=transitions.turns)
     remediation = RemediationService(stores.dead_letters, staff_transitions,
-                                     retention_days=settings.retention_days, metrics=counters)
+                                     retention_days=settings.retention_days, metrics=counters,
+                                     claim_seconds=settings.dead_letter_claim_seconds)
     guilds = GuildSettingsService(stores.guilds, stores.outbox)
     member_sync = MemberSync(transitions)
     return Services(stores, counters, transitions, staff_transitions, remediation, guilds,

@@ -44,7 +44,8 @@ from domain.vocabulary import DeadLetterStatus, Source
 log = logging.getLogger(__name__)
 
 MAX_NOTE = 1000
-# A `retrying` claim older than this belongs to a process that died mid-retry.
+# A `retrying` claim older than this belongs to a process that died mid-retry (the default
+# of DEAD_LETTER_CLAIM_SECONDS).
 STALE_CLAIM_SECONDS = 300
 # retry_group claims this many entries per statement (each worker replays its batch in turn).
 CLAIM_BATCH = 16
@@ -77,9 +78,11 @@ class RemediationService(DeadLetterReads):
 
     def __init__(self, store: DeadLetterStore, transitions: TransitionService, *,
                  retention_days: int = 30, metrics: Metrics | None = None,
-                 group_concurrency: int = 8) -> None:
+                 group_concurrency: int = 8,
+                 claim_seconds: float = STALE_CLAIM_SECONDS) -> None:
         super().__init__(store, retention_days)
         self.transitions = transitions
+        self.claim_seconds = claim_seconds  # DEAD_LETTER_CLAIM_SECONDS
         self.metrics: Metrics = metrics or CountingMetrics()
         self.group_concurrency = group_concurrency
 
@@ -167,7 +170,7 @@ class RemediationService(DeadLetterReads):
 
         async def worker() -> None:
             for batch in batches:
-                claimed = await self.store.claim_some(guild_id, batch, STALE_CLAIM_SECONDS)
+                claimed = await self.store.claim_some(guild_id, batch, self.claim_seconds)
                 if len(claimed) < len(batch):
                     counts["skipped"] += len(batch) - len(claimed)
                     await report()
@@ -223,7 +226,7 @@ class RemediationService(DeadLetterReads):
         # The compare-and-set on the status is the claim (retry_group runs thousands). Only
         # when it matches nothing is the entry read, to say why; that new statement sees a
         # concurrent claim the UPDATE may have waited for.
-        claimed = await self.store.claim(guild_id, entry_id, STALE_CLAIM_SECONDS)
+        claimed = await self.store.claim(guild_id, entry_id, self.claim_seconds)
         if claimed is not None:
             return claimed
         current = await self.get(guild_id, entry_id)

@@ -49,6 +49,8 @@ class WorkerPolicy:
     retention_days: int = 30
     retention_every_seconds: float = 600.0
     retention_batch: int = 500
+    # Dead letters left `retrying` past this are open again (DEAD_LETTER_CLAIM_SECONDS).
+    dead_letter_claim_seconds: float = 300.0
 
 
 class OutboxWorker:
@@ -69,6 +71,7 @@ class OutboxWorker:
         self.delivery_timeout = min(self.policy.delivery_timeout, self.policy.lock_seconds / 2)
         # -inf, not 0: monotonic time starts near 0 at boot, and the first round must purge.
         self._last_retention = float("-inf")
+        self._last_claim_check = float("-inf")
 
     async def claim(self) -> list[list[Claimed]]:
         """Claim the heads of due lanes, each with the rows that go out in the same delivery."""
@@ -150,6 +153,7 @@ class OutboxWorker:
         if batches:
             await asyncio.gather(*(self.deliver(b) for b in batches))
         await self._maybe_purge()
+        await self._maybe_reopen_claims()
         return sum(len(b) for b in batches)
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -181,6 +185,22 @@ class OutboxWorker:
             for task in pending:
                 task.cancel()
         log.info("outbox worker %s stopped", self.worker_id)
+
+    async def _maybe_reopen_claims(self) -> None:
+        """A replaying process that died left its claimed entries `retrying`: open again
+        once their claim expired (checked every half claim, at most every minute)."""
+        if self.dead_letters is None:
+            return
+        now = time.monotonic()
+        every = min(60.0, self.policy.dead_letter_claim_seconds / 2)
+        if now - self._last_claim_check < every:
+            return
+        self._last_claim_check = now
+        reopened = await self.dead_letters.reopen_expired_claims(
+            self.policy.dead_letter_claim_seconds, self.policy.retention_batch)
+        if reopened:
+            log.warning("%d dead letters were left retrying by a replay that did not finish "
+                        "(its process died?); they are open again", reopened)
 
     async def _maybe_purge(self) -> None:
         if self.policy.retention_days <= 0:

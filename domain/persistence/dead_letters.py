@@ -99,6 +99,13 @@ WRITE_OUTCOME = text(
         SELECT * FROM upd""")  # noqa: S608
 DRIVER_WRITE_OUTCOME = DriverStatement.of(WRITE_OUTCOME)
 
+REOPEN_EXPIRED_CLAIMS = text(
+    """UPDATE dead_letters SET status = 'open', version = version + 1, updated_at = now()
+       WHERE id IN (SELECT id FROM dead_letters
+                    WHERE status = 'retrying'
+                      AND updated_at < now() - make_interval(secs => :stale)
+                    ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED)""")
+
 OPEN_IDS = text("SELECT id FROM dead_letters WHERE guild_id = :g AND signature = :s "
                 "AND status = 'open' ORDER BY id")
 
@@ -258,6 +265,14 @@ class DeadLetterStore:
                 return None
             written = (await conn.execute(WRITE_OUTCOME, _outcome_params(outcome))).first()
         return DeadLetterEntry.from_mapping(written._mapping) if written is not None else None
+
+    async def reopen_expired_claims(self, claim_seconds: float, limit: int) -> int:
+        """Entries left `retrying` longer than `claim_seconds` (their replayer died) are
+        open again; how many. (The claim is bookkeeping: no audit row, as for a claim.)"""
+        async with self.db.transaction() as conn:
+            result = await conn.execute(REOPEN_EXPIRED_CLAIMS,
+                                        {"stale": claim_seconds, "limit": limit})
+            return int(result.rowcount)
 
     async def purge_closed(self, retention_days: int, limit: int) -> int:
         """Delete up to `limit` resolved or dismissed entries older than the retention; how
