@@ -244,7 +244,18 @@ class TransitionService:
             observed_state=observed.state if observed else None,
             observed_version=observed.version if observed else None,
         )
-        entry_id = await self.recorder.record(draft)
+        try:
+            entry_id = await self.recorder.record(draft)
+        except Exception as exc:
+            if is_unavailable(exc):
+                # Neither the write nor its dead letter reached the database: nothing is
+                # lost, the caller keeps the command (the ingest log retries it, the API
+                # answers 503).
+                log.warning("dead letter of %s for %s/%s not written: the database became "
+                            "unavailable (%s)", cmd.operation.value, cmd.guild_id,
+                            cmd.user_id, type(exc).__name__)
+                raise DatabaseUnavailable(type(exc).__name__) from exc
+            raise
         self.metrics.dead_letter(reason.value)
         self.metrics.transition(cmd.operation.value, cmd.source.value, "dead_lettered")
         log.warning("transition %s for member %s/%s dead-lettered as #%d (%s)",

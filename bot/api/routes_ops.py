@@ -54,11 +54,12 @@ async def healthz(request: Request) -> JSONResponse:
         status = ingestion.status()
         ingest = IngestOut(
             lag_seconds=round(status.lag_seconds, 3), backlog=status.backlog,
-            dropped=status.dropped,
+            dropped=status.dropped, refusing=status.refusing,
             unhealthy_after_seconds=context.container.settings.ingest_lag_unhealthy_seconds)
     failing = [part for part, bad in (
         ("database", database != "ok"), ("gateway", gateway == "disconnected"),
-        ("ingest", ingest is not None and ingest.lag_seconds > ingest.unhealthy_after_seconds))
+        ("ingest", ingest is not None and (ingest.refusing or ingest.lag_seconds
+                                           > ingest.unhealthy_after_seconds)))
         if bad]
     body = HealthOut(status="unhealthy" if failing else "ok", database=database,
                      gateway=gateway, ingest=ingest, failing=failing)  # type: ignore[arg-type]

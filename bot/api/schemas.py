@@ -278,7 +278,11 @@ class StatsOut(BaseModel):
 class IngestOut(BaseModel):
     lag_seconds: float = Field(description="age of the oldest gateway event not yet applied")
     backlog: int = Field(description="gateway events logged and not yet applied")
-    dropped: int = Field(description="events refused since start because the log was full")
+    dropped: int = Field(description="events refused since start because the log was full "
+                                     "(or could not be written)")
+    refusing: bool = Field(description="the log refused an event within the last minute: "
+                                       "events are being lost (their guilds are reconciled "
+                                       "once there is room)")
     unhealthy_after_seconds: float = Field(description="INGEST_LAG_UNHEALTHY_SECONDS")
 
 
@@ -289,4 +293,6 @@ class HealthOut(BaseModel):
     ingest: IngestOut | None = Field(description=(
         "the gateway ingest pipeline; null when this process holds no gateway (an API-only "
         "replica)"))
-    failing: list[Literal["database", "gateway", "ingest"]]
+    failing: list[Literal["database", "gateway", "ingest"]] = Field(
+        description="`ingest`: the oldest waiting event is older than "
+                    "INGEST_LAG_UNHEALTHY_SECONDS, or the log is refusing events")

@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 # A batch whose statements fail unexpectedly this many times more is applied member by
 # member on the single path (where each failure is a member's dead letter).
 UNEXPECTED_RETRIES = 2
+# The log counts as refusing events (loud in /healthz) this long after its last refusal.
+REFUSING_SECONDS = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +51,7 @@ class IngestStatus:
     log_bytes: int  # bytes of waiting events in the log
     max_bytes: int
     guilds_to_reconcile: int  # guilds that lost events and wait for a full reconcile
+    refusing: bool = False  # the log refused an event within the last REFUSING_SECONDS
 
 
 @dataclass(slots=True)
@@ -85,6 +88,7 @@ class Ingestion:
         self._view = _Behind(view, self._queued_membership)
         self._tasks: list[asyncio.Task[None]] = []
         self.dropped = 0
+        self.last_refused: float | None = None  # time.monotonic() of the last refusal
         self.failed = 0
         self.full_guilds: set[int] = set()
         self._full_episode = False
@@ -173,6 +177,7 @@ class Ingestion:
 
     def _lost(self, event: MemberEvent, exc: BaseException) -> None:
         self.dropped += 1
+        self.last_refused = time.monotonic()
         self.full_guilds.add(event.guild_id)
         if isinstance(exc, LogClosed):
             log.warning("%s of member %s/%s arrived while shutting down: not logged (the "
@@ -223,8 +228,11 @@ class Ingestion:
             self._update_idle()
             await self._commit()  # also retries a commit that failed
             wake.clear()
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
+            # cancellation that arrives as its timeout fires, and stop() then waited forever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), 1.0)
+                async with asyncio.timeout(1.0):
+                    await wake.wait()
             return
         items = [queue.popleft() for _ in range(min(self.batch_size, len(queue)))]
         durable = [item.position for item in items if item.durable]
@@ -349,7 +357,9 @@ class Ingestion:
                             dropped=self.dropped, failed=self.failed,
                             log_bytes=self.log.waiting_bytes(),
                             max_bytes=self.log.max_bytes,
-                            guilds_to_reconcile=len(self.full_guilds))
+                            guilds_to_reconcile=len(self.full_guilds),
+                            refusing=self.last_refused is not None
+                            and time.monotonic() - self.last_refused < REFUSING_SECONDS)
 
 
 class _Behind:

@@ -12,7 +12,9 @@ from bot.api.errors import STATUS_BY_CODE, status_for
 from bot.container import Container
 from domain.errors import DomainError, InvalidInput, StrictConflict, TransitionDeadLettered
 from domain.lifecycle import Operation, TransitionNotAllowed
-from tests.helpers import GUILD
+from domain.persistence.faults import Point, connection_dropped
+from tests.helpers import GUILD, count, next_user
+from tests.wiring import ProcessServices
 
 
 def _domain_errors() -> set[type[DomainError]]:
@@ -64,3 +66,20 @@ async def test_an_unknown_query_parameter_is_refused_and_named(client) -> None: 
     resp = await client.get("/api/v1/guilds/1/dead-letters", params={"stauts": "open"})
     assert resp.status_code == 422
     assert resp.json()["error"] == "invalid_input" and "stauts" in resp.json()["detail"]
+
+
+async def test_a_dead_letter_that_cannot_be_written_is_a_503_not_a_500(
+        client: httpx.AsyncClient, services: ProcessServices) -> None:
+    """The write fails unexpectedly and the connection drops while its dead letter is
+    written: nothing reached the database, and the web app hears 'database unavailable'
+    (try again), not an internal error."""
+    user = next_user()
+    services.faults.fail(Point.MEMBERS_WRITE, lambda: RuntimeError("disk full"))
+    services.faults.fail(Point.DEAD_LETTERS_INSERT, connection_dropped, times=1)
+    response = await client.post(f"/api/v1/guilds/{GUILD}/members/{user}/transitions",
+                                 json={"operation": "join", "idempotency_key": "dl-drop"})
+    services.faults.clear()
+    assert response.status_code == 503, response.text
+    assert response.json()["error"] == "database_unavailable"
+    assert await count(services.db, "dead_letters") == 0
+    assert await count(services.db, "members", "user_id = :u", u=user) == 0

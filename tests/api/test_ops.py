@@ -90,6 +90,32 @@ async def test_healthz_and_metrics_report_the_ingest_lag_and_fail_past_the_setti
         await ingestion.stop()
 
 
+async def test_healthz_fails_while_the_ingest_log_refuses_events(
+        services: ProcessServices, migrated: str, tmp_path: Path) -> None:
+    """The log is full (its workers held at the database): the next event is refused,
+    counted, and /healthz says so at once (503 `ingest`, `refusing`), whatever the lag."""
+    container = build_container(services, migrated)
+    gate = services.faults.hold(Point.MEMBERS_READ, times=None)
+    joins = [MemberEvent.membership(EventKind.JOIN, GUILD, next_user(), time.time(),
+                                    joined_at_ms=1) for _ in range(3)]
+    room = sum(len(join.to_line()) for join in joins[:2])
+    ingestion = Ingestion(IngestLog(tmp_path, room), services.services.batches, _Nobody(),
+                          workers=1)
+    await ingestion.start()
+    container.ingestion = ingestion
+    try:
+        taken = [await ingestion.submit(join) for join in joins]
+        assert taken == [True, True, False]
+        async with await _client_for(container) as http:
+            health = await http.get("/healthz")
+        assert health.status_code == 503 and health.json()["failing"] == ["ingest"]
+        assert health.json()["ingest"]["refusing"] is True
+        assert health.json()["ingest"]["dropped"] == 1
+    finally:
+        gate.release()
+        await ingestion.stop()
+
+
 class _Nobody:
     def member_flags(self, guild_id: int, user_id: int,
                      eligibility_role_id: int | None) -> None:

@@ -318,3 +318,26 @@ async def test_a_held_worker_does_not_stop_the_others(world: World) -> None:
     finally:
         gate.release()
     await world.wait_state(held, "onboarding_in_progress")
+
+
+async def test_a_gateway_event_whose_dead_letter_cannot_be_written_is_not_lost(
+        world: World) -> None:
+    """The join's write fails, and the connection drops while its dead letter is written:
+    neither reached the database, so the event stays in the ingest log and is applied
+    again; it ends as exactly one dead letter."""
+    faults = world.container.services.stores.faults
+    assert faults is not None
+    faults.fail(Point.MEMBERS_WRITE, lambda: RuntimeError("disk full"),
+                when=lambda hit: hit.operation == "join")
+    dropped = faults.fail(Point.DEAD_LETTERS_INSERT, connection_dropped, times=1)
+    try:
+        user = world.sandbox.member_join(world.guild, None, "gina").user.id
+
+        async def recorded() -> int:
+            return await world.count("dead_letters", "user_id = :u", u=user)
+
+        await eventually(recorded, timeout=20, what="the join's dead letter")
+    finally:
+        faults.clear()
+    assert dropped.fired == 1
+    assert await world.count("dead_letters", "user_id = :u", u=user) == 1

@@ -8,9 +8,14 @@ import pytest
 from sqlalchemy import text
 
 from bot.settings import Settings
-from domain.errors import IdempotencyKeyReused, StrictConflict, TransitionDeadLettered
+from domain.errors import (
+    DatabaseUnavailable,
+    IdempotencyKeyReused,
+    StrictConflict,
+    TransitionDeadLettered,
+)
 from domain.lifecycle import TRANSITIONS, Operation, Source, State, TransitionNotAllowed
-from domain.persistence.faults import Hit, Point
+from domain.persistence.faults import Hit, Point, connection_dropped
 from tests.helpers import GUILD, OTHER_GUILD, check_invariants, cmd, count, next_user, path_to
 from tests.wiring import ProcessServices
 
@@ -294,4 +299,18 @@ async def test_unexpected_error_is_dead_lettered_with_redacted_message(
 async def test_successful_transition_creates_no_dead_letter(services: ProcessServices) -> None:
     user = next_user()
     await drive(services, user, State.VERIFIED)
+    assert await count(services.db, "dead_letters") == 0
+
+
+async def test_a_dead_letter_that_cannot_be_written_raises_database_unavailable(
+        services: ProcessServices) -> None:
+    """The write fails unexpectedly, then the connection drops while its dead letter is
+    written: the service says 'database unavailable' (the caller keeps the command: the
+    ingest log retries it, the API answers 503), not the driver's raw error."""
+    user = next_user()
+    services.faults.fail(Point.MEMBERS_WRITE, lambda: RuntimeError("disk full"))
+    dropped = services.faults.fail(Point.DEAD_LETTERS_INSERT, connection_dropped, times=1)
+    with pytest.raises(DatabaseUnavailable):
+        await services.transitions.apply(cmd(Operation.JOIN, user))
+    assert dropped.fired == 1
     assert await count(services.db, "dead_letters") == 0
