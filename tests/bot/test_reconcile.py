@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from domain.lifecycle import Operation, Source
 from sandbox import Sandbox, SandboxConfig
 from tests.bot.world import make_container, run_bot, start_world
-from tests.helpers import check_invariants
+from tests.helpers import check_invariants, cmd
 
 STARTED, COMPLETED = 8, 2
 
@@ -43,4 +44,28 @@ async def test_missed_events_are_caught_up_on_reconnect_without_double_applicati
         # start, the newcomer's four operations, gone's leave.
         assert await world.count("member_transitions") == 4 + 1 + 4 + 1
         assert await world.count("dead_letters") == 0
+        await check_invariants(clean_db)
+
+
+async def test_reconcile_re_admits_a_member_the_database_holds_as_gone(
+        clean_db) -> None:  # type: ignore[no-untyped-def]
+    """The web app marked a member as left (or a reconcile ran on an incomplete member
+    list) while Discord shows them present: the next reconcile re-admits them with a key
+    of its own (the original join's key would only be a repeat), and onboards them as
+    their flags say."""
+    async with Sandbox(SandboxConfig()) as sandbox:
+        world, runner = await start_world(sandbox, clean_db)
+        user = sandbox.member_join(world.guild, None, "still-here").user.id
+        await world.wait_state(user, "joined")
+        await runner.__aexit__(None, None, None)  # the bot is down
+        await world.container.transitions.apply(cmd(Operation.LEAVE, user, world.guild.id,
+                                                     source=Source.API))
+        sandbox.member_update(world.guild, user, flags=STARTED)
+        async with run_bot(sandbox, make_container(clean_db)) as bot:
+            world.bot = bot
+            await world.wait_state(user, "onboarding_in_progress")
+        history = await world.container.transitions.history(world.guild.id, user)
+        assert [h.operation.value for h in reversed(history)] == [
+            "join", "leave", "join", "start_onboarding"]
+        assert history[1].idempotency_key.startswith("sync:join:")
         await check_invariants(clean_db)
