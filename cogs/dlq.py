@@ -41,7 +41,9 @@ COUNT_LIMIT = 1000
 
 def parse_entry_id(raw: str) -> int:
     value = raw.strip().removeprefix("#")
-    if not value.isdigit() or not 0 < int(value) <= MAX_SNOWFLAKE:
+    # ASCII digits only: str.isdigit() also takes '²' (int() then fails) and '٣' (which
+    # int() reads as 3).
+    if not (value.isascii() and value.isdigit()) or not 0 < int(value) <= MAX_SNOWFLAKE:
         raise InvalidInput(f"{raw[:40]!r} is not a dead-letter id: pick one from the list "
                            "or type its number, like 42")
     return int(value)

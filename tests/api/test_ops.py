@@ -134,7 +134,7 @@ async def test_healthz_reports_the_gateway_when_the_bot_is_in_process(
         assert response.json()["gateway"] == "disconnected"
 
 
-async def test_healthz_names_an_unreachable_database(container: Container) -> None:
+async def test_healthz_says_unreachable_without_naming_the_database(container: Container) -> None:
     with socket.socket() as probe:  # a port with nothing listening
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -153,7 +153,9 @@ async def test_healthz_names_an_unreachable_database(container: Container) -> No
     assert response.status_code == 503
     body = response.json()
     assert body["status"] == "unhealthy" and body["failing"] == ["database"]
-    assert body["database"].startswith("unreachable:") and "hunter2" not in body["database"]
+    # No token is needed here: the answer says nothing of where the database is or why.
+    assert body["database"] == "unreachable"
+    assert str(port) not in response.text and "127.0.0.1" not in response.text
     assert metrics.status_code == 200  # the counters are still served
     assert _samples(metrics.text)[("lifeline_database_up", ())] == 0
     assert read.status_code == 503 and read.json()["error"] == "database_unavailable"
@@ -182,7 +184,7 @@ async def test_healthz_times_out_on_a_database_that_does_not_answer(
         server.close()
         await silent_db.dispose()
     assert response.status_code == 503
-    assert response.json()["database"] == "unreachable: no answer to SELECT 1 within 0.2s"
+    assert response.json()["database"] == "unreachable"
 
 
 async def test_metrics_count_transitions_and_read_database_gauges(

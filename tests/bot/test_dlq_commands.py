@@ -107,6 +107,11 @@ async def test_unknown_and_foreign_ids_get_the_same_clear_answer(world: World) -
     assert "does not exist in this guild" in answer
     answer = await world.ask(world.staff, "dlq show", {"id": "abc"})
     assert "'abc' is not a dead-letter id" in answer
+    own = await dead_letter(world.container, world.guild.id)
+    arabic_indic = "".join(chr(0x0660 + int(d)) for d in str(own))  # reads as `own`
+    for typed in ("²", "①", arabic_indic):  # digits to str.isdigit(), not to Discord ids
+        answer = await world.ask(world.staff, "dlq show", {"id": typed})
+        assert f"{typed!r} is not a dead-letter id" in answer, typed
     # The foreign entry was not touched.
     entry, history = await world.container.remediation.show(other.id, foreign)
     assert entry.status == "open" and history == []
