@@ -23,7 +23,8 @@ from typing import Any
 import discord
 
 from domain.outbox import Claimed
-from domain.vocabulary import OutboxKind, state_name
+from domain.redaction import without_bidi_controls
+from domain.vocabulary import OutboxKind, state_name, target_name
 
 # Discord's embed limits (https://discord.com/developers/docs/resources/message#embed-object-
 # embed-limits). Discord counts code points (its API is Python: len()), as the sandbox does;
@@ -49,7 +50,8 @@ class UnreadableRecord(ValueError):
 def escape(text: str) -> str:
     """Text people typed, shown as typed: markdown escaped, @everyone, @here and user and
     role mentions broken (discord.py's helpers)."""
-    return discord.utils.escape_mentions(discord.utils.escape_markdown(text))
+    return discord.utils.escape_mentions(discord.utils.escape_markdown(
+        without_bidi_controls(text)))
 
 
 # ---- lines ------------------------------------------------------------------------------
@@ -58,7 +60,7 @@ def transition_line(facts: Mapping[str, Any]) -> str:
     actor = facts.get("actor_id")
     by = f" by <@{actor}>" if actor else ""
     return (f"➡️ <@{facts['user_id']}> `{facts['operation']}` "
-            f"({state_name(facts['from_state'])} {ARROW} {state_name(facts['to_state'])}), "
+            f"({state_name(facts['from_state'])} {ARROW} {target_name(facts['to_state'])}), "
             f"source {facts['source']}{by}")
 
 
@@ -66,7 +68,7 @@ def dead_letter_line(facts: Mapping[str, Any]) -> str:
     return (
         f"🟥 Dead letter #{facts['dead_letter_id']}: `{facts['operation']}` for "
         f"<@{facts['user_id']}> ({state_name(facts['from_state'])} {ARROW} "
-        f"{state_name(facts['to_state'])}) {facts['reason_code']} after {facts['attempts']} "
+        f"{target_name(facts['to_state'])}) {facts['reason_code']} after {facts['attempts']} "
         f"attempt(s), source {facts['source']}"
     )
 
@@ -83,7 +85,7 @@ def remediation_line(facts: Mapping[str, Any]) -> str:
     line = (
         f"🛠️ <@{facts['actor_id']}> {DONE.get(action, action)} #{facts['dead_letter_id']} "
         f"(`{facts['operation']}` for <@{facts['user_id']}>, "
-        f"{state_name(facts['from_state'])} {ARROW} {state_name(facts['to_state'])}): "
+        f"{state_name(facts['from_state'])} {ARROW} {target_name(facts['to_state'])}): "
         f"{outcome}"
     )
     note = facts.get("note")

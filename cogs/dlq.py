@@ -26,7 +26,7 @@ from domain.entries import Page
 from domain.errors import InvalidInput
 from domain.lifecycle import Operation, Source
 from domain.services import Services
-from domain.vocabulary import DeadLetterStatus, state_name
+from domain.vocabulary import DeadLetterStatus, state_name, target_name
 
 log = logging.getLogger(__name__)
 Interaction = discord.Interaction[Any]
@@ -86,8 +86,9 @@ class DeadLetterCog(commands.Cog):
                                            id_prefix=typed or None, limit=25,
                                            with_total=False)
         return [app_commands.Choice(
-                    name=f"#{e.id} {e.operation} {state_name(e.from_state)}→{e.to_state or '?'} "
-                         f"{e.reason_code} · {age(e.created_at)}"[:100], value=str(e.id))
+                    name=f"#{e.id} {e.operation} {state_name(e.from_state)}→"
+                         f"{target_name(e.to_state)} {e.reason_code} · "
+                         f"{age(e.created_at)}"[:100], value=str(e.id))
                 for e in page.items]
 
     async def signature_autocomplete(self, interaction: Interaction,

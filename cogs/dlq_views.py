@@ -10,7 +10,7 @@ from typing import Any
 import discord
 
 from domain.entries import DeadLetterEntry, Page, RemediationRecord, Stats
-from domain.vocabulary import state_name
+from domain.vocabulary import state_name, target_name
 
 Interaction = discord.Interaction[Any]
 PAGE_SIZE = 10
@@ -29,7 +29,7 @@ def age(moment: datetime) -> str:
 
 
 def _arrow(entry: DeadLetterEntry) -> str:
-    return f"{state_name(entry.from_state)} → {entry.to_state or '?'}"
+    return f"{state_name(entry.from_state)} → {target_name(entry.to_state)}"
 
 
 def entry_line(entry: DeadLetterEntry) -> str:

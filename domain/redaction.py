@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
+import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -84,3 +85,19 @@ class RedactingFilter:
         if cleaned != message:
             record.msg, record.args = cleaned, None
         return True
+
+
+# Bidirectional-text controls: they reorder what follows them, so a note or reason could make
+# a log line read differently from what was written.
+_BIDI_CONTROLS = dict.fromkeys(map(ord, "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
+                                        "\u2066\u2067\u2068\u2069"))
+
+
+def without_bidi_controls(text: str) -> str:
+    return text.translate(_BIDI_CONTROLS)
+
+
+def is_blank(text: str) -> bool:
+    """Nothing a person could read: whitespace and invisible format characters (zero-width
+    spaces, joiners, bidi controls) only."""
+    return not "".join(c for c in text if unicodedata.category(c) != "Cf").strip()

@@ -37,7 +37,7 @@ from domain.errors import (
 from domain.metrics import CountingMetrics, Metrics
 from domain.mirror import remediation_facts
 from domain.persistence.dead_letters import DeadLetterStore
-from domain.redaction import redact, scrub
+from domain.redaction import is_blank, redact, scrub
 from domain.transitions import TransitionFailed, TransitionService
 from domain.vocabulary import DeadLetterStatus, Source
 
@@ -67,7 +67,7 @@ Progress = Callable[[int, int, int], Awaitable[None] | None]
 
 def validate_note(note: str | None) -> str:
     cleaned = (note or "").strip()
-    if not 1 <= len(cleaned) <= MAX_NOTE:
+    if is_blank(cleaned) or len(cleaned) > MAX_NOTE:
         raise InvalidInput(f"a note of 1 to {MAX_NOTE} characters is required "
                            f"(got {len(cleaned)})")
     return scrub(cleaned)

@@ -88,6 +88,12 @@ def state_name(state: str | None) -> str:
     return str(state) if state else "new"
 
 
+def target_name(state: str | None) -> str:
+    """A transition's target as people read it: "?" when there was none (the operation was
+    not allowed from where the member was). The log channel and /dlq say it the same way."""
+    return str(state) if state else "?"
+
+
 def state_value(state: State | None) -> str | None:
     """A state as the database stores it, None for no record."""
     return state.value if state else None

@@ -30,7 +30,7 @@ from bot.formatting import (
 )
 from domain.mirror import dead_letter_facts, remediation_facts, transition_facts
 from domain.outbox import Claimed, DeliveryError
-from domain.vocabulary import OutboxKind
+from domain.vocabulary import OutboxKind, target_name
 from sandbox.validation import validate_message
 
 USER = 100_000_000_000_000_001
@@ -99,6 +99,26 @@ def test_each_record_renders_as_the_log_channel_has_always_shown_it() -> None:
                                             "verified", "staff", STAFF)) == (
         f"➡️ <@{USER}> `verify` (verification_pending → verified), source staff "
         f"by <@{STAFF}>")
+
+
+def test_a_missing_target_reads_the_same_in_the_log_channel_and_in_dlq() -> None:
+    """A dead letter whose operation was not allowed has no target state: both doors say
+    "joined → ?" (the log channel said "joined → new", as if the member were new)."""
+    not_allowed = {**ENTRY, "operation": "verify", "from_state": "joined", "to_state": None,
+                   "reason_code": "not_applicable"}
+    line = dead_letter_line(dead_letter_facts(not_allowed))
+    assert "(joined → ?)" in line
+    assert f"joined → {target_name(None)}" == "joined → ?"
+    assert "→ ?" in remediation_line(remediation_facts("dismiss", STAFF, not_allowed,
+                                                       "dismissed", None, "n"))
+
+
+def test_bidi_controls_are_stripped_from_what_is_mirrored() -> None:
+    """A right-to-left override in a note would make the rest of the log line read
+    backwards: mirrored text carries none."""
+    note = "fine \u202eelif\u202c and \u2067isolated\u2069"
+    line = remediation_line(remediation_facts("dismiss", STAFF, ENTRY, "dismissed", None, note))
+    assert line.endswith("— “fine elif and isolated”")
 
 
 def test_a_note_is_cut_to_300_characters_and_escaped_with_discord_py() -> None:

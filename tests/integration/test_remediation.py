@@ -167,7 +167,10 @@ async def test_another_guilds_id_is_not_found_and_changes_nothing(
         await services.remediation.show(GUILD, 999_999)
 
 
-@pytest.mark.parametrize("note", ["", "   ", "x" * 1001, "y" * 10_000])
+@pytest.mark.parametrize("note", [
+    "", "   ", "x" * 1001, "y" * 10_000,
+    "\u200b\u200b", " \u200d\ufeff ", "\u202e\u2066\u2069",  # invisible only: blank
+])
 async def test_bad_notes_are_refused_and_write_nothing(
         services: ProcessServices, note: str) -> None:
     user = next_user()
