@@ -93,6 +93,7 @@ class GroupRetryResult:
     resolved: int
     failed: int
     skipped: int
+    stale: int = 0  # skipped: their member changed since they were recorded (not forced)
 
 
 @dataclass(frozen=True)

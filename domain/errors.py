@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class DomainError(Exception):
     code = "domain_error"
@@ -72,6 +74,31 @@ class PayloadInvalid(Conflict):
     release, a damaged row): the entry goes back to open, with this as its error."""
 
     code = "payload_invalid"
+
+
+class StaleEntry(Conflict):
+    """The member changed since the dead letter was recorded: replaying its command now
+    would apply it to the member as they are, not as they were. Not applied unless forced."""
+
+    code = "stale_entry"
+
+    def __init__(self, entry_id: int, operation: str, recorded_state: str | None,
+                 recorded_version: int, current_state: str | None, current_version: int,
+                 recent_transitions: list[Any]) -> None:
+        self.entry_id = entry_id
+        self.recorded_state = recorded_state
+        self.recorded_version = recorded_version
+        self.current_state = current_state
+        self.current_version = current_version
+        self.transitions_since = max(current_version - recorded_version, 0)
+        self.recent_transitions = recent_transitions  # LedgerEntry, newest first, <= 20
+        super().__init__(
+            f"dead letter #{entry_id} is stale: when it was recorded the member was "
+            f"{recorded_state or 'new'} at version {recorded_version}; now "
+            f"{current_state or 'without a record'} at version {current_version} "
+            f"({self.transitions_since} transition(s) since). Replaying `{operation}` now "
+            "would apply it to the member as they are: check, then replay anyway (force) "
+            "or dismiss it")
 
 
 class EntryDismissed(Conflict):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -33,13 +33,14 @@ from domain.errors import (
     InvalidInput,
     InvalidStatus,
     PayloadInvalid,
+    StaleEntry,
 )
 from domain.metrics import CountingMetrics, Metrics
 from domain.mirror import remediation_facts
 from domain.persistence.dead_letters import DeadLetterStore
 from domain.redaction import is_blank, redact, scrub
 from domain.transitions import TransitionFailed, TransitionService
-from domain.vocabulary import DeadLetterStatus, Source
+from domain.vocabulary import DeadLetterStatus, Source, State, state_value
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,10 @@ MAX_NOTE = 1000
 # A `retrying` claim older than this belongs to a process that died mid-retry (the default
 # of DEAD_LETTER_CLAIM_SECONDS).
 STALE_CLAIM_SECONDS = 300
+# The audit note of a replay forced although its member had changed since it was recorded.
+FORCED_NOTE = "forced replay: the member had changed since this entry was recorded"
+# How many of the transitions since a stale entry was recorded its refusal shows.
+STALE_HISTORY = 20
 # retry_group claims this many entries per statement (each worker replays its batch in turn).
 CLAIM_BATCH = 16
 
@@ -89,14 +94,46 @@ class RemediationService(DeadLetterReads):
     # ---- acting ----------------------------------------------------------------------
 
     async def retry(self, guild_id: int, entry_id: int, actor_id: int,
-                    source: Source = Source.STAFF) -> RetryOutcome:
+                    source: Source = Source.STAFF, *, force: bool = False) -> RetryOutcome:
+        """Replay one entry. A stale entry (its member changed since it was recorded) is
+        not replayed: StaleEntry says what changed, and the claim is given back; with
+        `force` it is replayed anyway, and the audit row says so."""
         check_snowflake("actor_id", actor_id)
-        return await self._replay(await self._claim(guild_id, entry_id), actor_id, source)
+        claimed = await self._claim(guild_id, entry_id)
+        stale = await self._stale([claimed])
+        note = None
+        if stale:
+            if not force:
+                await self.store.release([claimed])
+                state, version = stale[claimed.id]
+                since = claimed.observed_version or 0
+                recent = [h for h in await self.transitions.history(
+                    guild_id, claimed.user_id, STALE_HISTORY) if h.version > since]
+                raise StaleEntry(claimed.id, claimed.operation, claimed.observed_state, since,
+                                 state_value(state), version, recent)
+            note = FORCED_NOTE
+        return await self._replay(claimed, actor_id, source, note)
 
-    async def _replay(self, claimed: DeadLetterEntry, actor_id: int, source: Source
-                      ) -> RetryOutcome:
+    async def _stale(self, entries: Sequence[DeadLetterEntry]
+                     ) -> dict[int, tuple[State | None, int]]:
+        """The entries whose member changed since they were recorded: entry id -> the
+        member's state and version now. An entry recorded without the member's version is
+        never stale, nor one whose own write is in the ledger. One statement for all."""
+        recorded = [e for e in entries if e.observed_version is not None]
+        if not recorded:
+            return {}
+        async with self.transitions.members.session() as session:
+            now = await session.read_batch([(e.guild_id, e.user_id, e.idempotency_key)
+                                            for e in recorded])
+        # The entry's own write may have committed after all (its answer was lost): then
+        # the replay only answers "already applied", which harms nothing.
+        return {e.id: (seen.state, seen.version) for e, seen in zip(recorded, now, strict=True)
+                if seen.version != e.observed_version and seen.prior is None}
+
+    async def _replay(self, claimed: DeadLetterEntry, actor_id: int, source: Source,
+                      note: str | None = None) -> RetryOutcome:
         """Replays an entry this caller has claimed, and records the outcome."""
-        replayed = await self._replay_only(claimed, actor_id, source)
+        replayed = await self._replay_only(claimed, actor_id, source, note)
         (entry,) = await self._write_outcomes([replayed])
         if entry is None:
             raise _changed_meanwhile(claimed)
@@ -104,8 +141,8 @@ class RemediationService(DeadLetterReads):
             raise replayed.error  # back to open, audited; the caller hears why (409)
         return RetryOutcome(entry, replayed.resolved, replayed.detail, replayed.already_applied)
 
-    async def _replay_only(self, claimed: DeadLetterEntry, actor_id: int, source: Source
-                           ) -> _Replayed:
+    async def _replay_only(self, claimed: DeadLetterEntry, actor_id: int, source: Source,
+                           note: str | None = None) -> _Replayed:
         """Replays an entry this caller has claimed; the outcome is not written yet."""
         correlation_id = new_correlation_id()
         try:
@@ -132,10 +169,10 @@ class RemediationService(DeadLetterReads):
                       "second application" if already_applied else "replayed and applied")
             return _Replayed(claimed, self._outcome(
                 claimed, actor_id, source, "retry", "resolved", DeadLetterStatus.RESOLVED,
-                None, correlation_id, None), True, detail, already_applied)
+                note, correlation_id, None), True, detail, already_applied)
         message = redact(str(error) or type(error).__name__)
         return _Replayed(claimed, self._outcome(
-            claimed, actor_id, source, "retry", "failed", DeadLetterStatus.OPEN, None,
+            claimed, actor_id, source, "retry", "failed", DeadLetterStatus.OPEN, note,
             correlation_id, error), False, message, error=error)
 
     async def _write_outcomes(self, replayed: list[_Replayed]
@@ -151,12 +188,15 @@ class RemediationService(DeadLetterReads):
 
     async def retry_group(self, guild_id: int, signature: str, actor_id: int,
                           source: Source = Source.STAFF,
-                          progress: Progress | None = None) -> GroupRetryResult:
+                          progress: Progress | None = None, *,
+                          force: bool = False) -> GroupRetryResult:
+        """Replay every open entry of a signature; stale entries (see `retry`) are skipped
+        and counted (`stale`, open as they were) unless `force`."""
         check_snowflake("actor_id", actor_id)
         if not signature or len(signature) > 300:
             raise InvalidInput("signature must be 1..300 characters")
         ids = await self.store.open_ids(guild_id, signature)
-        counts = {"resolved": 0, "failed": 0, "skipped": 0}
+        counts = {"resolved": 0, "failed": 0, "skipped": 0, "stale": 0}
         # group_concurrency workers take CLAIM_BATCH entries at a time: one statement (one
         # commit) claims them all, then the worker replays them one by one. Entries another
         # writer claimed, resolved or dismissed meanwhile are skipped.
@@ -174,13 +214,20 @@ class RemediationService(DeadLetterReads):
                 if len(claimed) < len(batch):
                     counts["skipped"] += len(batch) - len(claimed)
                     await report()
+                stale = await self._stale(claimed)
+                if stale and not force:
+                    await self.store.release([e for e in claimed if e.id in stale])
+                    claimed = [e for e in claimed if e.id not in stale]
+                    counts["stale"] += len(stale)
+                    await report()
                 # The batch's outcomes are written together (one commit) once it is
                 # replayed. A replay is idempotent (its key), so an entry whose outcome a
                 # crash lost is resolved as "already applied" when retried again.
                 replayed: list[_Replayed] = []
                 try:
                     for entry in claimed:
-                        replayed.append(await self._replay_only(entry, actor_id, source))
+                        replayed.append(await self._replay_only(
+                            entry, actor_id, source, FORCED_NOTE if entry.id in stale else None))
                 except BaseException:
                     # Cancelled: what was replayed is recorded, the claims not yet started
                     # go back to open now rather than after the stale-claim delay, and the
@@ -196,7 +243,7 @@ class RemediationService(DeadLetterReads):
 
         await asyncio.gather(*(worker() for _ in range(self.group_concurrency)))
         return GroupRetryResult(signature, len(ids), counts["resolved"], counts["failed"],
-                                counts["skipped"])
+                                counts["skipped"], counts["stale"])
 
     async def resolve(self, guild_id: int, entry_id: int, actor_id: int, note: str,
                       source: Source = Source.STAFF) -> DeadLetterEntry:

@@ -79,11 +79,14 @@ async def dead_letter(container: Container, guild_id: int, user_id: int | None =
                       error: BaseException | None = None,
                       from_state: State | None = State.VERIFICATION_PENDING,
                       to_state: State | None = State.VERIFIED) -> int:
-    """A dead letter written by the recorder (with its mirror row), like a lost write."""
+    """A dead letter written by the recorder (with its mirror row), like a lost write: it
+    records the member as they are now (so a retry right away is not stale)."""
     cmd = TransitionCommand(guild_id=guild_id, user_id=user_id or next_user(), operation=op,
                             source=Source.API, idempotency_key=uuid.uuid4().hex)
+    member = await container.transitions.get_member(guild_id, cmd.user_id)
     draft = DeadLetterDraft(cmd, reason, error or WriteConflict("the member changed meanwhile"),
-                            5, from_state, to_state, from_state, 3)
+                            5, from_state, to_state, member.state if member else None,
+                            member.version if member else 0)
     return await container.transitions.recorder.record(draft)
 
 

@@ -189,14 +189,14 @@ async def test_counts_stay_exact_through_every_writer_path(services: ProcessServ
             for guild in guilds for i, user in enumerate(users[guild])))
     ids = {guild: recorded[k * 24:(k + 1) * 24] for k, guild in enumerate(guilds)}
     assert await db_drift(db) == []
-    # Two members leave: their verify replays fail and the entries go back to open.
+    # Two members leave: their (forced) verify replays fail and the entries go back to open.
     for user in users[GUILD][:2]:
         await services.transitions.apply(cmd(Operation.LEAVE, user, GUILD))
     # On concurrent connections at once: retry_group of 16 entries (8 at a time), and
     # resolves, dismisses and single retries in both guilds.
     other = ids[OTHER_GUILD]
     group, *_ = await asyncio.gather(
-        remediation.retry_group(GUILD, VERIFY_SIG, STAFF),
+        remediation.retry_group(GUILD, VERIFY_SIG, STAFF, force=True),
         *(remediation.dismiss(GUILD, i, STAFF, "noise") for i in ids[GUILD][16:20]),
         *(remediation.resolve(GUILD, i, STAFF, "by hand") for i in ids[GUILD][20:22]),
         *(remediation.retry(OTHER_GUILD, i, STAFF) for i in other[:6]),
@@ -341,8 +341,8 @@ async def test_concurrent_group_retries_with_mixed_outcomes_neither_deadlock_nor
     await asyncio.gather(*(services.transitions.apply(cmd(Operation.LEAVE, u, GUILD))
                            for u in leaving))
     first, second = await asyncio.gather(
-        services.remediation.retry_group(GUILD, VERIFY_SIG, STAFF),
-        other.remediation.retry_group(GUILD, VERIFY_SIG, STAFF))
+        services.remediation.retry_group(GUILD, VERIFY_SIG, STAFF, force=True),
+        other.remediation.retry_group(GUILD, VERIFY_SIG, STAFF, force=True))
     # Each success happened once; a failure may be retried again by the other group once
     # it is open again.
     assert first.resolved + second.resolved == len(users) // 2

@@ -13,6 +13,7 @@ from domain.errors import (
     InvalidInput,
     InvalidStatus,
     NotFound,
+    StaleEntry,
     TransitionDeadLettered,
 )
 from domain.lifecycle import Operation, Source, State
@@ -90,12 +91,13 @@ async def test_retry_failure_goes_back_to_open_on_the_same_row(services: Process
     await drive(services, user, State.VERIFICATION_PENDING)
     entry_id = await _dead_letter(services, user)
     await services.transitions.apply(cmd(Operation.LEAVE, user))  # verify no longer possible
-    outcome = await services.remediation.retry(GUILD, entry_id, STAFF)
+    # The member changed since: a forced replay (the stale refusal is tested below).
+    outcome = await services.remediation.retry(GUILD, entry_id, STAFF, force=True)
     assert not outcome.resolved and "not allowed from state left_guild" in outcome.detail
     assert outcome.entry.status == "open" and outcome.entry.remediation_count == 1
     assert outcome.entry.error_type == "TransitionNotAllowed"
     assert await count(services.db, "dead_letters") == 1
-    again = await services.remediation.retry(GUILD, entry_id, STAFF)
+    again = await services.remediation.retry(GUILD, entry_id, STAFF, force=True)
     assert again.entry.remediation_count == 2 and again.entry.id == entry_id
 
 
@@ -204,7 +206,7 @@ async def test_retry_group_replays_every_open_entry_of_a_signature(
     for user in users:
         await drive(services, user, State.VERIFICATION_PENDING)
         await _dead_letter(services, user)
-    await services.transitions.apply(cmd(Operation.LEAVE, users[0]))  # one will fail
+    await services.transitions.apply(cmd(Operation.LEAVE, users[0]))  # one is stale now
     seen: list[tuple[int, int, int]] = []
 
     async def progress(done: int, total: int, resolved: int) -> None:
@@ -212,9 +214,13 @@ async def test_retry_group_replays_every_open_entry_of_a_signature(
 
     result = await services.remediation.retry_group(
         GUILD, "verify/retries_exhausted/WriteConflict", STAFF, progress=progress)
-    assert (result.total, result.resolved, result.failed) == (12, 11, 1)
+    assert (result.total, result.resolved, result.failed, result.stale) == (12, 11, 0, 1)
     assert seen[-1] == (12, 12, 11) and len(seen) == 12
     assert await count(services.db, "member_transitions", "operation = 'verify'") == 11
+    # Forced, the stale one is replayed, and fails: its member left.
+    forced = await services.remediation.retry_group(
+        GUILD, "verify/retries_exhausted/WriteConflict", STAFF, force=True)
+    assert (forced.total, forced.resolved, forced.failed, forced.stale) == (1, 0, 1, 0)
     await check_invariants(services.db)
 
 
@@ -262,8 +268,9 @@ async def test_cancelled_retry_group_records_what_it_did_and_gives_back_the_rest
     not yet started are open again at once."""
     services.remediation.group_concurrency = 1
     await _verify_dead_letters(services, CLAIM_BATCH)
-    # The third replay is held at its read and cancelled there, before writing anything.
-    reads = services.faults.hits[Point.MEMBERS_READ]
+    # The third replay is held at its read and cancelled there, before writing anything
+    # (after the batch's staleness read, one hit per entry).
+    reads = services.faults.hits[Point.MEMBERS_READ] + CLAIM_BATCH
     third = services.faults.hold(Point.MEMBERS_READ,
                                  when=lambda hit: hit.number == reads + 3)
     task = asyncio.create_task(services.remediation.retry_group(GUILD, SIGNATURE, STAFF))
@@ -303,3 +310,38 @@ async def test_stats_counts_by_status_and_signature(services: ProcessServices) -
                    "reject/retries_exhausted/WriteConflict": (1, 1)}
     assert stats.oldest_open_age_seconds is not None and stats.oldest_open_age_seconds >= 0
     assert stats.retention_days == 30
+
+
+async def test_a_stale_entry_is_not_replayed_unless_forced(services: ProcessServices) -> None:
+    """The demo's harm: a leftover `reverify`, recorded while the member was verified, then
+    staff reverified and verified the member by hand. Replaying it now would move a
+    verified member back to verification_pending. Refused as stale (what changed, nothing
+    written, the entry open as it was); forced, it is applied and audited as forced."""
+    user = next_user()
+    await drive(services, user, State.VERIFIED)
+    entry_id = await _dead_letter(services, user, Operation.REVERIFY)
+    recorded = await services.transitions.get_member(GUILD, user)
+    assert recorded is not None
+    for op in (Operation.REVERIFY, Operation.VERIFY):  # staff, by hand
+        await services.transitions.apply(cmd(op, user, source=Source.STAFF))
+    ledger = await count(services.db, "member_transitions", "user_id = :u", u=user)
+    with pytest.raises(StaleEntry) as info:
+        await services.remediation.retry(GUILD, entry_id, STAFF)
+    stale = info.value
+    assert (stale.recorded_state, stale.recorded_version) == ("verified", recorded.version)
+    assert (stale.current_state, stale.current_version) == ("verified", recorded.version + 2)
+    assert stale.transitions_since == 2
+    assert [h.operation for h in stale.recent_transitions] == [Operation.VERIFY,
+                                                               Operation.REVERIFY]
+    entry, history = await services.remediation.show(GUILD, entry_id)
+    assert entry.status == "open" and history == []
+    assert await count(services.db, "member_transitions", "user_id = :u", u=user) == ledger
+    group = await services.remediation.retry_group(GUILD, entry.signature, STAFF)
+    assert (group.stale, group.resolved) == (1, 0)
+
+    forced = await services.remediation.retry(GUILD, entry_id, STAFF, force=True)
+    assert forced.resolved
+    member = await services.transitions.get_member(GUILD, user)
+    assert member is not None and member.state == State.VERIFICATION_PENDING
+    _, history = await services.remediation.show(GUILD, entry_id)
+    assert history[-1].note is not None and "forced" in history[-1].note
