@@ -15,7 +15,7 @@ from bot.container import Container, open_container
 from bot.settings import Settings
 from domain.commands import MAX_SNOWFLAKE
 from domain.entries import DeadLetterEntry, Page, RemediationRecord
-from domain.errors import DomainError
+from domain.errors import DomainError, StaleEntry
 from domain.lifecycle import Source
 
 LIST_COLUMNS = ("id", "status", "user_id", "operation", "from_state", "to_state", "reason_code",
@@ -67,9 +67,14 @@ def register(sub: Any) -> None:
     p.add_argument("--cursor", help="next_cursor of the previous page")
     add("show", _show, "every field of one entry and its history").add_argument(
         "id", type=entry_id)
-    add("retry", _retry, "replay one entry now", actor=True).add_argument("id", type=entry_id)
-    add("retry-group", _retry_group, "replay every open entry of a signature",
-        actor=True).add_argument("signature")
+    p = add("retry", _retry, "replay one entry now (exit 3 if it is stale)", actor=True)
+    p.add_argument("id", type=entry_id)
+    p.add_argument("--force", action="store_true",
+                   help="replay even if the member changed since the entry was recorded")
+    p = add("retry-group", _retry_group, "replay every open entry of a signature (stale "
+            "entries are skipped and listed)", actor=True)
+    p.add_argument("signature")
+    p.add_argument("--force", action="store_true", help="replay stale entries too")
     for name, fn in (("resolve", _resolve), ("dismiss", _dismiss)):
         p = add(name, fn, f"{name} one entry with a note", actor=True)
         p.add_argument("id", type=entry_id)
@@ -82,6 +87,15 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     try:
         result = asyncio.run(_with_container(settings, args))
+    except StaleEntry as exc:
+        print(f"lifeline: {exc}", file=sys.stderr)
+        for h in exc.recent_transitions:
+            print(f"  v{h.version} {h.created_at:%Y-%m-%d %H:%M:%S} {h.operation.value} "
+                  f"{h.from_state.value if h.from_state else 'new'} -> {h.to_state.value} "
+                  f"({h.source.value}{f' by {h.actor_id}' if h.actor_id else ''})",
+                  file=sys.stderr)
+        print("  replay anyway with --force, or dismiss it", file=sys.stderr)
+        return 3
     except DomainError as exc:
         print(f"lifeline: {exc}", file=sys.stderr)
         return 1
@@ -92,7 +106,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps(_jsonable(result), indent=2, default=str))
     else:
         print(_render(args.dlq_command, result))
-    return 0
+    # 1: a replay that failed, or a bulk run with any failure (stale entries it skipped
+    # are printed, not an error).
+    failed = (args.dlq_command == "retry" and not result.resolved) or \
+        (args.dlq_command == "retry-group" and result.failed > 0)
+    return 1 if failed else 0
 
 
 async def _with_container(settings: Settings, args: argparse.Namespace) -> Any:
@@ -112,7 +130,7 @@ async def _show(c: Container, a: argparse.Namespace) -> dict[str, Any]:
 
 
 async def _retry(c: Container, a: argparse.Namespace) -> Any:
-    return await c.remediation.retry(a.guild, a.id, a.actor, Source.CLI)
+    return await c.remediation.retry(a.guild, a.id, a.actor, Source.CLI, force=a.force)
 
 
 async def _retry_group(c: Container, a: argparse.Namespace) -> Any:
@@ -121,7 +139,7 @@ async def _retry_group(c: Container, a: argparse.Namespace) -> Any:
             print(f"  {done}/{total} retried, {resolved} resolved", file=sys.stderr)
 
     return await c.remediation.retry_group(a.guild, a.signature, a.actor, Source.CLI,
-                                           progress)
+                                           progress, force=a.force)
 
 
 async def _resolve(c: Container, a: argparse.Namespace) -> DeadLetterEntry:
@@ -196,7 +214,9 @@ def _render(command: str, result: Any) -> str:
         return f"#{result.entry.id} {state}: {result.detail}"
     if command == "retry-group":
         return (f"signature {result.signature}: {result.total} retried, {result.resolved} "
-                f"resolved, {result.failed} failed, {result.skipped} skipped")
+                f"resolved, {result.failed} failed, {result.skipped} skipped"
+                + (f", {result.stale} stale (their member changed since; not replayed: "
+                   "--force replays them)" if result.stale else ""))
     if command == "stats":
         lines = ["by status: " + ", ".join(f"{k} {v}" for k, v in result.by_status.items())]
         oldest = result.oldest_open_age_seconds

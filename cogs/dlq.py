@@ -19,11 +19,12 @@ from cogs.dlq_views import (
     entry_embed,
     entry_line,
     page_embed,
+    stale_text,
     stats_embed,
 )
 from domain.commands import MAX_SNOWFLAKE
-from domain.entries import Page
-from domain.errors import InvalidInput
+from domain.entries import Page, RetryOutcome
+from domain.errors import InvalidInput, StaleEntry
 from domain.lifecycle import Operation, Source
 from domain.services import Services
 from domain.vocabulary import DeadLetterStatus, state_name, target_name
@@ -47,6 +48,13 @@ def parse_entry_id(raw: str) -> int:
         raise InvalidInput(f"{raw[:40]!r} is not a dead-letter id: pick one from the list "
                            "or type its number, like 42")
     return int(value)
+
+
+def _retried(entry_id: int, outcome: RetryOutcome) -> str:
+    if outcome.resolved:
+        return f"✅ #{entry_id} resolved: {outcome.detail}"
+    return (f"❌ #{entry_id} is still open: {outcome.detail} "
+            f"(attempt {outcome.entry.remediation_count})")
 
 
 class DeadLetterCog(commands.Cog):
@@ -150,14 +158,29 @@ class DeadLetterCog(commands.Cog):
     async def retry(self, interaction: Interaction, entry: str) -> None:
         await require_staff(interaction, self.guilds)
         entry_id = parse_entry_id(entry)
-        outcome = await self.remediation.retry(guild_id_of(interaction), entry_id,
-                                               interaction.user.id, Source.STAFF)
-        if outcome.resolved:
-            text = f"✅ #{entry_id} resolved: {outcome.detail}"
-        else:
-            text = (f"❌ #{entry_id} is still open: {outcome.detail} "
-                    f"(attempt {outcome.entry.remediation_count})")
-        await answer(interaction, text)
+        guild_id = guild_id_of(interaction)
+        try:
+            outcome = await self.remediation.retry(guild_id, entry_id, interaction.user.id,
+                                                   Source.STAFF)
+        except StaleEntry as stale:
+            # Not applied blindly: what changed, what a replay would do now, and a choice.
+            view = ConfirmView(interaction.user.id, confirm_label="Replay anyway")
+            await answer(interaction, stale_text(stale), view=view)
+            timed_out = await view.wait()
+            if view.clicked is not None and not view.confirmed:
+                await view.clicked.response.edit_message(content="Not replayed.", view=None)
+                return
+            if timed_out or view.clicked is None:
+                await interaction.edit_original_response(
+                    content="Not replayed (no answer within two minutes).", view=None)
+                return
+            click = view.clicked
+            await click.response.edit_message(content=f"Replaying #{entry_id}…", view=None)
+            outcome = await self.remediation.retry(guild_id, entry_id, interaction.user.id,
+                                                   Source.STAFF, force=True)
+            await click.edit_original_response(content=_retried(entry_id, outcome))
+            return
+        await answer(interaction, _retried(entry_id, outcome))
 
     @dlq.command(name="retry-group", description="Replay every open entry of a signature")
     @app_commands.autocomplete(signature=signature_autocomplete)
@@ -200,7 +223,9 @@ class DeadLetterCog(commands.Cog):
         await click.edit_original_response(
             content=(f"Done: {result.total} retried, ✅ {result.resolved} resolved, "
                      f"❌ {result.failed} failed"
-                     + (f", {result.skipped} taken by someone else" if result.skipped else "")),
+                     + (f", {result.skipped} taken by someone else" if result.skipped else "")
+                     + (f", {result.stale} stale (their member changed since: `/dlq retry` "
+                        "one to see what changed)" if result.stale else "")),
             view=None)
 
     @dlq.command(name="resolve", description="Close an entry: it was fixed another way")

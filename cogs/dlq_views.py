@@ -10,6 +10,8 @@ from typing import Any
 import discord
 
 from domain.entries import DeadLetterEntry, Page, RemediationRecord, Stats
+from domain.errors import StaleEntry
+from domain.lifecycle import Operation, State, TransitionNotAllowed, target_state
 from domain.vocabulary import state_name, target_name
 
 Interaction = discord.Interaction[Any]
@@ -147,11 +149,35 @@ class PageView(discord.ui.View):
         await self._show(interaction)
 
 
+def stale_text(stale: StaleEntry) -> str:
+    """What changed since a stale entry was recorded, and what a replay would do now."""
+    lines = [f"⚠️ #{stale.entry_id} is stale: when it was recorded the member was "
+             f"**{state_name(stale.recorded_state)}** (version {stale.recorded_version}); now "
+             f"**{state_name(stale.current_state)}** (version {stale.current_version}), after "
+             f"{stale.transitions_since} transition(s):"]
+    for h in stale.recent_transitions[:10]:
+        by = f" by <@{h.actor_id}>" if h.actor_id else ""
+        lines.append(f"• v{h.version} `{h.operation.value}` {state_name(h.from_state)} → "
+                     f"{h.to_state.value} ({h.source.value}{by}) <t:"
+                     f"{int(h.created_at.timestamp())}:R>")
+    try:
+        now = target_state(Operation(stale.operation), State(stale.current_state)
+                           if stale.current_state else None)
+        effect = (f"Replaying `{stale.operation}` now would move the member "
+                  f"{state_name(stale.current_state)} → {now.value}.")
+    except (TransitionNotAllowed, ValueError):
+        effect = (f"Replaying `{stale.operation}` now would be refused: it is not allowed "
+                  f"from {state_name(stale.current_state)}.")
+    return "\n".join([*lines, effect])
+
+
 class ConfirmView(discord.ui.View):
     """Asks once; the first click by the asking staff member decides."""
 
-    def __init__(self, owner_id: int) -> None:
+    def __init__(self, owner_id: int, confirm_label: str | None = None) -> None:
         super().__init__(timeout=120)
+        if confirm_label is not None:
+            self.confirm.label = confirm_label
         self.owner_id = owner_id
         self.confirmed: bool | None = None
         self.clicked: Interaction | None = None

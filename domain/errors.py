@@ -86,6 +86,7 @@ class StaleEntry(Conflict):
                  recorded_version: int, current_state: str | None, current_version: int,
                  recent_transitions: list[Any]) -> None:
         self.entry_id = entry_id
+        self.operation = operation
         self.recorded_state = recorded_state
         self.recorded_version = recorded_version
         self.current_state = current_state

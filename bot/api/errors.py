@@ -15,7 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from bot.api.schemas import ErrorBody
+from bot.api.schemas import ErrorBody, LedgerEntryOut
 from domain.errors import (
     AlreadyRetrying,
     Conflict,
@@ -27,6 +27,8 @@ from domain.errors import (
     InvalidInput,
     InvalidStatus,
     NotFound,
+    PayloadInvalid,
+    StaleEntry,
     StrictConflict,
     TransitionDeadLettered,
 )
@@ -50,6 +52,8 @@ STATUS_BY_CODE: Mapping[str, int] = {
     EntryDismissed.code: 409,
     InvalidStatus.code: 409,
     GuildNotSetUp.code: 409,
+    StaleEntry.code: 409,
+    PayloadInvalid.code: 409,
     TransitionDeadLettered.code: 503,
     TransitionFailed.code: 503,
     DatabaseUnavailable.code: 503,
@@ -83,6 +87,12 @@ def domain_error_response(exc: DomainError) -> JSONResponse:
                  "expected_version": exc.expected_version}
     elif isinstance(exc, TransitionNotAllowed):
         extra = {"operation": exc.operation, "current_state": exc.current}
+    elif isinstance(exc, StaleEntry):
+        extra = {"recorded_state": exc.recorded_state, "recorded_version": exc.recorded_version,
+                 "current_state": exc.current_state, "current_version": exc.current_version,
+                 "transitions_since": exc.transitions_since,
+                 "recent_transitions": [LedgerEntryOut.model_validate(h, from_attributes=True)
+                                        for h in exc.recent_transitions]}
     elif isinstance(exc, TransitionDeadLettered):
         extra = {"dead_letter_id": exc.dead_letter_id, "reason_code": exc.reason_code}
     retry_after = RETRY_AFTER_SECONDS.get(exc.code)

@@ -11,7 +11,6 @@ from bot.api.deps import ContainerDep, EntryId, GuildId
 from bot.api.errors import responses
 from bot.api.schemas import (
     MAX_SIGNATURE,
-    ActorBody,
     DeadLetterDetail,
     DeadLetterOut,
     DeadLetterPage,
@@ -19,6 +18,7 @@ from bot.api.schemas import (
     NoteBody,
     OptionalNoteBody,
     RemediationOut,
+    RetryBody,
     RetryGroupBody,
     RetryOut,
     SafeText,
@@ -75,7 +75,7 @@ async def dead_letter_stats(guild_id: GuildId, c: ContainerDep) -> StatsOut:
 async def retry_group(guild_id: GuildId, body: RetryGroupBody,
                       c: ContainerDep) -> GroupRetryOut:
     result = await c.remediation.retry_group(guild_id, body.signature, body.actor_id,
-                                             Source.API)
+                                             Source.API, force=body.force)
     return GroupRetryOut.model_validate(asdict(result))
 
 
@@ -92,9 +92,10 @@ async def show_dead_letter(guild_id: GuildId, entry_id: EntryId,
              summary="Replay one entry now",
              description="200 either way: `resolved: false` means the replay failed and the "
              "entry is open again with the new error.")
-async def retry_dead_letter(guild_id: GuildId, entry_id: EntryId, body: ActorBody,
+async def retry_dead_letter(guild_id: GuildId, entry_id: EntryId, body: RetryBody,
                             c: ContainerDep) -> RetryOut:
-    outcome = await c.remediation.retry(guild_id, entry_id, body.actor_id, Source.API)
+    outcome = await c.remediation.retry(guild_id, entry_id, body.actor_id, Source.API,
+                                        force=body.force)
     return RetryOut(entry=DeadLetterOut.of(outcome.entry), resolved=outcome.resolved,
                     detail=outcome.detail, already_applied=outcome.already_applied)
 

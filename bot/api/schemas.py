@@ -16,6 +16,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    StrictBool,
     WithJsonSchema,
 )
 
@@ -92,6 +93,14 @@ class ErrorBody(BaseModel):
     dead_letter_id: int | None = Field(
         default=None, description="dead_lettered: the entry that now holds the write")
     reason_code: ReasonCode | None = Field(default=None, description="dead_lettered")
+    recorded_state: State | None = Field(
+        default=None, description="stale_entry: the member's state when the dead letter was "
+                                  "recorded (null: no record then)")
+    recorded_version: int | None = Field(default=None, description="stale_entry")
+    transitions_since: int | None = Field(
+        default=None, description="stale_entry: how many transitions the member had since")
+    recent_transitions: list[LedgerEntryOut] | None = Field(
+        default=None, description="stale_entry: up to 20 of them, newest first")
 
 
 # ---- members -----------------------------------------------------------------------------
@@ -231,8 +240,16 @@ class OptionalNoteBody(ActorBody):
     note: Annotated[SafeText | None, Field(min_length=1, max_length=MAX_NOTE)] = None
 
 
+class RetryBody(ActorBody):
+    force: StrictBool = Field(default=False, description=(
+        "replay even if the member changed since the entry was recorded (else 409 "
+        "stale_entry); audited as forced"))
+
+
 class RetryGroupBody(ActorBody):
     signature: Annotated[SafeText, Field(min_length=1, max_length=MAX_SIGNATURE)]
+    force: StrictBool = Field(default=False, description=(
+        "replay stale entries too (else they are skipped and counted in `stale`)"))
 
 
 class RetryOut(BaseModel):
@@ -249,6 +266,8 @@ class GroupRetryOut(BaseModel):
     resolved: int
     failed: int
     skipped: int = Field(description="acted on by someone else meanwhile")
+    stale: int = Field(description="not replayed: their member changed since they were "
+                                   "recorded (open as they were; `force` replays them)")
 
 
 class StatusCounts(BaseModel):
@@ -296,3 +315,6 @@ class HealthOut(BaseModel):
     failing: list[Literal["database", "gateway", "ingest"]] = Field(
         description="`ingest`: the oldest waiting event is older than "
                     "INGEST_LAG_UNHEALTHY_SECONDS, or the log is refusing events")
+
+
+ErrorBody.model_rebuild()  # its recent_transitions are LedgerEntryOut, defined above

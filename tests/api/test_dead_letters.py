@@ -141,13 +141,30 @@ async def test_retry_resolves_and_a_second_retry_is_409(
     await check_invariants(services.db)
 
 
-async def test_failed_retry_is_200_with_the_entry_open_again(
+async def test_a_stale_entry_is_409_with_what_changed_unless_forced(
         client: httpx.AsyncClient, services: ProcessServices, container: Container) -> None:
+    """The member left after the entry was recorded: the retry answers 409 stale_entry
+    with the recorded and current state and version and the transitions since, and writes
+    nothing; with "force": true it is replayed (and fails here: the member left), with 200
+    and the entry open again."""
     user = next_user()
     await drive(services, user, State.JOINED)
     entry_id = await dead_letter(services, user, Operation.START_ONBOARDING)
     await services.transitions.apply(cmd(Operation.LEAVE, user))
-    response = await client.post(f"{BASE}/{entry_id}/retry", json=ACTOR)
+    stale = await client.post(f"{BASE}/{entry_id}/retry", json=ACTOR)
+    assert stale.status_code == 409, stale.text
+    body = stale.json()
+    assert body["error"] == "stale_entry"
+    assert (body["recorded_state"], body["recorded_version"]) == ("joined", 1)
+    assert (body["current_state"], body["current_version"]) == ("left_guild", 2)
+    assert body["transitions_since"] == 1
+    assert [t["operation"] for t in body["recent_transitions"]] == ["leave"]
+    assert isinstance(body["recent_transitions"][0]["actor_id"], str | None)
+    assert (await client.get(f"{BASE}/{entry_id}")).json()["history"] == []
+    group = await client.post(f"{BASE}/retry-group", json={
+        **ACTOR, "signature": "start_onboarding/retries_exhausted/WriteConflict"})
+    assert group.json()["stale"] == 1 and group.json()["failed"] == 0
+    response = await client.post(f"{BASE}/{entry_id}/retry", json={**ACTOR, "force": True})
     assert response.status_code == 200
     body = response.json()
     assert body["resolved"] is False and body["entry"]["status"] == "open"
@@ -242,7 +259,7 @@ async def test_retry_group_counts_and_bad_input(
                                  json={"signature": signature, **ACTOR})
     assert response.status_code == 200, response.text
     assert response.json() == {"signature": signature, "total": 2, "resolved": 2,
-                               "failed": 0, "skipped": 0}
+                               "failed": 0, "skipped": 0, "stale": 0}
     nothing = await client.post(f"{BASE}/retry-group", json={"signature": "none/x/y", **ACTOR})
     assert nothing.json()["total"] == 0
     for body in ({"signature": "", **ACTOR}, {"signature": "s" * 301, **ACTOR},

@@ -7,7 +7,8 @@ import asyncio
 import pytest
 from sqlalchemy import text
 
-from domain.lifecycle import Operation, State
+from domain.commands import TransitionCommand
+from domain.lifecycle import Operation, Source, State
 from sandbox import CommandRefused
 from tests.bot.support import (
     ask_in,
@@ -207,6 +208,45 @@ async def test_retry_group_asks_then_reports_progress_and_counts(world: World) -
         world.guild.id, status=None, limit=10)).items}
     assert statuses[bad] == "open" and statuses[other_sig] == "open"
     assert all(statuses[e] == "resolved" for _, e in good)
+
+
+async def test_a_stale_retry_shows_what_changed_and_asks_before_replaying(
+        world: World) -> None:
+    """Staff rejected the member and reopened them after the `verify` entry was recorded:
+    `/dlq retry` shows what changed and what the replay would do, and replays only on
+    "Replay anyway" (audited as forced); "Cancel" writes nothing."""
+    await setup_guild(world)
+    users = [await replayable(world.container, world.guild.id) for _ in range(2)]
+    for user, _ in users:
+        for op in (Operation.REJECT, Operation.REOPEN):
+            await world.container.services.staff_transitions.apply(TransitionCommand(
+                guild_id=world.guild.id, user_id=user, operation=op, source=Source.STAFF,
+                actor_id=world.owner, idempotency_key=f"{op.value}-{user}"))
+    (kept, kept_entry), (replayed, replayed_entry) = users
+    handle = world.sandbox.slash_command(world.guild, world.staff, "dlq retry",
+                                         {"id": str(kept_entry)})
+    question = await handle.wait_message()
+    for expected in (f"#{kept_entry} is stale", "**verification_pending** (version 5)",
+                     "(version 7), after 2 transition(s)", "`reopen`", f"<@{world.owner}>",
+                     "would move the member verification_pending → verified"):
+        assert expected in question.content, expected
+    click = world.sandbox.press_button(handle, "dlq:cancel", world.staff)
+    await click.wait_reply()
+    assert question.content == "Not replayed." and question.components == []
+    assert await world.state(kept) == "verification_pending"
+    assert await world.count("remediation_actions") == 0
+
+    handle = world.sandbox.slash_command(world.guild, world.staff, "dlq retry",
+                                         {"id": str(replayed_entry)})
+    question = await handle.wait_message()
+    assert "Replay anyway" in str(question.components)
+    click = world.sandbox.press_button(handle, "dlq:confirm", world.staff)
+    await click.wait_reply()
+    await world.sandbox.wait_until(lambda: question.content.startswith("✅"), timeout=10,
+                                   what="the forced replay's answer")
+    assert await world.state(replayed) == "verified"
+    _, history = await world.container.remediation.show(world.guild.id, replayed_entry)
+    assert history[-1].note is not None and history[-1].note.startswith("forced")
 
 
 async def test_retry_group_cancel_and_nothing_to_retry(world: World) -> None:

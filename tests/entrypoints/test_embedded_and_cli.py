@@ -155,6 +155,31 @@ async def test_dlq_cli_lists_shows_and_remediates(services: ProcessServices, mig
     assert member is not None and member.state == State.VERIFIED
 
 
+async def test_dlq_cli_refuses_a_stale_retry_with_exit_3_unless_forced(
+        services: ProcessServices, migrated: str) -> None:
+    """The member changed after the entry was recorded: `dlq retry` explains what changed
+    and exits 3, writing nothing; `--force` replays it (exit 0); `retry-group` skips stale
+    entries and says so (exit 0)."""
+    entry_id, user = await _make_dead_letter(services)
+    _, other = await _make_dead_letter(services)
+    for member in (user, other):  # staff verify them by hand meanwhile
+        await services.transitions.apply(cmd(Operation.VERIFY, member, source=Source.STAFF))
+    g = str(GUILD)
+    stale = _cli(migrated, "retry", "--guild", g, str(entry_id), "--actor", str(STAFF))
+    assert stale.returncode == 3, stale.stderr
+    assert "is stale" in stale.stderr and "verify" in stale.stderr
+    assert "--force" in stale.stderr
+    assert await count(services.db, "remediation_actions") == 0
+    group = _cli(migrated, "retry-group", "--guild", g, "verify/retries_exhausted/WriteConflict",
+                 "--actor", str(STAFF))
+    assert group.returncode == 0 and "2 stale" in group.stdout, group.stdout
+    forced = _cli(migrated, "retry", "--guild", g, str(entry_id), "--actor", str(STAFF),
+                  "--force")
+    # Replayed, and refused (already verified): a replay that failed exits 1.
+    assert forced.returncode == 1 and "still open" in forced.stdout, forced.stdout
+    assert await count(services.db, "remediation_actions", "note LIKE 'forced%'") == 1
+
+
 @pytest.mark.parametrize("args", [
     ("show", "--guild", str(GUILD), "999999"),
     ("show", "--guild", str(OTHER_GUILD), "1"),
