@@ -15,8 +15,9 @@ from bot.container import Container, open_container
 from bot.settings import Settings
 from domain.commands import MAX_SNOWFLAKE
 from domain.entries import DeadLetterEntry, Page, RemediationRecord
-from domain.errors import DomainError, StaleEntry
+from domain.errors import DatabaseUnavailable, DomainError, StaleEntry
 from domain.lifecycle import Source
+from domain.persistence.database import is_unavailable
 
 LIST_COLUMNS = ("id", "status", "user_id", "operation", "from_state", "to_state", "reason_code",
                 "attempts", "age")
@@ -96,10 +97,18 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                   file=sys.stderr)
         print("  replay anyway with --force, or dismiss it", file=sys.stderr)
         return 3
+    except DatabaseUnavailable as exc:
+        print(f"lifeline: the database is unavailable ({exc}); nothing was done",
+              file=sys.stderr)
+        return 4
     except DomainError as exc:
         print(f"lifeline: {exc}", file=sys.stderr)
         return 1
     except Exception as exc:
+        if is_unavailable(exc):
+            print(f"lifeline: the database is unavailable ({type(exc).__name__}); nothing "
+                  "was done", file=sys.stderr)
+            return 4
         print(f"lifeline: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     if args.json:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import os
 import signal
 import subprocess
@@ -178,6 +179,15 @@ async def test_dlq_cli_refuses_a_stale_retry_with_exit_3_unless_forced(
     # Replayed, and refused (already verified): a replay that failed exits 1.
     assert forced.returncode == 1 and "still open" in forced.stdout, forced.stdout
     assert await count(services.db, "remediation_actions", "note LIKE 'forced%'") == 1
+
+
+def test_dlq_cli_exits_4_when_the_database_is_unavailable() -> None:
+    with socket.socket() as probe:  # a port with nothing listening
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    done = _cli(f"postgresql://nobody@127.0.0.1:{port}/none", "list", "--guild", str(GUILD))
+    assert done.returncode == 4, done.stderr
+    assert "the database is unavailable" in done.stderr and "Traceback" not in done.stderr
 
 
 @pytest.mark.parametrize("args", [
