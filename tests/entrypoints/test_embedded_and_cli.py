@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-import socket
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
