@@ -28,7 +28,25 @@ from domain.vocabulary import DeadLetterStatus, ReasonCode
 
 MAX_VERSION = 2**31 - 1  # members.version is an `integer` column
 MAX_SIGNATURE = 300
-SNOWFLAKE_PATTERN = r"^[1-9][0-9]{0,18}$"
+
+
+def decimal_up_to(limit: int) -> str:
+    """A regular expression of the decimal numbers 1..limit (no leading zeros): the ids'
+    pattern in the OpenAPI document admits exactly what the API accepts."""
+    digits = str(limit)
+    shorter = f"[1-9][0-9]{{0,{len(digits) - 2}}}" if len(digits) > 1 else None
+    same_length = []
+    for i, d in enumerate(digits):
+        low = 1 if i == 0 else 0
+        if int(d) > low:
+            rest = len(digits) - i - 1
+            same_length.append(f"{digits[:i]}[{low}-{int(d) - 1}]"
+                               + (f"[0-9]{{{rest}}}" if rest else ""))
+    same_length.append(digits)
+    return "^(?:" + "|".join(([shorter] if shorter else []) + same_length) + ")$"
+
+
+SNOWFLAKE_PATTERN = decimal_up_to(MAX_SNOWFLAKE)
 
 
 def _snowflake_in(value: Any) -> int:
