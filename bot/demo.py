@@ -28,7 +28,7 @@ from bot.wiring import build_services
 from domain.commands import TransitionCommand
 from domain.errors import TransitionDeadLettered
 from domain.lifecycle import Operation, Source, TransitionNotAllowed
-from sandbox import Guild, Perm, Sandbox, SandboxConfig, client_overrides
+from sandbox import Guild, InteractionHandle, Perm, Sandbox, SandboxConfig, client_overrides
 
 STARTED, COMPLETED = 8, 2  # MemberFlags bits: started / completed onboarding
 
@@ -74,6 +74,12 @@ class Demo:
 
     async def command(self, user_id: int, line: str, options: dict[str, Any] | None = None
                       ) -> str:
+        return (await self.command_handle(user_id, line, options))[1]
+
+    async def command_handle(self, user_id: int, line: str,
+                             options: dict[str, Any] | None = None
+                             ) -> tuple[InteractionHandle, str]:
+        """Run a slash command and print its answer; the handle, to press its buttons."""
         shown = " ".join(f"{k}:{self.name(v) if k == 'user' else v}"
                          for k, v in (options or {}).items())
         self.t.say(self.name(user_id), f"/{line} {shown}".rstrip())
@@ -85,7 +91,7 @@ class Demo:
                                      if x)
         for line_ in text.strip().splitlines()[:12]:
             self.t.say("bot", self.mentions(line_))
-        return text
+        return handle, text
 
     def mentions(self, text: str) -> str:
         for user_id, name in self.names.items():
@@ -187,7 +193,14 @@ class Demo:
         others = [e for e in page.items if replayable is None or e.id != replayable.id]
         if replayable is not None:
             await self.command(self.staff, "dlq show", {"id": str(replayable.id)})
-            await self.command(self.staff, "dlq retry", {"id": str(replayable.id)})
+            handle, text = await self.command_handle(self.staff, "dlq retry",
+                                                     {"id": str(replayable.id)})
+            if "is stale" in text:
+                # The storm moved carol on since the entry was recorded: replaying it now
+                # would apply it to carol as she is. Staff look, and keep her as she is.
+                self.t.say(self.name(self.staff), "[Cancel]: carol is right as she is")
+                await self.sandbox.press_button(handle, "dlq:cancel", self.staff).wait_reply()
+                self.t.say("bot", "Not replayed.")
         for entry in others[:2]:
             await self.command(self.staff, "dlq resolve", {
                 "id": str(entry.id), "note": "storm noise: carol's state is correct now"})

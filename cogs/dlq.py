@@ -248,8 +248,10 @@ class DeadLetterCog(commands.Cog):
 
     @dlq.command(name="reopen", description="Reopen a dismissed or resolved entry")
     @app_commands.rename(entry="id")
-    async def reopen(self, interaction: Interaction, entry: str) -> None:
+    @app_commands.describe(note="why (optional, kept in the audit trail)")
+    async def reopen(self, interaction: Interaction, entry: str,
+                     note: NoteText | None = None) -> None:
         await require_staff(interaction, self.guilds)
         done = await self.remediation.reopen(guild_id_of(interaction), parse_entry_id(entry),
-                                             interaction.user.id, Source.STAFF)
+                                             interaction.user.id, Source.STAFF, note)
         await answer(interaction, f"✅ reopened {entry_line(done)}")

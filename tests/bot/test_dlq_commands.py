@@ -283,11 +283,14 @@ async def test_resolve_dismiss_reopen_and_their_refusals(world: World) -> None:
     assert answer.startswith(f"✅ reopened **#{b}**") and "open" in answer
     answer = await world.ask(world.staff, "dlq reopen", {"id": str(b)})
     assert f"dead letter #{b} is already open" in answer
-    answer = await world.ask(world.staff, "dlq reopen", {"id": str(a)})
+    answer = await world.ask(world.staff, "dlq reopen", {"id": str(a),
+                                                         "note": "the fix did not hold"})
     assert answer.startswith(f"✅ reopened **#{a}**")
     statuses = [h.action for h in (await world.container.remediation.show(
         world.guild.id, b))[1]]
     assert statuses == ["dismiss", "reopen"]
+    reopened = (await world.container.remediation.show(world.guild.id, a))[1][-1]
+    assert (reopened.action, reopened.note) == ("reopen", "the fix did not hold")
     # Every answer was ephemeral: only the staff member who asked saw it.
     shown = [m for h in world.sandbox.interaction_handles for m in h.messages]
     assert len(shown) >= 9 and all(m.ephemeral for m in shown)
