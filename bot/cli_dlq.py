@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bot.container import Container, open_container
+from bot.ids import discord_ids_as_strings
 from bot.settings import Settings
 from domain.commands import MAX_SNOWFLAKE
 from domain.entries import DeadLetterEntry, Page, RemediationRecord
@@ -112,7 +113,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"lifeline: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     if args.json:
-        print(json.dumps(_jsonable(result), indent=2, default=str))
+        print(json.dumps(discord_ids_as_strings(_jsonable(result)), indent=2, default=str))
     else:
         print(_render(args.dlq_command, result))
     # 1: a replay that failed, or a bulk run with any failure (stale entries it skipped

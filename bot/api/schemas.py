@@ -20,6 +20,7 @@ from pydantic import (
     WithJsonSchema,
 )
 
+from bot.ids import discord_ids_as_strings
 from domain.commands import MAX_KEY_LENGTH, MAX_REASON_LENGTH, MAX_SNOWFLAKE
 from domain.entries import DeadLetterEntry, RemediationRecord
 from domain.lifecycle import Operation, Source, State
@@ -199,7 +200,8 @@ class DeadLetterOut(BaseModel):
     actor_id: SnowflakeOut | None
     idempotency_key: str
     correlation_id: str
-    payload: dict[str, Any] = Field(description="the whole command, enough to replay it")
+    payload: dict[str, Any] = Field(description="the whole command, enough to replay it "
+                                                "(its Discord ids as strings)")
     signature: str = Field(description="operation/reason_code/error_type: the group key")
     status: DeadLetterStatus
     remediation_count: int
@@ -212,7 +214,9 @@ class DeadLetterOut(BaseModel):
 
     @classmethod
     def of(cls, entry: DeadLetterEntry) -> DeadLetterOut:
-        return cls.model_validate(entry.as_dict())
+        data = entry.as_dict()
+        data["payload"] = discord_ids_as_strings(data["payload"])
+        return cls.model_validate(data)
 
 
 class RemediationOut(BaseModel):

@@ -171,6 +171,20 @@ async def test_a_stale_entry_is_409_with_what_changed_unless_forced(
     assert "left_guild" in body["detail"]
 
 
+async def test_discord_ids_are_strings_inside_the_payload_too(
+        client: httpx.AsyncClient, services: ProcessServices) -> None:
+    user = next_user()
+    await drive(services, user, State.JOINED)
+    entry_id = await dead_letter(services, user, Operation.START_ONBOARDING)
+    entry = (await client.get(f"{BASE}/{entry_id}")).json()
+    assert entry["user_id"] == str(user) and entry["guild_id"] == str(GUILD)
+    assert entry["payload"]["user_id"] == str(user)
+    assert entry["payload"]["guild_id"] == str(GUILD)
+    assert entry["id"] == entry_id  # not a Discord id: a number
+    listed = (await client.get(BASE)).json()["items"][0]
+    assert listed["payload"]["user_id"] == str(user)
+
+
 async def test_an_entry_whose_command_cannot_be_read_goes_back_to_open_with_409(
         client: httpx.AsyncClient, services: ProcessServices, container: Container) -> None:
     """A stored command a later release cannot read (its operation renamed): the retry

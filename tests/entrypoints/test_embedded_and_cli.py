@@ -137,6 +137,10 @@ async def test_dlq_cli_lists_shows_and_remediates(services: ProcessServices, mig
     assert "2 shown of 2" in listed.stdout
     as_json = json.loads(_cli(migrated, "list", "--guild", g, "--json").stdout)
     assert [i["id"] for i in as_json["items"]] == [second_id, entry_id]
+    # Discord ids are strings, inside the payload too.
+    first = as_json["items"][1]
+    assert (first["user_id"], first["guild_id"]) == (str(user), g)
+    assert first["payload"]["user_id"] == str(user) and first["payload"]["guild_id"] == g
     shown = _cli(migrated, "show", "--guild", g, str(entry_id))
     assert "retries_exhausted" in shown.stdout and "history: (none)" in shown.stdout
     retried = _cli(migrated, "retry", "--guild", g, str(entry_id), "--actor", str(STAFF))
