@@ -15,6 +15,10 @@ from domain.records import GuildConfig
 
 log = logging.getLogger(__name__)
 
+# Lifeline's commands exist in servers only: declared as Discord's interaction contexts
+# (`contexts: [0]`), not only with the deprecated dm_permission discord.py still sends.
+GUILD_ONLY = app_commands.AppCommandContext(guild=True, dm_channel=False, private_channel=False)
+
 
 class NotStaff(app_commands.CheckFailure):
     pass

@@ -10,7 +10,15 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from cogs.common import acknowledge, answer, guild_id_of, is_staff, on_command_error, require_staff
+from cogs.common import (
+    GUILD_ONLY,
+    acknowledge,
+    answer,
+    guild_id_of,
+    is_staff,
+    on_command_error,
+    require_staff,
+)
 from cogs.dlq_views import (
     PAGE_SIZE,
     ConfirmView,
@@ -59,7 +67,7 @@ def _retried(entry_id: int, outcome: RetryOutcome) -> str:
 
 class DeadLetterCog(commands.Cog):
     dlq = app_commands.Group(name="dlq", description="Staff: failed lifecycle writes",
-                             guild_only=True,
+                             guild_only=True, allowed_contexts=GUILD_ONLY,
                              default_permissions=discord.Permissions(manage_guild=True))
 
     def __init__(self, services: Services) -> None:

@@ -8,7 +8,14 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from cogs.common import acknowledge, answer, guild_id_of, on_command_error, require_staff
+from cogs.common import (
+    GUILD_ONLY,
+    acknowledge,
+    answer,
+    guild_id_of,
+    on_command_error,
+    require_staff,
+)
 from domain.ingest.pipeline import Ingestion
 from domain.services import Services
 from domain.vocabulary import MirrorLevel
@@ -25,7 +32,7 @@ LEVEL_CHOICES = [
 
 class GuildSetupCog(commands.Cog):
     lifeline = app_commands.Group(name="lifeline", description="Set up and check Lifeline",
-                                  guild_only=True,
+                                  guild_only=True, allowed_contexts=GUILD_ONLY,
                                   default_permissions=discord.Permissions(manage_guild=True))
 
     def __init__(self, services: Services) -> None:

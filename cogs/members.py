@@ -9,7 +9,14 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from cogs.common import acknowledge, answer, guild_id_of, on_command_error, require_staff
+from cogs.common import (
+    GUILD_ONLY,
+    acknowledge,
+    answer,
+    guild_id_of,
+    on_command_error,
+    require_staff,
+)
 from domain.commands import TransitionCommand
 from domain.errors import TransitionDeadLettered
 from domain.lifecycle import Operation, Source, TransitionNotAllowed
@@ -24,7 +31,8 @@ Interaction = discord.Interaction[Any]
 class MemberCog(commands.Cog):
     member = app_commands.Group(
         name="member", description="Staff: look at and move a member's lifecycle",
-        guild_only=True, default_permissions=discord.Permissions(manage_guild=True))
+        guild_only=True, allowed_contexts=GUILD_ONLY,
+        default_permissions=discord.Permissions(manage_guild=True))
 
     def __init__(self, services: Services) -> None:
         # Staff commands write and read on the interactive pool (when there is one).

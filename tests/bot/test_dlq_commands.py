@@ -429,3 +429,12 @@ async def test_lifeline_setup_needs_manage_server_and_status_needs_setup(world: 
     assert f"Staff roles: <@&{world.staff_role}>" in status
     assert "Mirror level: dead_letters" in status and "open 1" in status
     assert "could not be made" not in status
+
+
+async def test_every_command_declares_the_guild_context(world: World) -> None:
+    """Discord's interaction contexts (0 = in a server), not only the deprecated
+    dm_permission: no Lifeline command is offered in DMs or group DMs."""
+    synced = world.sandbox.commands()
+    assert {c["name"] for c in synced} >= {"dlq", "member", "lifeline", "verify"}
+    for command in synced:
+        assert command.get("contexts") == [0], (command["name"], command.get("contexts"))
