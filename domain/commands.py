@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -26,9 +29,26 @@ _ids = random.Random(os.urandom(32))
 os.register_at_fork(after_in_child=lambda: _ids.seed(os.urandom(32)))
 
 
+# The correlation id of the request being served (the HTTP API sets it from X-Correlation-ID):
+# every command and remediation record it causes carries it.
+_request_correlation: ContextVar[str | None] = ContextVar("lifeline_correlation_id",
+                                                           default=None)
+
+
 def new_correlation_id() -> str:
-    """32 lowercase hex digits, as uuid4().hex gives."""
-    return f"{_ids.getrandbits(128):032x}"
+    """The current request's correlation id, else 32 new lowercase hex digits (as
+    uuid4().hex gives)."""
+    return _request_correlation.get() or f"{_ids.getrandbits(128):032x}"
+
+
+@contextmanager
+def correlation_scope(correlation_id: str) -> Iterator[None]:
+    """Everything done inside carries `correlation_id` (one request's work)."""
+    token = _request_correlation.set(correlation_id)
+    try:
+        yield
+    finally:
+        _request_correlation.reset(token)
 
 
 def check_snowflake(name: str, value: int) -> int:

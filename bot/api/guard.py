@@ -21,6 +21,7 @@ from urllib.parse import parse_qsl
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from domain.commands import correlation_scope
 from domain.redaction import redact
 
 access_log = logging.getLogger("bot.api.access")
@@ -159,7 +160,8 @@ class AccessLog:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_id)
+            with correlation_scope(correlation_id):
+                await self.app(scope, receive, send_with_id)
         finally:
             access_log.info("%s %s %d %.1fms %s", scope["method"], redact(scope["path"]), status,
                             (time.perf_counter() - started) * 1000, correlation_id)

@@ -171,6 +171,33 @@ async def test_a_stale_entry_is_409_with_what_changed_unless_forced(
     assert "left_guild" in body["detail"]
 
 
+async def test_a_requests_correlation_id_is_on_the_audit_rows_it_causes(
+        client: httpx.AsyncClient, services: ProcessServices) -> None:
+    """X-Correlation-ID ties one request's remediation together: its audit rows carry it
+    (and the replayed transition's ledger row)."""
+    users = [next_user() for _ in range(2)]
+    entries = []
+    for user in users:
+        await drive(services, user, State.VERIFICATION_PENDING)
+        entries.append(await dead_letter(services, user))
+    retried = await client.post(f"{BASE}/{entries[0]}/retry", json=ACTOR,
+                                headers={"X-Correlation-ID": "ticket-4711.retry"})
+    assert retried.status_code == 200 and retried.headers["x-correlation-id"] == \
+        "ticket-4711.retry"
+    dismissed = await client.post(f"{BASE}/{entries[1]}/dismiss",
+                                  json={**ACTOR, "note": "dup"},
+                                  headers={"X-Correlation-ID": "ticket-4711.dismiss"})
+    assert dismissed.status_code == 200, dismissed.text
+    async with services.db.autocommit() as conn:
+        audit = dict((await conn.execute(text(
+            "SELECT dead_letter_id, correlation_id FROM remediation_actions"))).all())
+        ledger = (await conn.execute(text(
+            "SELECT correlation_id FROM member_transitions WHERE user_id = :u "
+            "AND operation = 'verify'"), {"u": users[0]})).scalar_one()
+    assert audit == {entries[0]: "ticket-4711.retry", entries[1]: "ticket-4711.dismiss"}
+    assert ledger == "ticket-4711.retry"
+
+
 async def test_discord_ids_are_strings_inside_the_payload_too(
         client: httpx.AsyncClient, services: ProcessServices) -> None:
     user = next_user()
