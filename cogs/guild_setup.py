@@ -68,7 +68,10 @@ class GuildSetupCog(commands.Cog):
             eligibility_role_id=eligibility_role.id if eligibility_role else None,
             mirror_level=(mirror_level.value if mirror_level
                           else MirrorLevel.DEAD_LETTERS.value))
-        await answer(interaction, "✅ Lifeline is set up.\n" + _describe(config))
+        text = "✅ Lifeline is set up.\n" + _describe(config)
+        if config.staff_role_ids:
+            text += STAFF_ROLES_HINT
+        await answer(interaction, text)
 
     @lifeline.command(name="status", description="Settings, open dead letters, delivery health")
     async def status(self, interaction: Interaction) -> None:
@@ -87,6 +90,14 @@ class GuildSetupCog(commands.Cog):
                          f"{deliveries.last_error or 'no detail'} (fix the channel or my "
                          "permissions, then run /lifeline setup again)")
         await answer(interaction, "\n".join(lines))
+
+
+# Discord shows `/member`, `/dlq` and `/lifeline` only to members with Manage Server (their
+# default permissions); a bot cannot change who sees them. Lifeline checks the staff roles
+# on every command itself, but the admin must let those roles see the commands.
+STAFF_ROLES_HINT = ("\nℹ️ For the staff roles to see `/member`, `/dlq` and `/lifeline`: Server "
+                    "Settings → Integrations → Lifeline, add the roles to each command (a bot "
+                    "cannot do this itself; Lifeline still checks the roles on every command).")
 
 
 def _ingest_lines(client: discord.Client) -> list[str]:
