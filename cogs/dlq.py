@@ -58,6 +58,25 @@ def parse_entry_id(raw: str) -> int:
     return int(value)
 
 
+async def _confirmed(interaction: Interaction, question: str, declined: str, *,
+                     confirm_label: str | None = None) -> tuple[Interaction, ConfirmView] | None:
+    """Ask with a confirm / Cancel pair; the click that confirmed (answer it) and the view
+    (its buttons now disabled), or None once the question says `declined` (Cancel, or no
+    answer within two minutes)."""
+    view = ConfirmView(interaction.user.id, confirm_label=confirm_label)
+    await answer(interaction, question, view=view)
+    timed_out = await view.wait()
+    if view.clicked is not None and not view.confirmed:
+        # Cancel: the click is answered by editing the question.
+        await view.clicked.response.edit_message(content=f"{declined}.", view=None)
+        return None
+    if timed_out or view.clicked is None:
+        await interaction.edit_original_response(
+            content=f"{declined} (no answer within two minutes).", view=None)
+        return None
+    return view.clicked, view
+
+
 def _retried(entry_id: int, outcome: RetryOutcome) -> str:
     if outcome.resolved:
         return f"✅ #{entry_id} resolved: {outcome.detail}"
@@ -172,17 +191,11 @@ class DeadLetterCog(commands.Cog):
                                                    Source.STAFF)
         except StaleEntry as stale:
             # Not applied blindly: what changed, what a replay would do now, and a choice.
-            view = ConfirmView(interaction.user.id, confirm_label="Replay anyway")
-            await answer(interaction, stale_text(stale), view=view)
-            timed_out = await view.wait()
-            if view.clicked is not None and not view.confirmed:
-                await view.clicked.response.edit_message(content="Not replayed.", view=None)
+            confirmed = await _confirmed(interaction, stale_text(stale), "Not replayed",
+                                         confirm_label="Replay anyway")
+            if confirmed is None:
                 return
-            if timed_out or view.clicked is None:
-                await interaction.edit_original_response(
-                    content="Not replayed (no answer within two minutes).", view=None)
-                return
-            click = view.clicked
+            click, _ = confirmed
             await click.response.edit_message(content=f"Replaying #{entry_id}…", view=None)
             outcome = await self.remediation.retry(guild_id, entry_id, interaction.user.id,
                                                    Source.STAFF, force=True)
@@ -201,19 +214,11 @@ class DeadLetterCog(commands.Cog):
         if open_count == 0:
             await answer(interaction, f"No open entries with signature `{signature}`.")
             return
-        view = ConfirmView(interaction.user.id)
-        await answer(interaction, f"Retry **{open_count}** open entries with signature "
-                                  f"`{signature}`?", view=view)
-        timed_out = await view.wait()
-        if view.clicked is not None and not view.confirmed:
-            # Cancel: the click is answered by editing the question.
-            await view.clicked.response.edit_message(content="Nothing retried.", view=None)
+        confirmed = await _confirmed(interaction, f"Retry **{open_count}** open entries with "
+                                                  f"signature `{signature}`?", "Nothing retried")
+        if confirmed is None:
             return
-        if timed_out or view.clicked is None:
-            await interaction.edit_original_response(
-                content="Nothing retried (no answer within two minutes).", view=None)
-            return
-        click = view.clicked
+        click, view = confirmed
         await click.response.edit_message(content=f"Retrying 0/{open_count}…", view=view)
         last_edit = 0.0
 
