@@ -92,15 +92,11 @@ class Ingestion:
         self.failed = 0
         self.full_guilds: set[int] = set()
         self._full_episode = False
-        self.applied_batches = 0
         self.statements = 0  # batch statements run (reads and writes)
         self.batched_operations = 0  # operations they wrote (the single path not counted)
         self.idle = asyncio.Event()
         self.idle.set()
-        self.ingest_log_on_durable()
-
-    def ingest_log_on_durable(self) -> None:
-        self.log.on_durable = self._enqueue_logged
+        self.log.on_durable = self._enqueue_logged  # durable events queue in log order
 
     # ---- lifecycle ----------------------------------------------------------------------
 
@@ -252,7 +248,6 @@ class Ingestion:
             self._inflight[n] = None
             self._inflight_at[n] = None
             self._inflight_count[n] = 0
-        self.applied_batches += 1
         await self._commit()
         await self._repair_lost_guilds()
 
