@@ -9,6 +9,8 @@ from sqlalchemy import text
 
 from domain.commands import TransitionCommand
 from domain.lifecycle import Operation, Source, State
+from domain.metrics import CountingMetrics
+from domain.persistence.faults import Point
 from sandbox import CommandRefused
 from tests.bot.support import (
     ask_in,
@@ -148,21 +150,22 @@ async def test_two_staff_retrying_one_entry_at_once_replay_it_once(world: World)
     second_staff = world.sandbox.member_join(world.guild, None, "staffer-2", pending=False,
                                              roles=[world.staff_role]).user.id
     user, entry = await replayable(world.container, world.guild.id)
-    transitions = world.container.transitions
-    original = transitions.apply
-    gate = asyncio.Event()
-    replays = 0
+    faults = world.container.services.stores.faults
+    assert faults is not None
+    # The first retry to claim the entry is held at its read of the member (the fault
+    # seam) while the second retry arrives.
+    gate = faults.hold(Point.MEMBERS_READ, when=lambda hit: hit.user_id == user)
+    metrics = world.container.metrics
+    assert isinstance(metrics, CountingMetrics)
 
-    async def held_apply(*args, **kwargs):  # type: ignore[no-untyped-def]
-        nonlocal replays
-        replays += 1
-        await gate.wait()  # the first replay is still running when the second retry arrives
-        return await original(*args, **kwargs)
+    def verify_replays() -> int:  # every TransitionService.apply of `verify` is counted
+        return sum(n for (op, _, _), n in metrics.transitions.items() if op == "verify")
 
-    transitions.apply = held_apply  # type: ignore[method-assign]
+    before = verify_replays()
     try:
         first = world.sandbox.slash_command(world.guild, world.staff, "dlq retry",
                                             {"id": str(entry)})
+        await asyncio.wait_for(gate.reached.wait(), 10)
         second = world.sandbox.slash_command(world.guild, second_staff, "dlq retry",
                                              {"id": str(entry)})
         # Whichever claimed the entry is held; the other is answered at once.
@@ -170,13 +173,12 @@ async def test_two_staff_retrying_one_entry_at_once_replay_it_once(world: World)
             lambda: next((message_text(m) for h in (first, second) for m in h.messages
                           if not m.loading), None), what="the losing retry's answer")
         assert f"dead letter #{entry} is already being retried" in loser_text
-        gate.set()
+        gate.release()
         texts = [await read(first), await read(second)]
     finally:
-        gate.set()
-        transitions.apply = original  # type: ignore[method-assign]
+        gate.release()
     assert sorted("resolved" in t for t in texts) == [False, True]
-    assert replays == 1
+    assert verify_replays() - before == 1
     assert await world.count("remediation_actions", "dead_letter_id = :id", id=entry) == 1
     assert await world.count("member_transitions", "user_id = :u AND operation = 'verify'",
                              u=user) == 1
