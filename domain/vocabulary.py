@@ -76,6 +76,8 @@ class DeliveryStatus(enum.StrEnum):
     RETRY_SCHEDULED = "retry_scheduled"
     FAILED = "failed"
     DEAD_LETTERED = "dead_lettered"
+    # A role delivery retried after the member's state moved on: it no longer applies.
+    SKIPPED = "skipped"
 
 
 class OutboxKind(enum.StrEnum):

@@ -89,11 +89,12 @@ WRITE_OUTCOME = text(
           RETURNING {COLS}
         ),
         audit AS (
-          INSERT INTO remediation_actions (guild_id, dead_letter_id, actor_id, source, action,
-                 outcome, status_before, status_after, note, error_message, correlation_id)
-          SELECT :g, :id, :actor, CAST(:source AS transition_source), :action, :outcome,
-                 CAST(:before AS dead_letter_status), CAST(:status AS dead_letter_status),
-                 :note, :error_message, :corr
+          INSERT INTO remediation_actions (guild_id, target_kind, target_id, dead_letter_id,
+                 actor_id, source, action, outcome, status_before, status_after, note,
+                 error_message, correlation_id)
+          SELECT :g, 'dead_letter', :id, :id, :actor, CAST(:source AS transition_source),
+                 :action, :outcome, CAST(:before AS dead_letter_status)::text,
+                 CAST(:status AS dead_letter_status)::text, :note, :error_message, :corr
           FROM upd
         ),{mirror_cte("upd")}
         SELECT * FROM upd""")  # noqa: S608

@@ -125,11 +125,14 @@ class DeadLetter(Base):
                                                                 nullable=True)
     resolved_by: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     resolution_note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # The original failure's stack trace, redacted and at most 8 KiB (migration 0003).
+    stack_trace: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now)
     version: Mapped[int] = mapped_column(Integer, server_default=text("1"))
     __table_args__ = (
         CheckConstraint("char_length(error_message) <= 2000", name="error_message_length"),
+        CheckConstraint("char_length(stack_trace) <= 8192", name="stack_trace_length"),
         # Keyset pages of one guild, newest first, for the statuses staff work on.
         Index("ix_dead_letters_guild_status_id", "guild_id", "status", text("id DESC")),
         Index("ix_dead_letters_guild_id", "guild_id", text("id DESC")),
@@ -155,25 +158,54 @@ class DeadLetterCount(Base):
     n: Mapped[int] = mapped_column(BigInteger)
 
 
+class AuditTarget(enum.StrEnum):
+    DEAD_LETTER = "dead_letter"
+    DELIVERY = "delivery"
+
+
 class RemediationAction(Base):
-    """The audit trail. Kept when retention purges the dead letter it points at."""
+    """The audit trail: staff actions on a dead letter or a delivery (`target_kind`,
+    `target_id`; `dead_letter_id` is set for a dead letter). Kept when retention purges
+    what it points at (and when staff delete a dead letter)."""
 
     __tablename__ = "remediation_actions"
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     guild_id: Mapped[int] = mapped_column(BigInteger)
-    dead_letter_id: Mapped[int] = mapped_column(BigInteger)
+    target_kind: Mapped[str] = mapped_column(Text, server_default=AuditTarget.DEAD_LETTER.value)
+    target_id: Mapped[int] = mapped_column(BigInteger)
+    dead_letter_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     actor_id: Mapped[int] = mapped_column(BigInteger)
     source: Mapped[Source] = mapped_column(SOURCE_ENUM)
     action: Mapped[str] = mapped_column(Text)
     outcome: Mapped[str] = mapped_column(Text)
-    status_before: Mapped[DeadLetterStatus] = mapped_column(DL_STATUS_ENUM)
-    status_after: Mapped[DeadLetterStatus] = mapped_column(DL_STATUS_ENUM)
+    # The target's status before and after: a dead letter's or a delivery's.
+    status_before: Mapped[str] = mapped_column(Text)
+    status_after: Mapped[str] = mapped_column(Text)
     note: Mapped[str | None] = mapped_column(Text, nullable=True)
     error_message: Mapped[str | None] = mapped_column(Text, nullable=True)
     correlation_id: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now)
     __table_args__ = (
+        CheckConstraint("target_kind IN ('dead_letter', 'delivery')", name="target_kind"),
         Index("ix_remediation_actions_entry", "guild_id", "dead_letter_id", "id"),
+        Index("ix_remediation_actions_target", "guild_id", "target_kind", "target_id",
+              text("id DESC")),
+        Index("ix_remediation_actions_actor", "guild_id", "actor_id", text("id DESC")),
+        Index("ix_remediation_actions_guild", "guild_id", text("id DESC")),
+    )
+
+
+class Installation(Base):
+    """One row: this database's random identity, part of every message nonce (migration
+    0003), so a new database whose ids start again never repeats a recent nonce."""
+
+    __tablename__ = "installation"
+    id: Mapped[int] = mapped_column(SmallInteger, primary_key=True, server_default=text("1"))
+    identity: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now)
+    __table_args__ = (
+        CheckConstraint("id = 1", name="single_row"),
+        CheckConstraint("identity ~ '^[0-9a-z]{6}$'", name="identity"),
     )
 
 
@@ -216,6 +248,11 @@ class OutboxRow(Base):
                                                           nullable=True)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     discord_message_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # Why the last attempt failed, as a cause staff can act on (domain/deliveries.py
+    # DeliveryCause), and Discord's error code.
+    cause: Mapped[str | None] = mapped_column(Text, nullable=True)
+    discord_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # (Not mapped: `horizon xid8`, set by the outbox_take_position trigger; migration 0003.)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now)
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True),
@@ -228,7 +265,8 @@ class OutboxRow(Base):
         Index("ix_outbox_batch", "batch_id", postgresql_where=text("status = 'delivering'")),
         Index("ix_outbox_delivered", "delivered_at",
               postgresql_where=text("status = 'delivered'")),
-        Index("ix_outbox_guild_status", "guild_id", "status"),
+        Index("ix_outbox_guild_status", "guild_id", "status", text("id DESC")),
+        Index("ix_outbox_guild_id", "guild_id", text("id DESC")),
     )
 
 
@@ -241,6 +279,9 @@ class OutboxAttempt(Base):
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     duration_ms: Mapped[int] = mapped_column(Integer)
     http_status: Mapped[int | None] = mapped_column(SmallInteger, nullable=True)
+    discord_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # The delivery status this attempt ended in.
+    outcome: Mapped[str | None] = mapped_column(Text, nullable=True)
     retryable: Mapped[bool]
     error_summary: Mapped[str | None] = mapped_column(Text, nullable=True)
     worker: Mapped[str] = mapped_column(Text)
@@ -255,3 +296,4 @@ remediation_actions = RemediationAction.__table__
 guild_settings = GuildSettings.__table__
 outbox = OutboxRow.__table__
 outbox_attempts = OutboxAttempt.__table__
+installation = Installation.__table__

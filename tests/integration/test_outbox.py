@@ -311,9 +311,9 @@ async def test_retention_purges_closed_entries_but_keeps_the_audit(clean_db: Dat
                       now() - interval '40 days'
                FROM generate_series(1, 30) AS i"""), {"g": GUILD})
         await conn.execute(text(
-            "INSERT INTO remediation_actions (guild_id, dead_letter_id, actor_id, source, "
-            "action, outcome, status_before, status_after, correlation_id) "
-            "VALUES (:g, 2, 1, 'staff', 'resolve', 'resolved', 'open', 'resolved', 'c')"),
+            "INSERT INTO remediation_actions (guild_id, target_id, dead_letter_id, actor_id, "
+            "source, action, outcome, status_before, status_after, correlation_id) "
+            "VALUES (:g, 2, 2, 1, 'staff', 'resolve', 'resolved', 'open', 'resolved', 'c')"),
             {"g": GUILD})
     store, dead_letters = OutboxStore(clean_db), DeadLetterStore(clean_db)
     purged = await purge_expired(store, dead_letters, 30, batch=4)
