@@ -317,3 +317,13 @@ def role_action_for(from_state: State | None, to_state: State) -> str | None:
     if from_state == State.VERIFIED and to_state not in EXIT_STATES | {State.VERIFIED}:
         return "remove"
     return None
+
+
+def role_wanted(state: State | None) -> bool | None:
+    """Whether a member in `state` should hold the guild's verified role: True when
+    verified, False while in the guild otherwise, None when there is nothing to change (no
+    record, or gone from the guild). A role delivery retried later, and role-drift repair,
+    decide from this rather than from what the member was when the row was queued."""
+    if state is None or state in EXIT_STATES:
+        return None
+    return state == State.VERIFIED
