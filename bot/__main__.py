@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from types import FrameType
 from typing import Any, NoReturn, Protocol
 
-from bot import cli_dlq, cli_migrate
+from bot import cli_deliveries, cli_dlq, cli_migrate
 from bot.settings import SettingsError, load_settings
 from domain.redaction import RedactingFilter
 
@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _command_modules() -> list[CommandModule]:
-    modules: list[CommandModule] = [cli_migrate, cli_dlq]
+    modules: list[CommandModule] = [cli_migrate, cli_dlq, cli_deliveries]
     # Entrypoints that need the bot or the web stack are imported only when present.
     for name in ("bot.cli_run", "bot.cli_api"):
         try:

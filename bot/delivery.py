@@ -11,10 +11,15 @@ import aiohttp
 import discord
 
 from bot import formatting
+from domain.deliveries import DeliveryCause
 from domain.outbox import Claimed, DeliveryError, Receipt
 from domain.vocabulary import OutboxKind
 
+UNKNOWN_CHANNEL = 10003
 UNKNOWN_MEMBER = 10007
+UNKNOWN_ROLE = 10011
+MISSING_ACCESS = 50001
+MISSING_PERMISSIONS = 50013
 # A neutral grey bar for mirror embeds.
 MIRROR_COLOUR = discord.Colour.greyple()
 
@@ -35,12 +40,17 @@ class DiscordDeliverer:
             try:
                 post = formatting.mirror_post(rows)
             except formatting.UnreadableRecord as exc:
-                raise DeliveryError(f"unreadable mirror record: {exc}",
-                                    retryable=False) from exc
+                raise DeliveryError(f"unreadable mirror record: {exc}", retryable=False,
+                                    cause=DeliveryCause.UNREADABLE_RECORD) from exc
             if post.channel_id is None:
                 raise DeliveryError("mirror row without a channel", retryable=False,
-                                    whole_lane=True)
-            return await self.post_embeds(post.channel_id, post.descriptions, post.nonce)
+                                    whole_lane=True, cause=DeliveryCause.NO_LOG_CHANNEL)
+            try:
+                return await self.post_embeds(post.channel_id, post.descriptions, post.nonce)
+            except DeliveryError as exc:
+                if not exc.retryable:
+                    exc.cause = self.channel_cause(head.guild_id, post.channel_id, exc.code)
+                raise
         payload = head.payload
         return await self.sync_role(head.guild_id, int(payload["user_id"]),
                                     int(payload["role_id"]), str(payload["action"]))
@@ -74,10 +84,53 @@ class DiscordDeliverer:
         except discord.NotFound as exc:
             if exc.code == UNKNOWN_MEMBER:
                 return Receipt(404)  # the member left: nothing left to change
-            raise _delivery_error(exc) from exc
+            raise self._role_error(exc, guild_id, role_id) from exc
         except Exception as exc:
-            raise _delivery_error(exc) from exc
+            raise self._role_error(exc, guild_id, role_id) from exc
         return Receipt(204)
+
+    def _role_error(self, exc: BaseException, guild_id: int, role_id: int) -> DeliveryError:
+        error = _delivery_error(exc)
+        if not error.retryable:
+            error.cause = self.role_cause(guild_id, role_id, error.code)
+        return error
+
+    def role_cause(self, guild_id: int, role_id: int, code: int | None) -> DeliveryCause:
+        """Why Discord refused a role change, from its error code and what discord.py's
+        cache shows of the bot's permissions and role position."""
+        guild = self.client.get_guild(guild_id)
+        role = guild.get_role(role_id) if guild else None
+        if code == UNKNOWN_ROLE or (guild is not None and role is None):
+            return DeliveryCause.ROLE_DELETED
+        me = guild.me if guild else None
+        if code == MISSING_PERMISSIONS and me is not None and role is not None:
+            if not me.guild_permissions.manage_roles:
+                return DeliveryCause.MISSING_MANAGE_ROLES
+            if role >= me.top_role:
+                return DeliveryCause.ROLE_BELOW
+        return DeliveryCause.REFUSED
+
+    def channel_cause(self, guild_id: int, channel_id: int,
+                      code: int | None) -> DeliveryCause:
+        """Why Discord refused a log-channel message: its error code, and the bot's
+        permissions in the channel as discord.py's cache computes them."""
+        if code == UNKNOWN_CHANNEL:
+            return DeliveryCause.CHANNEL_DELETED
+        if code == MISSING_ACCESS:
+            return DeliveryCause.CHANNEL_HIDDEN
+        guild = self.client.get_guild(guild_id)
+        channel = guild.get_channel(channel_id) if guild else None
+        if guild is not None and channel is None:
+            return DeliveryCause.CHANNEL_DELETED
+        if code == MISSING_PERMISSIONS and guild is not None and channel is not None:
+            allowed = channel.permissions_for(guild.me)
+            if not allowed.view_channel:
+                return DeliveryCause.CHANNEL_HIDDEN
+            if not allowed.send_messages:
+                return DeliveryCause.MISSING_SEND_MESSAGES
+            if not allowed.embed_links:
+                return DeliveryCause.MISSING_EMBED_LINKS
+        return DeliveryCause.REFUSED
 
 
 def _delivery_error(exc: BaseException, *, whole_lane: bool = False) -> DeliveryError:
@@ -90,7 +143,7 @@ def _delivery_error(exc: BaseException, *, whole_lane: bool = False) -> Delivery
         # 403 missing access/permissions, 404 unknown channel/role: retrying cannot help.
         retryable = exc.status >= 500 or exc.status in (408, 429)
         return DeliveryError(detail, status=exc.status, retryable=retryable,
-                             whole_lane=whole_lane and not retryable)
+                             whole_lane=whole_lane and not retryable, code=exc.code or None)
     if isinstance(exc, aiohttp.ClientError | OSError | TimeoutError):
         return DeliveryError(f"{type(exc).__name__}: {exc}", retryable=True)
     return DeliveryError(f"{type(exc).__name__}: {exc}", retryable=True)

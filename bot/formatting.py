@@ -10,8 +10,9 @@ A mirror message carries its lines in embeds, not in its content: an embed descr
 holds 4,096 characters and a message 10 embeds of 6,000 characters in all, three times the
 2,000 characters of a message's content, so a burst of records needs a third of the
 messages under the channel's rate limit. Consecutive rows of a channel's lane go out as one
-message whose nonce is the batch's head row id: a resend after a crash is the same batch
-with the same nonce, which Discord de-duplicates.
+message whose nonce is the database's identity and the batch's head row id: a resend after a
+crash is the same batch with the same nonce, which Discord de-duplicates, and a new database
+(whose ids start again) never repeats a nonce of the old one.
 """
 
 from __future__ import annotations
@@ -94,10 +95,24 @@ def remediation_line(facts: Mapping[str, Any]) -> str:
     return line
 
 
+def delivery_retry_line(facts: Mapping[str, Any]) -> str:
+    ids = [f"D{int(i)}" for i in facts["delivery_ids"]]
+    more = int(facts["matched"]) - len(ids)
+    named = ", ".join(ids) + (f" and {more} more" if more > 0 else "")
+    parts = [f"{facts['requeued']} requeued"]
+    if facts.get("stale"):
+        parts.append(f"{facts['stale']} stale (no longer applies, skipped)")
+    if facts.get("waiting"):
+        parts.append(f"{facts['waiting']} waiting for a log channel")
+    return (f"🛠️ <@{facts['actor_id']}> retried failed deliveries {named or '(none)'}: "
+            + ", ".join(parts))
+
+
 RENDER: dict[str, Callable[[Mapping[str, Any]], str]] = {
     "transition": transition_line,
     "dead_letter": dead_letter_line,
     "remediation": remediation_line,
+    "delivery_retry": delivery_retry_line,
 }
 
 
@@ -214,10 +229,28 @@ def take(rows: Sequence[Claimed]) -> int:
     return max(pack_lines(texts), 1)
 
 
+# Discord takes a nonce of at most 25 characters: 6 (identity) + 1 + 13 (a bigint in base 36).
+NONCE_MAX_LENGTH = 25
+_BASE36 = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+def _base36(n: int) -> str:
+    digits = ""
+    while True:
+        n, d = divmod(n, 36)
+        digits = _BASE36[d] + digits
+        if n == 0:
+            return digits
+
+
 def nonce(rows: Sequence[Claimed]) -> str:
-    """The nonce of a batch's message: its head row id, which a resend of the same batch
-    (a retry, a takeover) carries again, so Discord returns the first message."""
-    return str(rows[0].id)
+    """The nonce of a batch's message: the database's identity and the batch's head row id,
+    which a resend of the same batch (a retry, a takeover) carries again, so Discord returns
+    the first message. Discord de-duplicates by author for a few minutes: with the identity,
+    a database reset or a second database behind the same bot cannot reuse a recent nonce.
+    (Rows built without an identity, in tests of the formatting, use the id alone.)"""
+    head = rows[0]
+    return f"{head.installation}.{_base36(head.id)}" if head.installation else str(head.id)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from bot.prometheus import PrometheusMetrics
 from bot.settings import Settings
 from domain.deadletters import DeadLetterRecorder
+from domain.deliveries import DeliveryService
 from domain.guilds import GuildSettingsService
 from domain.ingest.applier import BatchApplier
 from domain.metrics import Metrics
@@ -40,8 +41,9 @@ def build_services(settings: Settings, db: Database, *, metrics: Metrics | None 
     remediation = RemediationService(stores.dead_letters, staff_transitions,
                                      retention_days=settings.retention_days, metrics=counters,
                                      claim_seconds=settings.dead_letter_claim_seconds)
-    guilds = GuildSettingsService(stores.guilds, stores.outbox)
+    guilds = GuildSettingsService(stores.guilds, stores.outbox, stores.deliveries)
     member_sync = MemberSync(transitions)
     return Services(stores, counters, transitions, staff_transitions, remediation, guilds,
                     member_sync, BatchApplier(stores.members, transitions, member_sync,
-                                              counters))
+                                              counters),
+                    deliveries=DeliveryService(stores.deliveries))

@@ -54,7 +54,21 @@ async def require_staff(interaction: discord.Interaction[Any],
                  interaction.command.qualified_name if interaction.command else "?",
                  interaction.user.id, guild_id)
         raise NotStaff("this command is for staff (a staff role or Manage Server)")
+    # A broken log channel cannot say so itself: staff answers carry a notice instead.
+    interaction.extras[FAILED_DELIVERIES] = await guilds.failed_deliveries(guild_id)
     return config
+
+
+FAILED_DELIVERIES = "lifeline_failed_deliveries"
+
+
+def delivery_notice(interaction: discord.Interaction[Any]) -> str | None:
+    """The one-line notice of the guild's failed deliveries, once per interaction."""
+    failed = interaction.extras.pop(FAILED_DELIVERIES, 0)
+    if not failed:
+        return None
+    return (f"⚠️ {failed} role change(s) or log line(s) could not be delivered: "
+            "`/dlq deliveries` shows why and retries them")
 
 
 async def acknowledge(interaction: discord.Interaction[Any]) -> bool:
@@ -72,6 +86,9 @@ async def answer(interaction: discord.Interaction[Any], content: str | None = No
                  embed: discord.Embed | None = None, view: discord.ui.View | None = None
                  ) -> None:
     """An ephemeral answer, whether or not the interaction was already answered."""
+    notice = delivery_notice(interaction)
+    if notice is not None:
+        content = f"{content}\n{notice}" if content else notice
     kwargs: dict[str, Any] = {"ephemeral": True,
                               "allowed_mentions": discord.AllowedMentions.none()}
     if embed is not None:

@@ -8,10 +8,8 @@ from typing import Any
 
 import discord
 from discord import app_commands
-from discord.ext import commands
 
 from cogs.common import (
-    GUILD_ONLY,
     acknowledge,
     answer,
     guild_id_of,
@@ -19,6 +17,7 @@ from cogs.common import (
     on_command_error,
     require_staff,
 )
+from cogs.dlq_deliveries import DeliveryCommands
 from cogs.dlq_views import (
     PAGE_SIZE,
     ConfirmView,
@@ -30,6 +29,7 @@ from cogs.dlq_views import (
     stale_text,
     stats_embed,
 )
+from cogs.groups import DLQ
 from domain.commands import MAX_SNOWFLAKE
 from domain.entries import Page, RetryOutcome
 from domain.errors import InvalidInput, StaleEntry
@@ -84,14 +84,13 @@ def _retried(entry_id: int, outcome: RetryOutcome) -> str:
             f"(attempt {outcome.entry.remediation_count})")
 
 
-class DeadLetterCog(commands.Cog):
-    dlq = app_commands.Group(name="dlq", description="Staff: failed lifecycle writes",
-                             guild_only=True, allowed_contexts=GUILD_ONLY,
-                             default_permissions=discord.Permissions(manage_guild=True))
+class DeadLetterCog(DeliveryCommands):
+    dlq = DLQ  # failed deliveries' commands come from DeliveryCommands
 
     def __init__(self, services: Services) -> None:
         self.remediation = services.remediation
         self.guilds = services.guilds
+        self.deliveries = services.deliveries
 
     async def interaction_check(self, interaction: Interaction) -> bool:
         return await acknowledge(interaction)

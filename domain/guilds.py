@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from domain.commands import check_snowflake
 from domain.errors import GuildNotSetUp, InvalidInput
+from domain.persistence.deliveries import DeliveryStore
 from domain.persistence.guilds import GuildStore
 from domain.persistence.outbox import OutboxStore
 from domain.records import DeliveryHealth, GuildConfig
@@ -13,9 +14,11 @@ MAX_STAFF_ROLES = 25
 
 
 class GuildSettingsService:
-    def __init__(self, store: GuildStore, outbox: OutboxStore) -> None:
+    def __init__(self, store: GuildStore, outbox: OutboxStore,
+                 deliveries: DeliveryStore | None = None) -> None:
         self.store = store
         self.outbox = outbox
+        self.deliveries = deliveries
 
     async def get(self, guild_id: int) -> GuildConfig | None:
         return await self.store.get(guild_id)
@@ -53,6 +56,13 @@ class GuildSettingsService:
         return config
 
     async def delivery_problems(self, guild_id: int) -> DeliveryHealth:
-        """Outbox health of one guild, for `/lifeline status`: failures since the last
-        `/lifeline setup` (which is how staff fix a deleted channel or a lost permission)."""
+        """Outbox health of one guild, for `/lifeline status`: deliveries still waiting, and
+        those that failed and wait for staff (`/dlq deliveries`), with the newest error."""
         return await self.outbox.delivery_problems(guild_id)
+
+    async def failed_deliveries(self, guild_id: int) -> int:
+        """How many of the guild's deliveries failed and wait for staff: the notice on
+        staff answers (a broken log channel cannot report itself)."""
+        if self.deliveries is None:
+            return 0
+        return await self.deliveries.failed_count(guild_id)

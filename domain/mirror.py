@@ -16,6 +16,7 @@ from domain.vocabulary import MirrorLevel
 # Which mirror levels include which kind of record.
 LEVELS_FOR: dict[str, tuple[MirrorLevel, ...]] = {
     "remediation": (MirrorLevel.REMEDIATION, MirrorLevel.DEAD_LETTERS, MirrorLevel.ALL),
+    "delivery_retry": (MirrorLevel.REMEDIATION, MirrorLevel.DEAD_LETTERS, MirrorLevel.ALL),
     "dead_letter": (MirrorLevel.DEAD_LETTERS, MirrorLevel.ALL),
     "transition": (MirrorLevel.ALL,),
 }
@@ -53,3 +54,15 @@ def remediation_facts(action: str, actor_id: int, entry: dict[str, Any], outcome
             "operation": entry["operation"], "from_state": entry["from_state"],
             "to_state": entry["to_state"], "outcome": outcome,
             "error": error[:200] if error else None, "note": note}
+
+
+# A delivery retry's line names at most this many deliveries (then "+N more").
+DELIVERY_IDS_SHOWN = 10
+
+
+def delivery_retry_facts(actor_id: int, ids: list[int], matched: int, requeued: int,
+                         stale: int, waiting: int) -> dict[str, Any]:
+    """The facts of a staff retry of failed deliveries (one, or all of a guild's)."""
+    return {"record": "delivery_retry", "actor_id": actor_id,
+            "delivery_ids": ids[:DELIVERY_IDS_SHOWN], "matched": matched,
+            "requeued": requeued, "stale": stale, "waiting": waiting}

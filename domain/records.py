@@ -94,7 +94,8 @@ class DeliveryHealth:
 
 @dataclass(frozen=True)
 class Claimed:
-    """An outbox row claimed by a worker (`attempts` counts this attempt)."""
+    """An outbox row claimed by a worker (`attempts` counts this attempt; `installation` is
+    the identity of the database the row lives in, part of its message's nonce)."""
 
     id: int
     guild_id: int
@@ -103,6 +104,7 @@ class Claimed:
     lane: str
     payload: dict[str, Any]
     attempts: int
+    installation: str = ""
 
 
 @dataclass(frozen=True)
@@ -120,3 +122,73 @@ class Attempt:
     # The destination itself refused (a deleted channel, a lost permission): the lane's later
     # rows would fail the same way, so they are dead-lettered too instead of blocking it.
     close_lane: bool = False
+    cause: str | None = None  # why it failed, as staff can act on it (DeliveryCause)
+    discord_code: int | None = None  # Discord's JSON error code
+
+
+# ---- deliveries staff can see and retry (domain/deliveries.py) ----------------------------
+
+@dataclass(frozen=True)
+class DeliveryAttempt:
+    attempt: int
+    started_at: datetime
+    duration_ms: int
+    outcome: str | None  # the status this attempt ended in
+    retryable: bool
+    http_status: int | None
+    discord_code: int | None
+    error: str | None  # redacted
+    worker: str
+
+
+@dataclass(frozen=True)
+class Delivery:
+    id: int
+    guild_id: int
+    kind: OutboxKind
+    status: DeliveryStatus
+    channel_id: int | None
+    # Role changes: the member, the role and add/remove; mirror lines: the record's kind.
+    user_id: int | None
+    role_id: int | None
+    action: str | None
+    record: str | None
+    attempts: int
+    cause: str | None
+    discord_code: int | None
+    last_error: str | None
+    created_at: datetime
+    updated_at: datetime
+    delivered_at: datetime | None
+
+
+@dataclass(frozen=True)
+class DeliveryPage:
+    items: list[Delivery]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class DeliverySummary:
+    """A guild's failed deliveries at a glance: how many, and the newest one's cause."""
+
+    failed: int
+    pending: int
+    newest_cause: str | None
+    newest_channel_id: int | None
+    newest_error: str | None
+
+
+@dataclass(frozen=True)
+class RetryResult:
+    """What a retry did: `matched` failed deliveries, `requeued` to be delivered again,
+    `stale` role changes that no longer apply (skipped), `waiting` log lines kept failed
+    because the guild has no log channel, `more` when another call has rows left."""
+
+    matched: int
+    requeued: int
+    stale: int
+    waiting: int
+    more: bool
+    requeued_ids: list[int]
+    stale_ids: list[int]

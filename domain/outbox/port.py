@@ -16,12 +16,16 @@ class DeliveryError(Exception):
     permission), so the lane's later rows are dead-lettered too rather than tried in vain."""
 
     def __init__(self, message: str, *, status: int | None = None, retryable: bool = True,
-                 retry_after: float | None = None, whole_lane: bool = False) -> None:
+                 retry_after: float | None = None, whole_lane: bool = False,
+                 cause: str | None = None, code: int | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.retryable = retryable
         self.retry_after = retry_after
         self.whole_lane = whole_lane
+        # Why, as staff can act on it (a DeliveryCause value), and Discord's error code.
+        self.cause = cause
+        self.code = code
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,8 @@ from domain.vocabulary import DeliveryStatus
 
 log = logging.getLogger(__name__)
 
+# The cause of a delivery whose retryable errors outlasted its attempts (DeliveryCause).
+DISCORD_UNAVAILABLE: Final = "discord_unavailable"
 # What `deliver` answers when the claim expired and another worker took the rows over.
 TAKEN_OVER: Final = "taken_over"
 Outcome = DeliveryStatus | Literal["taken_over"]
@@ -129,7 +131,8 @@ class OutboxWorker:
             retryable=bool(error and error.retryable),
             retry_in=self._backoff(attempts, error.retry_after if error else None),
             close_lane=bool(outcome is DeliveryStatus.DEAD_LETTERED and error
-                            and error.whole_lane))
+                            and error.whole_lane),
+            cause=self._cause(outcome, error), discord_code=error.code if error else None)
         ids = [r.id for r in batch]
         if not await self.store.record(batch, self.worker_id, attempt):
             # Our claim expired and another worker took the rows over; it will record.
@@ -141,6 +144,16 @@ class OutboxWorker:
             log.warning("outbox %s %s: %s", batch[0].kind.value, ids, outcome.value + (
                 f" ({summary})" if summary else ""))
         return outcome
+
+    @staticmethod
+    def _cause(outcome: DeliveryStatus, error: DeliveryError | None) -> str | None:
+        """The cause kept with a delivery that failed: the edge's, or, when attempts ran
+        out on errors it could not name, that Discord kept failing."""
+        if error is None:
+            return None
+        if error.cause is None and outcome is DeliveryStatus.FAILED:
+            return DISCORD_UNAVAILABLE
+        return error.cause
 
     def _backoff(self, attempts: int, retry_after: float | None) -> float:
         exp = min(self.policy.backoff_max, self.policy.backoff_base * 2 ** max(attempts - 1, 0))

@@ -37,6 +37,7 @@ class Point(enum.StrEnum):
     DEAD_LETTERS_OUTCOME = "dead_letters.outcome"  # a remediation's outcome (can lose)
     OUTBOX_CLAIM = "outbox.claim"  # a worker's claim of due lanes
     OUTBOX_RECORD = "outbox.record"  # a delivery attempt's outcome
+    DELIVERIES_RETRY = "deliveries.retry"  # staff's retry of failed deliveries
     GUILDS_READ = "guilds.read"  # a guild's settings
 
 

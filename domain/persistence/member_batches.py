@@ -77,7 +77,8 @@ BATCH_WRITE = text(
       JOIN guild_settings gs ON gs.guild_id = led.guild_id
       WHERE i.mirror IS NOT NULL AND gs.log_channel_id IS NOT NULL
         AND gs.mirror_level = ANY(CAST(:mirror_levels AS mirror_level[]))
-      ORDER BY led.id
+      -- Lane by lane (each row takes its lane's lock; two batches take them in one order).
+      ORDER BY gs.log_channel_id, led.id
     ),
     rs AS (
       INSERT INTO outbox (guild_id, kind, channel_id, lane, payload)

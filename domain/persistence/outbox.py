@@ -27,6 +27,8 @@ from domain.vocabulary import DeliveryStatus, OutboxKind
 _CLAIMABLE = """(status IN ('pending', 'retry_scheduled') AND next_attempt_at <= now())
                  OR (status = 'delivering' AND locked_until < now())"""
 
+_INSTALLATION = "(SELECT identity FROM installation) AS installation"
+
 HEADS = text(f"""
     SELECT o.id, o.lane, o.kind::text AS kind, o.batch_id FROM outbox o
     WHERE ({_CLAIMABLE})
@@ -51,18 +53,20 @@ FOLLOWERS = text("""
     FOR UPDATE SKIP LOCKED
 """)
 
-ROWS = text("""
-    SELECT id, guild_id, kind::text AS kind, channel_id, lane, payload, attempts
+ROWS = text(f"""
+    SELECT id, guild_id, kind::text AS kind, channel_id, lane, payload, attempts,
+           {_INSTALLATION}
     FROM outbox WHERE id = ANY(:ids) ORDER BY id
-""")
+""")  # noqa: S608
 
-MARK = text("""
+MARK = text(f"""
     UPDATE outbox SET status = 'delivering', locked_by = :me,
            locked_until = now() + make_interval(secs => :lock), batch_id = :batch,
            attempts = attempts + 1, updated_at = now()
     WHERE id = ANY(:ids)
-    RETURNING id, guild_id, kind::text AS kind, channel_id, lane, payload, attempts
-""")
+    RETURNING id, guild_id, kind::text AS kind, channel_id, lane, payload, attempts,
+              {_INSTALLATION}
+""")  # noqa: S608
 
 # Only rows still under this worker's claim: after a takeover the other worker records.
 RECORD = text("""
@@ -70,6 +74,7 @@ RECORD = text("""
            locked_by = NULL, locked_until = NULL, updated_at = now(),
            delivered_at = CASE WHEN :ok THEN now() ELSE NULL END,
            discord_message_id = :message_id, last_error = :error,
+           cause = :cause, discord_code = :code,
            next_attempt_at = now() + make_interval(secs => :delay)
     WHERE id = ANY(:ids) AND status = 'delivering' AND locked_by = :me
     RETURNING id
@@ -77,30 +82,29 @@ RECORD = text("""
 
 RECORD_ATTEMPTS = text("""
     INSERT INTO outbox_attempts (outbox_id, attempt, started_at, duration_ms, http_status,
-                                 retryable, error_summary, worker)
+                                 discord_code, outcome, retryable, error_summary, worker)
     SELECT unnest(CAST(:ids AS bigint[])), :attempt, :started, :duration, :http_status,
-           :retryable, :error, :me
+           :code, :outcome, :retryable, :error, :me
 """)
 
 CLOSE_LANE = text("""
-    UPDATE outbox SET status = 'dead_lettered', last_error = :error, updated_at = now()
+    UPDATE outbox SET status = 'dead_lettered', last_error = :error, cause = :cause,
+           discord_code = :code, updated_at = now()
     WHERE lane = :lane AND id > :last AND status IN ('pending', 'retry_scheduled')
 """)
 
-# Failures since the guild's last `/lifeline setup` (which is how staff fix a deleted channel
-# or a lost permission), and what is still waiting.
+# What is still waiting, and what failed and waits for staff (`/dlq deliveries`, until they
+# retry it), with the newest failure's error.
 DELIVERY_PROBLEMS = text("""
     SELECT count(*) FILTER (WHERE o.status IN ('pending', 'retry_scheduled',
                                                'delivering')) AS pending,
-           count(*) FILTER (WHERE o.status IN ('dead_lettered', 'failed')
-                            AND o.updated_at > gs.updated_at) AS dead,
+           count(*) FILTER (WHERE o.status IN ('dead_lettered', 'failed')) AS dead,
            (SELECT last_error FROM outbox o2 WHERE o2.guild_id = :g
               AND o2.status IN ('dead_lettered', 'failed')
-              AND o2.updated_at > gs.updated_at
               ORDER BY o2.id DESC LIMIT 1) AS last_error
     FROM guild_settings gs LEFT JOIN outbox o ON o.guild_id = gs.guild_id
     WHERE gs.guild_id = :g
-    GROUP BY gs.updated_at
+    GROUP BY gs.guild_id
 """)
 
 # Retention: delivered rows past it go (their outbox_attempts with them, by cascade).
@@ -114,7 +118,7 @@ PURGE_DELIVERED = text("""
 
 def _claimed(row: Any) -> Claimed:
     return Claimed(row.id, row.guild_id, OutboxKind(row.kind), row.channel_id, row.lane,
-                   row.payload, row.attempts)
+                   row.payload, row.attempts, row.installation)
 
 
 class OutboxStore:
@@ -174,16 +178,19 @@ class OutboxStore:
                 "status": attempt.outcome.value,
                 "ok": attempt.outcome is DeliveryStatus.DELIVERED,
                 "message_id": attempt.message_id, "error": attempt.error,
+                "cause": attempt.cause, "code": attempt.discord_code,
                 "delay": attempt.retry_in, "ids": ids, "me": worker_id})).all()
             if len(updated) != len(ids):
                 return False
             await conn.execute(RECORD_ATTEMPTS, {
                 "ids": ids, "attempt": batch[0].attempts, "started": attempt.started_at,
                 "duration": attempt.duration_ms, "http_status": attempt.http_status,
+                "code": attempt.discord_code, "outcome": attempt.outcome.value,
                 "retryable": attempt.retryable, "error": attempt.error, "me": worker_id})
             if attempt.close_lane:
                 await conn.execute(CLOSE_LANE, {"lane": batch[0].lane, "last": ids[-1],
-                                                "error": attempt.error})
+                                                "error": attempt.error, "cause": attempt.cause,
+                                                "code": attempt.discord_code})
         return True
 
     # ---- retention ------------------------------------------------------------------------
@@ -210,8 +217,8 @@ class OutboxStore:
             await conn.execute(ENQUEUE_MIRROR, params)
 
     async def delivery_problems(self, guild_id: int) -> DeliveryHealth:
-        """The guild's deliveries still waiting, and those that failed since its settings
-        were last saved (with the newest error), for `/lifeline status`."""
+        """The guild's deliveries still waiting, and those that failed and wait for staff
+        (with the newest error), for `/lifeline status`."""
         async with self.db.autocommit() as conn:
             row = (await conn.execute(DELIVERY_PROBLEMS, {"g": guild_id})).first()
         if row is None:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from domain.persistence.database import Database
 from domain.persistence.dead_letters import DeadLetterStore
+from domain.persistence.deliveries import DeliveryStore
 from domain.persistence.faults import Faults
 from domain.persistence.guilds import GuildStore
 from domain.persistence.members import MemberStore
@@ -22,6 +23,7 @@ class Stores:
     # The same tables on the write path's pool: where failed transitions are recorded.
     dead_letter_writes: DeadLetterStore
     outbox: OutboxStore  # side effects to deliver, and their attempts
+    deliveries: DeliveryStore  # the outbox as staff see it: failed deliveries, their retry
     guilds: GuildStore  # guild settings
     ops: OpsStore  # what probes, metrics and operators read
     faults: Faults | None = None  # the test seam; None in production
@@ -42,5 +44,6 @@ def open_stores(db: Database, *, interactive: Database | None = None,
                   dead_letters=dead_letters,
                   dead_letter_writes=dead_letters if staff is db
                   else DeadLetterStore(db, faults),
-                  outbox=OutboxStore(db, faults), guilds=GuildStore(staff, faults),
+                  outbox=OutboxStore(db, faults), deliveries=DeliveryStore(staff, faults),
+                  guilds=GuildStore(staff, faults),
                   ops=OpsStore(staff, faults), faults=faults)

@@ -252,7 +252,8 @@ class OutboxRow(Base):
     # DeliveryCause), and Discord's error code.
     cause: Mapped[str | None] = mapped_column(Text, nullable=True)
     discord_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    # (Not mapped: `horizon xid8`, set by the outbox_take_position trigger; migration 0003.)
+    # A mirror row takes its id under its lane's lock, held to commit (the
+    # outbox_take_position trigger, migration 0003): a lane's ids are in commit order.
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now)
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True),

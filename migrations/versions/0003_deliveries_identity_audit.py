@@ -1,4 +1,5 @@
-"""remediable deliveries, installation identity, audit targets, stack traces
+"""remediable deliveries, installation identity, lines in commit order, audit targets,
+stack traces
 
 Revision ID: 0003
 Revises: 0002
@@ -7,10 +8,10 @@ Create Date: 2026-12-02 05:00:00.000000
 - `installation`: one row, this database's random identity. Message nonces combine it with
   the outbox row id, so a new database (whose ids start again) never repeats a nonce that
   Discord still de-duplicates.
-- `outbox.horizon`: the next transaction id to be assigned when the row took its id (set by
-  a BEFORE INSERT trigger, after the writer's own transaction id exists). A worker delivers
-  a row only once every transaction older than that has ended, so no row with a smaller id
-  can still commit after it: lines go out in commit order.
+- Commit order of log-channel lines: a BEFORE INSERT trigger takes the row's lane lock (a
+  transaction-scoped advisory lock) before the row takes its id, so the transactions that
+  write one channel's lane take their ids in the order they commit, and a worker, which
+  delivers a lane in id order, never posts a line before one committed earlier.
 - `outbox.cause` / `discord_code` and `outbox_attempts.discord_code` / `outcome`: why a
   delivery failed, in a form staff can act on; `delivery_status` learns `skipped` (a role
   delivery retried after the member's state moved on).
@@ -33,17 +34,20 @@ depends_on: str | Sequence[str] | None = None
 
 IDENTITY_ALPHABET = string.digits + string.ascii_lowercase
 
-# The id is taken here, not by the column default: after the transaction has its own id, so
-# a writer holding an outbox id is always a transaction a later snapshot sees as running.
-# Each statement of a VOLATILE function reads a fresh snapshot (read committed), so the
-# horizon is read after the id was taken.
-HORIZON_FUNCTION = """
+# Advisory lock key space (the two-int form, apart from the migrations' one-bigint lock):
+# class 7301 = an outbox lane. The id is taken here (the column has no default any more),
+# after the lock, which is held until commit: the next writer of the lane takes a larger id
+# only after this one committed. Role lanes are ordered by the member row lock their
+# writers hold already, so only mirror rows take it.
+LANE_LOCK_CLASS = 7301
+POSITION_FUNCTION = f"""
 CREATE FUNCTION outbox_take_position() RETURNS trigger
 LANGUAGE plpgsql VOLATILE AS $fn$
 BEGIN
-  PERFORM pg_current_xact_id();
+  IF NEW.kind = 'mirror' THEN
+    PERFORM pg_advisory_xact_lock({LANE_LOCK_CLASS}, hashtext(NEW.lane));
+  END IF;
   NEW.id := nextval(pg_get_serial_sequence('outbox', 'id'));
-  NEW.horizon := pg_snapshot_xmax(pg_current_snapshot());
   RETURN NEW;
 END
 $fn$
@@ -68,12 +72,12 @@ def upgrade() -> None:
                .bindparams(identity=new_identity()))
 
     op.execute("ALTER TYPE delivery_status ADD VALUE IF NOT EXISTS 'skipped'")
-    op.execute("ALTER TABLE outbox ADD COLUMN horizon xid8")
     op.add_column('outbox', sa.Column('cause', sa.Text(), nullable=True))
     op.add_column('outbox', sa.Column('discord_code', sa.Integer(), nullable=True))
-    op.execute(HORIZON_FUNCTION)
-    op.execute("CREATE TRIGGER outbox_take_position BEFORE INSERT ON outbox "
-               "FOR EACH ROW EXECUTE FUNCTION outbox_take_position()")
+    op.execute(POSITION_FUNCTION)
+    op.execute("CREATE TRIGGER outbox_take_position BEFORE INSERT ON outbox FOR EACH ROW "
+               "EXECUTE FUNCTION outbox_take_position()")
+    op.execute("ALTER TABLE outbox ALTER COLUMN id DROP DEFAULT")
     op.drop_index('ix_outbox_guild_status', table_name='outbox')
     op.execute("CREATE INDEX ix_outbox_guild_status ON outbox (guild_id, status, id DESC)")
     op.execute("CREATE INDEX ix_outbox_guild_id ON outbox (guild_id, id DESC)")
@@ -124,10 +128,11 @@ def downgrade() -> None:
     op.drop_index('ix_outbox_guild_status', table_name='outbox')
     op.create_index('ix_outbox_guild_status', 'outbox', ['guild_id', 'status'], unique=False)
     op.execute("DROP TRIGGER outbox_take_position ON outbox")
+    op.execute("ALTER TABLE outbox ALTER COLUMN id SET DEFAULT "
+               "nextval(pg_get_serial_sequence('outbox', 'id'))")
     op.execute("DROP FUNCTION outbox_take_position()")
     op.drop_column('outbox', 'discord_code')
     op.drop_column('outbox', 'cause')
-    op.drop_column('outbox', 'horizon')
     op.execute("DELETE FROM outbox WHERE status = 'skipped'")
     # An enum value cannot be dropped; `skipped` stays, unused.
     op.drop_table('installation')

@@ -261,7 +261,10 @@ async def test_openapi_is_public_and_complete(anonymous: httpx.AsyncClient) -> N
         ("GET", g + d), ("GET", g + d + "/stats"), ("POST", g + d + "/retry-group"),
         ("GET", g + d + "/{entry_id}"), ("POST", g + d + "/{entry_id}/retry"),
         ("POST", g + d + "/{entry_id}/resolve"), ("POST", g + d + "/{entry_id}/dismiss"),
-        ("POST", g + d + "/{entry_id}/reopen"), ("GET", "/healthz"), ("GET", "/metrics")}
+        ("POST", g + d + "/{entry_id}/reopen"), ("GET", "/healthz"), ("GET", "/metrics"),
+        ("GET", g + "/deliveries"), ("GET", g + "/deliveries/{delivery_id}"),
+        ("POST", g + "/deliveries/{delivery_id}/retry"),
+        ("POST", g + "/deliveries/retry-failed")}
     assert spec["components"]["securitySchemes"] == {"HTTPBearer": {
         "type": "http", "scheme": "bearer", "description": "Authorization: Bearer <API_TOKEN>"}}
     assert "HTTPValidationError" not in spec["components"]["schemas"]

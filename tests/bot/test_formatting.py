@@ -172,6 +172,12 @@ async def test_the_deliverer_refuses_an_unreadable_row_without_closing_the_lane(
 def test_a_batch_goes_out_with_its_head_row_id_as_nonce() -> None:
     rows = _lines(["a", "b", "c"])[1:]
     assert mirror_post(rows).nonce == "2" and mirror_post(rows).channel_id == 10
+    # With the database's identity: at most 25 characters, even for the largest id.
+    for row_id, expected in ((2, "k3x9q0.2"), (36, "k3x9q0.10"),
+                             (2**63 - 1, "k3x9q0.1y2p0ij32e8e7")):
+        head = Claimed(row_id, 1, OutboxKind.MIRROR, 10, "channel:10", {}, 0, "k3x9q0")
+        assert formatting.nonce([head]) == expected
+        assert len(expected) <= formatting.NONCE_MAX_LENGTH
     assert formatting.max_batch(OutboxKind.MIRROR) == MAX_BATCH_ROWS
     role = Claimed(9, 1, OutboxKind.ROLE_SYNC, None, "member:1:2",
                    {"user_id": 2, "role_id": 3, "action": "add"}, 0)

@@ -273,7 +273,7 @@ async def test_retryable_failures_back_off_then_fail_after_max_attempts(
     assert await count(clean_db, "outbox_attempts") == 2
 
 
-async def test_delivery_problems_report_failures_since_the_last_setup(
+async def test_delivery_problems_report_failures_until_staff_retry_them(
         clean_db: Database) -> None:
     store = OutboxStore(clean_db)
     assert (await store.delivery_problems(GUILD)).pending == 0  # not set up: nothing
@@ -293,10 +293,10 @@ async def test_delivery_problems_report_failures_since_the_last_setup(
     health = await store.delivery_problems(GUILD)
     assert (health.pending, health.dead_lettered) == (1, 2)
     assert health.last_error == "404 Not Found (code 10003): Unknown Channel"
-    async with clean_db.transaction() as conn:  # /lifeline setup again
+    async with clean_db.transaction() as conn:  # /lifeline setup again: still failed
         await conn.execute(text("UPDATE guild_settings SET updated_at = now() "
                                 "WHERE guild_id = :g"), {"g": GUILD})
-    assert await store.delivery_problems(GUILD) == type(health)(1, 0, None)
+    assert await store.delivery_problems(GUILD) == health
 
 
 async def test_retention_purges_closed_entries_but_keeps_the_audit(clean_db: Database) -> None:

@@ -1,0 +1,162 @@
+"""`python -m bot deliveries ...`: failed side effects (role changes, log-channel lines) from
+the ops CLI: list them, see one's cause and attempts, retry one or all of a guild's."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from typing import Any
+
+from bot.cli_dlq import _jsonable, age, snowflake, table
+from bot.container import Container, open_container
+from bot.ids import discord_ids_as_strings
+from bot.settings import Settings
+from domain.deliveries import (
+    FAILED_STATUSES,
+    MAX_PAGE,
+    delivery_ref,
+    describe,
+    parse_delivery_id,
+)
+from domain.errors import DatabaseUnavailable, DomainError, InvalidInput
+from domain.lifecycle import Source
+from domain.persistence.database import is_unavailable
+from domain.records import Delivery, DeliveryPage, RetryResult
+from domain.vocabulary import DeliveryStatus, OutboxKind
+
+COLUMNS = ("id", "kind", "status", "what", "cause", "attempts", "age")
+
+
+def delivery_id(value: str) -> int:
+    try:
+        return parse_delivery_id(value)
+    except InvalidInput as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def page_size(value: str) -> int:
+    if not value.isdigit() or not 1 <= int(value) <= MAX_PAGE:
+        raise argparse.ArgumentTypeError(f"limit must be between 1 and {MAX_PAGE}")
+    return int(value)
+
+
+def register(sub: Any) -> None:
+    top = sub.add_parser("deliveries", help="failed role changes and log-channel lines: list, "
+                                            "inspect, retry")
+    cmds = top.add_subparsers(dest="deliveries_command", required=True,
+                              parser_class=type(top))
+
+    def add(name: str, help_: str, actor: bool = False) -> argparse.ArgumentParser:
+        p: argparse.ArgumentParser = cmds.add_parser(name, help=help_)
+        p.add_argument("--guild", type=snowflake, required=True, help="guild id")
+        p.add_argument("--json", action="store_true", help="print JSON")
+        if actor:
+            p.add_argument("--actor", type=snowflake, required=True,
+                           help="Discord id of the person acting (audited)")
+        p.set_defaults(handler=run, quiet_logs=True)
+        return p
+
+    p = add("list", "failed deliveries (failed and dead_lettered), newest first")
+    p.add_argument("--status", choices=[s.value for s in DeliveryStatus],
+                   help="one status instead of the failed ones")
+    p.add_argument("--kind", choices=[k.value for k in OutboxKind])
+    p.add_argument("--limit", type=page_size, default=20)
+    p.add_argument("--cursor", help="next_cursor of the previous page")
+    add("show", "one delivery: its cause and every attempt").add_argument(
+        "id", type=delivery_id, help="D42 or 42")
+    add("retry", "retry one failed delivery (exit 3 if it no longer applies)",
+        actor=True).add_argument("id", type=delivery_id, help="D42 or 42")
+    add("retry-failed", "retry every failed delivery of the guild, oldest first",
+        actor=True).add_argument("--kind", choices=[k.value for k in OutboxKind])
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        result = asyncio.run(_with_container(settings, args))
+    except DatabaseUnavailable as exc:
+        print(f"lifeline: the database is unavailable ({exc}); nothing was done",
+              file=sys.stderr)
+        return 4
+    except DomainError as exc:
+        print(f"lifeline: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        if is_unavailable(exc):
+            print(f"lifeline: the database is unavailable ({type(exc).__name__}); nothing "
+                  "was done", file=sys.stderr)
+            return 4
+        print(f"lifeline: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(discord_ids_as_strings(_jsonable(result)), indent=2, default=str))
+    else:
+        print(_render(args.deliveries_command, result))
+    # 3: the one delivery asked for no longer applies (skipped, as stale).
+    if args.deliveries_command == "retry" and result.stale:
+        return 3
+    return 0
+
+
+async def _with_container(settings: Settings, args: argparse.Namespace) -> Any:
+    async with open_container(settings, application_name="lifeline-cli") as container:
+        return await _act(container, args)
+
+
+async def _act(c: Container, a: argparse.Namespace) -> Any:
+    command = a.deliveries_command
+    if command == "list":
+        statuses = [DeliveryStatus(a.status)] if a.status else FAILED_STATUSES
+        return await c.deliveries.page(a.guild, statuses=statuses,
+                                       kind=OutboxKind(a.kind) if a.kind else None,
+                                       cursor=a.cursor, limit=a.limit)
+    if command == "show":
+        delivery, attempts = await c.deliveries.show(a.guild, a.id)
+        return {"delivery": delivery, "cause_text": describe(delivery.cause),
+                "attempts": attempts}
+    if command == "retry":
+        return await c.deliveries.retry(a.guild, a.id, a.actor, Source.CLI)
+    return await c.deliveries.retry_failed(a.guild, a.actor, Source.CLI,
+                                           kind=OutboxKind(a.kind) if a.kind else None)
+
+
+def what(d: Delivery) -> str:
+    if d.kind is OutboxKind.ROLE_SYNC:
+        return f"{d.action} role {d.role_id} for {d.user_id}"
+    return f"{d.record} line to {d.channel_id}"
+
+
+def _render(command: str, result: Any) -> str:
+    if isinstance(result, DeliveryPage):
+        if not result.items:
+            return "no deliveries match"
+        rows = [{"id": delivery_ref(d.id), "kind": d.kind.value, "status": d.status.value,
+                 "what": what(d), "cause": d.cause, "attempts": d.attempts,
+                 "age": age(d.created_at)} for d in result.items]
+        out = table(rows, COLUMNS)
+        if result.next_cursor:
+            out += f"\nnext page: --cursor {result.next_cursor}"
+        return out
+    if command == "show":
+        d: Delivery = result["delivery"]
+        lines = [f"{delivery_ref(d.id)} {d.kind.value} {d.status.value}: {what(d)}",
+                 f"cause: {result['cause_text']}"]
+        if d.last_error:
+            lines.append(f"last error: {d.last_error}")
+        lines.append("attempts:" if result["attempts"] else "attempts: (none)")
+        lines += [f"  {a.started_at:%Y-%m-%d %H:%M:%S} #{a.attempt} {a.outcome or '?'} "
+                  f"{'retryable' if a.retryable else 'final'} http {a.http_status or '-'} "
+                  f"code {a.discord_code or '-'} {a.duration_ms} ms"
+                  + (f": {a.error}" if a.error else "") for a in result["attempts"]]
+        return "\n".join(lines)
+    r: RetryResult = result
+    out = f"{r.matched} failed deliveries taken: {r.requeued} requeued"
+    if r.stale:
+        out += (f", {r.stale} stale (the member's state no longer calls for them; skipped): "
+                + ", ".join(delivery_ref(i) for i in r.stale_ids[:20]))
+    if r.waiting:
+        out += f", {r.waiting} log lines waiting for a log channel (/lifeline setup)"
+    if r.more:
+        out += "; more are left: run it again"
+    return out

@@ -1,0 +1,163 @@
+"""`/dlq deliveries`, `/dlq delivery`, `/dlq delivery-retry`, `/dlq deliveries-retry`: failed
+side effects (role changes, log-channel lines) from Discord, over DeliveryService.
+
+A mixin of DeadLetterCog (its `deliveries` and `guilds`), on the same `/dlq` group.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from cogs.common import answer, guild_id_of, is_staff, require_staff
+from cogs.groups import DLQ
+from domain.deliveries import (
+    FAILED_STATUSES,
+    DeliveryService,
+    delivery_ref,
+    describe,
+    parse_delivery_id,
+)
+from domain.guilds import GuildSettingsService
+from domain.lifecycle import Source
+from domain.records import Delivery, DeliveryAttempt, RetryResult
+from domain.vocabulary import OutboxKind
+
+Interaction = discord.Interaction[Any]
+KIND_CHOICES = [app_commands.Choice(name="role changes", value=OutboxKind.ROLE_SYNC.value),
+                app_commands.Choice(name="log-channel lines", value=OutboxKind.MIRROR.value)]
+LIST_SIZE = 15
+TIMELINE_SIZE = 10
+
+
+def _age(moment: datetime) -> str:
+    seconds = int((datetime.now(UTC) - moment).total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit} ago"
+    return f"{max(seconds, 0)}s ago"
+
+
+def what(d: Delivery) -> str:
+    if d.kind is OutboxKind.ROLE_SYNC:
+        verb = "grant" if d.action == "add" else "remove"
+        return f"{verb} <@&{d.role_id}> for <@{d.user_id}>"
+    return f"{d.record or 'log'} line for <#{d.channel_id}>"
+
+
+def cause_of(d: Delivery) -> str:
+    return describe(d.cause, channel=f"<#{d.channel_id}>" if d.channel_id else
+                    "the log channel")
+
+
+def delivery_line(d: Delivery) -> str:
+    return f"**{delivery_ref(d.id)}** {what(d)} · {d.status.value} · {cause_of(d)} · " \
+           f"{_age(d.updated_at)}"
+
+
+def delivery_embed(d: Delivery, attempts: list[DeliveryAttempt]) -> discord.Embed:
+    embed = discord.Embed(title=f"Delivery {delivery_ref(d.id)} · {d.status.value}",
+                          colour=discord.Colour.orange())
+    embed.description = f"{what(d)}\n**Cause:** {cause_of(d)}"
+    if d.last_error:
+        embed.description += f"\n**Error:** {discord.utils.escape_markdown(d.last_error)[:800]}"
+    shown = attempts[-TIMELINE_SIZE:]
+    timeline = "\n".join(
+        f"`#{a.attempt}` {discord.utils.format_dt(a.started_at, 'R')} {a.outcome or '?'} · "
+        f"{'retryable' if a.retryable else 'final'} · HTTP {a.http_status or '-'}"
+        + (f" code {a.discord_code}" if a.discord_code else "") + f" · {a.duration_ms} ms"
+        for a in shown)
+    embed.add_field(name=f"Attempts ({len(attempts)})", value=timeline[:1024] or "none",
+                    inline=False)
+    embed.set_footer(text=f"/dlq delivery-retry {delivery_ref(d.id)} once the cause is fixed")
+    return embed
+
+
+def retry_text(result: RetryResult, ref: str | None = None) -> str:
+    if ref is not None and result.stale:
+        return (f"⏭️ {ref} no longer applies (the member's state changed since): skipped, "
+                "nothing was changed in Discord")
+    if ref is not None and result.waiting:
+        return f"⏸️ {ref} waits: no log channel is set (`/lifeline setup`)"
+    if ref is not None:
+        return f"✅ {ref} queued again: it is delivered within seconds if the cause is fixed"
+    text = f"✅ {result.requeued} of {result.matched} failed deliveries queued again"
+    if result.stale:
+        text += f", {result.stale} no longer apply (skipped)"
+    if result.waiting:
+        text += f", {result.waiting} log lines wait for a log channel (`/lifeline setup`)"
+    if result.more:
+        text += "; more are left: run it again"
+    return text
+
+
+class DeliveryCommands(commands.Cog):
+    """Mixed into DeadLetterCog, which sets `deliveries` and `guilds`; never added alone."""
+
+    deliveries: DeliveryService
+    guilds: GuildSettingsService
+
+    async def delivery_autocomplete(self, interaction: Interaction,
+                                    current: str) -> list[app_commands.Choice[str]]:
+        if interaction.guild_id is None:
+            return []
+        config = await self.guilds.get(interaction.guild_id)
+        if config is None or not is_staff(interaction, config):
+            return []
+        typed = current.strip().lstrip("Dd")
+        page = await self.deliveries.page(interaction.guild_id, limit=25)
+        return [app_commands.Choice(name=f"{delivery_ref(d.id)} {what(d)}"[:100],
+                                    value=delivery_ref(d.id))
+                for d in page.items if str(d.id).startswith(typed)][:25]
+
+    @DLQ.command(name="deliveries",
+                 description="Role changes and log lines that could not be delivered")
+    @app_commands.choices(kind=KIND_CHOICES)
+    async def deliveries_list(self, interaction: Interaction,
+                              kind: app_commands.Choice[str] | None = None) -> None:
+        await require_staff(interaction, self.guilds)
+        guild_id = guild_id_of(interaction)
+        page = await self.deliveries.page(guild_id, statuses=FAILED_STATUSES,
+                                          kind=OutboxKind(kind.value) if kind else None,
+                                          limit=LIST_SIZE)
+        summary = await self.deliveries.summary(guild_id)
+        embed = discord.Embed(title="Failed deliveries", colour=discord.Colour.red())
+        embed.description = "\n".join(delivery_line(d) for d in page.items)[:4000] or \
+            "Nothing failed: every role change and log line was delivered."
+        embed.set_footer(text=f"{summary.failed} failed in total · fix the cause, then "
+                              "/dlq delivery-retry one or /dlq deliveries-retry all")
+        await answer(interaction, embed=embed)
+
+    @DLQ.command(name="delivery", description="One failed delivery: its cause and attempts")
+    @app_commands.autocomplete(delivery=delivery_autocomplete)
+    @app_commands.describe(delivery="its D number, like D42")
+    async def delivery_show(self, interaction: Interaction, delivery: str) -> None:
+        await require_staff(interaction, self.guilds)
+        found, attempts = await self.deliveries.show(guild_id_of(interaction),
+                                                     parse_delivery_id(delivery))
+        await answer(interaction, embed=delivery_embed(found, attempts))
+
+    @DLQ.command(name="delivery-retry", description="Retry one failed delivery")
+    @app_commands.autocomplete(delivery=delivery_autocomplete)
+    @app_commands.describe(delivery="its D number, like D42")
+    async def delivery_retry(self, interaction: Interaction, delivery: str) -> None:
+        await require_staff(interaction, self.guilds)
+        delivery_id = parse_delivery_id(delivery)
+        result = await self.deliveries.retry(guild_id_of(interaction), delivery_id,
+                                             interaction.user.id, Source.STAFF)
+        await answer(interaction, retry_text(result, delivery_ref(delivery_id)))
+
+    @DLQ.command(name="deliveries-retry",
+                 description="Retry every failed delivery of this server, oldest first")
+    @app_commands.choices(kind=KIND_CHOICES)
+    async def deliveries_retry(self, interaction: Interaction,
+                               kind: app_commands.Choice[str] | None = None) -> None:
+        await require_staff(interaction, self.guilds)
+        result = await self.deliveries.retry_failed(
+            guild_id_of(interaction), interaction.user.id, Source.STAFF,
+            kind=OutboxKind(kind.value) if kind else None)
+        await answer(interaction, retry_text(result))

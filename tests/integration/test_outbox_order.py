@@ -1,0 +1,88 @@
+"""Log-channel lines go out in the order their records were committed.
+
+Ids are taken before commit, and a worker delivers a lane in id order: if a transaction
+holding a smaller id could commit after one holding a larger id, the worker would already
+have posted the larger one (`python -m bench --only mirror` once counted one record out of
+order). A mirror row takes its id under its lane's lock, held until commit (migration 0003),
+so the next writer of the lane takes its id only after the earlier one committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from sqlalchemy import text
+
+from domain.metrics import CountingMetrics
+from domain.outbox import OutboxWorker, WorkerPolicy
+from domain.persistence.database import Database
+from domain.persistence.outbox import OutboxStore
+from tests.bot.world import eventually
+from tests.helpers import GUILD
+from tests.integration.test_outbox import RecordingDiscord
+
+INSERT = text("INSERT INTO outbox (guild_id, kind, channel_id, lane, payload) "
+              "VALUES (:g, 'mirror', :c, :lane, CAST(:p AS jsonb)) RETURNING id")
+
+
+def _worker(db: Database, discord: RecordingDiscord) -> OutboxWorker:
+    return OutboxWorker(OutboxStore(db), discord, CountingMetrics(), WorkerPolicy())
+
+
+async def _drain(worker: OutboxWorker) -> None:
+    while await worker.run_once():
+        pass
+
+
+def _row(line: str, channel: int = 501) -> dict[str, object]:
+    return {"g": GUILD, "c": channel, "lane": f"channel:{channel}",
+            "p": json.dumps({"line": line, "record": "remediation"})}
+
+
+async def _waiting_for_a_lane(db: Database) -> int:
+    async with db.autocommit() as conn:
+        return int((await conn.execute(text(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = 7301 "
+            "AND NOT granted"))).scalar_one())
+
+
+async def test_a_line_queued_while_an_earlier_one_is_uncommitted_goes_out_after_it(
+        clean_db: Database) -> None:
+    discord = RecordingDiscord()
+    worker = _worker(clean_db, discord)
+
+    async def second_writer() -> int:
+        async with clean_db.transaction() as conn:
+            return int((await conn.execute(INSERT, _row("queued second"))).scalar_one())
+
+    async with clean_db.transaction() as first:
+        early = (await first.execute(INSERT, _row("queued first"))).scalar_one()
+        second = asyncio.create_task(second_writer())
+        # The race: the second writer is there before the first one committed; it waits
+        # for the lane instead of committing a row the worker could post first.
+        await eventually(lambda: _waiting_for_a_lane(clean_db), what="the second writer")
+        assert not second.done()
+        assert await worker.run_once() == 0
+        # Another channel's lane is not held up.
+        async with clean_db.transaction() as other:
+            await other.execute(INSERT, _row("another channel", channel=502))
+        assert await worker.run_once() == 1
+    late = await second
+    assert late > early
+    await _drain(worker)
+    assert discord.lines(501) == ["queued first", "queued second"]
+    assert discord.lines(502) == ["another channel"]
+
+
+async def test_a_writer_that_rolls_back_releases_the_lane(clean_db: Database) -> None:
+    discord = RecordingDiscord()
+    worker = _worker(clean_db, discord)
+    async with clean_db.engine.connect() as conn:
+        tx = await conn.begin()
+        await conn.execute(INSERT, _row("never committed"))
+        await tx.rollback()
+    async with clean_db.transaction() as conn:
+        await conn.execute(INSERT, _row("committed"))
+    await _drain(worker)
+    assert discord.lines(501) == ["committed"]
