@@ -11,9 +11,8 @@ import aiohttp
 import discord
 
 from bot import formatting
-from domain.deliveries import DeliveryCause
 from domain.outbox import Claimed, DeliveryError, Receipt
-from domain.vocabulary import OutboxKind
+from domain.vocabulary import DeliveryCause, OutboxKind
 
 UNKNOWN_CHANNEL = 10003
 UNKNOWN_MEMBER = 10007

@@ -11,7 +11,6 @@ unverified, or left, since) is skipped and counted as stale, never applied blind
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,7 +20,7 @@ from domain.lifecycle import Source, State
 from domain.persistence.deliveries import DeliveryStore, RequeuePlan
 from domain.records import Delivery, DeliveryAttempt, DeliveryPage, DeliverySummary, RetryResult
 from domain.transitions import role_wanted
-from domain.vocabulary import DeliveryStatus, OutboxKind
+from domain.vocabulary import DeliveryCause, DeliveryStatus, OutboxKind
 
 # What staff look at by default: deliveries that will not be tried again on their own.
 FAILED_STATUSES = (DeliveryStatus.FAILED, DeliveryStatus.DEAD_LETTERED)
@@ -29,22 +28,6 @@ MAX_PAGE = 100
 # One retry-failed call requeues at most this many rows (in id order); the answer says
 # whether more are left, and the next call takes them.
 RETRY_BATCH = 1000
-
-
-class DeliveryCause(enum.StrEnum):
-    """Why a delivery failed, in terms of what staff can fix (the Discord edge decides it)."""
-
-    ROLE_BELOW = "role_below"  # Lifeline's top role is not above the verified role
-    MISSING_MANAGE_ROLES = "missing_manage_roles"
-    ROLE_DELETED = "role_deleted"
-    CHANNEL_DELETED = "channel_deleted"
-    CHANNEL_HIDDEN = "channel_hidden"  # no View Channel (Discord: Missing Access)
-    MISSING_SEND_MESSAGES = "missing_send_messages"
-    MISSING_EMBED_LINKS = "missing_embed_links"
-    NO_LOG_CHANNEL = "no_log_channel"
-    UNREADABLE_RECORD = "unreadable_record"  # a stored line this version cannot render
-    DISCORD_UNAVAILABLE = "discord_unavailable"  # errors or timeouts until attempts ran out
-    REFUSED = "refused"  # any other refusal: see the error
 
 
 _CAUSE_TEXT = {

@@ -80,6 +80,22 @@ class DeliveryStatus(enum.StrEnum):
     SKIPPED = "skipped"
 
 
+class DeliveryCause(enum.StrEnum):
+    """Why a delivery failed, in terms of what staff can fix (the Discord edge decides it)."""
+
+    ROLE_BELOW = "role_below"  # Lifeline's top role is not above the verified role
+    MISSING_MANAGE_ROLES = "missing_manage_roles"
+    ROLE_DELETED = "role_deleted"
+    CHANNEL_DELETED = "channel_deleted"
+    CHANNEL_HIDDEN = "channel_hidden"  # no View Channel (Discord: Missing Access)
+    MISSING_SEND_MESSAGES = "missing_send_messages"
+    MISSING_EMBED_LINKS = "missing_embed_links"
+    NO_LOG_CHANNEL = "no_log_channel"
+    UNREADABLE_RECORD = "unreadable_record"  # a stored line this version cannot render
+    DISCORD_UNAVAILABLE = "discord_unavailable"  # errors or timeouts until attempts ran out
+    REFUSED = "refused"  # any other refusal: see the error
+
+
 class OutboxKind(enum.StrEnum):
     MIRROR = "mirror"
     ROLE_SYNC = "role_sync"

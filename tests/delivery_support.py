@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from sqlalchemy import text
 
-from domain.deliveries import DeliveryCause
 from domain.lifecycle import State
 from domain.metrics import CountingMetrics
 from domain.outbox import DeliveryError, OutboxWorker, WorkerPolicy
+from domain.vocabulary import DeliveryCause
 from tests.helpers import GUILD, drive, next_user
 from tests.integration.test_outbox import RecordingDiscord
 from tests.wiring import ProcessServices

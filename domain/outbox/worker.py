@@ -28,12 +28,10 @@ from domain.persistence.dead_letters import DeadLetterStore
 from domain.persistence.outbox import OutboxStore
 from domain.records import Attempt, Claimed
 from domain.redaction import redact
-from domain.vocabulary import DeliveryStatus
+from domain.vocabulary import DeliveryCause, DeliveryStatus
 
 log = logging.getLogger(__name__)
 
-# The cause of a delivery whose retryable errors outlasted its attempts (DeliveryCause).
-DISCORD_UNAVAILABLE: Final = "discord_unavailable"
 # What `deliver` answers when the claim expired and another worker took the rows over.
 TAKEN_OVER: Final = "taken_over"
 Outcome = DeliveryStatus | Literal["taken_over"]
@@ -53,6 +51,12 @@ class WorkerPolicy:
     retention_batch: int = 500
     # Dead letters left `retrying` past this are open again (DEAD_LETTER_CLAIM_SECONDS).
     dead_letter_claim_seconds: float = 300.0
+    # Log lines a channel refused (a permission, or a channel replaced with /lifeline setup)
+    # are tried again this often, a few guilds at a time: they go out, in order, once the
+    # channel works again, even if nobody retries them.
+    line_probe_seconds: float = 60.0
+    line_probe_quiet_seconds: float = 300.0  # a lane that failed within this is left alone
+    line_probe_guilds: int = 20
 
 
 class OutboxWorker:
@@ -74,6 +78,7 @@ class OutboxWorker:
         # -inf, not 0: monotonic time starts near 0 at boot, and the first round must purge.
         self._last_retention = float("-inf")
         self._last_claim_check = float("-inf")
+        self._last_line_probe = time.monotonic()  # a first probe after one period
 
     async def claim(self) -> list[list[Claimed]]:
         """Claim the heads of due lanes, each with the rows that go out in the same delivery."""
@@ -152,7 +157,7 @@ class OutboxWorker:
         if error is None:
             return None
         if error.cause is None and outcome is DeliveryStatus.FAILED:
-            return DISCORD_UNAVAILABLE
+            return DeliveryCause.DISCORD_UNAVAILABLE
         return error.cause
 
     def _backoff(self, attempts: int, retry_after: float | None) -> float:
@@ -167,6 +172,7 @@ class OutboxWorker:
             await asyncio.gather(*(self.deliver(b) for b in batches))
         await self._maybe_purge()
         await self._maybe_reopen_claims()
+        await self._maybe_probe_lines()
         return sum(len(b) for b in batches)
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -214,6 +220,19 @@ class OutboxWorker:
         if reopened:
             log.warning("%d dead letters were left retrying by a replay that did not finish "
                         "(its process died?); they are open again", reopened)
+
+    async def _maybe_probe_lines(self) -> None:
+        if self.policy.line_probe_seconds <= 0:
+            return
+        now = time.monotonic()
+        if now - self._last_line_probe < self.policy.line_probe_seconds:
+            return
+        self._last_line_probe = now
+        guilds = await self.store.requeue_refused_lines(
+            self.policy.line_probe_quiet_seconds, self.policy.line_probe_guilds)
+        if guilds:
+            log.info("log lines refused by their channel are tried again for guilds %s",
+                     ", ".join(map(str, guilds)))
 
     async def _maybe_purge(self) -> None:
         if self.policy.retention_days <= 0:

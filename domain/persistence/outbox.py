@@ -22,7 +22,7 @@ from domain.persistence.database import Database
 from domain.persistence.faults import Faults, Point
 from domain.persistence.sql import ENQUEUE_MIRROR
 from domain.records import Attempt, Claimed, DeliveryHealth
-from domain.vocabulary import DeliveryStatus, OutboxKind
+from domain.vocabulary import DeliveryCause, DeliveryStatus, OutboxKind
 
 _CLAIMABLE = """(status IN ('pending', 'retry_scheduled') AND next_attempt_at <= now())
                  OR (status = 'delivering' AND locked_until < now())"""
@@ -106,6 +106,38 @@ DELIVERY_PROBLEMS = text("""
     WHERE gs.guild_id = :g
     GROUP BY gs.guild_id
 """)
+
+# Log lines a channel refused for a reason staff may fix in Discord (a permission), or whose
+# channel /lifeline setup has replaced since (deleted, or none was set): back to pending, to
+# the guild's log channel as set now, a few guilds at a time, each not tried in the last
+# `quiet` seconds. The lane's order holds: they keep their ids.
+REQUEUE_REFUSED_LINES = text("""
+    WITH due AS (
+      SELECT DISTINCT o.guild_id FROM outbox o JOIN guild_settings gs USING (guild_id)
+      WHERE o.kind = 'mirror' AND o.status IN ('dead_lettered', 'failed')
+        AND o.updated_at < now() - make_interval(secs => :quiet)
+        AND gs.log_channel_id IS NOT NULL
+        AND (o.cause = ANY(:fixable)
+             OR (o.cause = ANY(:replaced) AND o.channel_id IS DISTINCT FROM gs.log_channel_id))
+      LIMIT :guilds
+    )
+    UPDATE outbox o SET status = 'pending', attempts = 0, batch_id = NULL, locked_by = NULL,
+           locked_until = NULL, next_attempt_at = now(), updated_at = now(), cause = NULL,
+           discord_code = NULL, channel_id = gs.log_channel_id,
+           lane = 'channel:' || gs.log_channel_id
+    FROM guild_settings gs
+    WHERE o.guild_id = gs.guild_id AND o.guild_id IN (SELECT guild_id FROM due)
+      AND o.kind = 'mirror' AND o.status IN ('dead_lettered', 'failed')
+      AND (o.cause = ANY(:fixable)
+           OR (o.cause = ANY(:replaced) AND o.channel_id IS DISTINCT FROM gs.log_channel_id))
+    RETURNING o.guild_id
+""")
+FIXABLE_LINE_CAUSES = [DeliveryCause.CHANNEL_HIDDEN.value,
+                       DeliveryCause.MISSING_SEND_MESSAGES.value,
+                       DeliveryCause.MISSING_EMBED_LINKS.value,
+                       DeliveryCause.DISCORD_UNAVAILABLE.value]
+REPLACED_LINE_CAUSES = [DeliveryCause.CHANNEL_DELETED.value,
+                        DeliveryCause.NO_LOG_CHANNEL.value, DeliveryCause.REFUSED.value]
 
 # Retention: delivered rows past it go (their outbox_attempts with them, by cascade).
 PURGE_DELIVERED = text("""
@@ -192,6 +224,15 @@ class OutboxStore:
                                                 "error": attempt.error, "cause": attempt.cause,
                                                 "code": attempt.discord_code})
         return True
+
+    async def requeue_refused_lines(self, quiet_seconds: float, guilds: int) -> list[int]:
+        """Put log lines refused by their channel back in line (see REQUEUE_REFUSED_LINES);
+        the guilds whose lines go again."""
+        async with self.db.transaction() as conn:
+            rows = (await conn.execute(REQUEUE_REFUSED_LINES, {
+                "quiet": quiet_seconds, "guilds": guilds, "fixable": FIXABLE_LINE_CAUSES,
+                "replaced": REPLACED_LINE_CAUSES})).scalars()
+            return sorted(set(rows))
 
     # ---- retention ------------------------------------------------------------------------
 

@@ -1,4 +1,5 @@
-"""Log-channel lines go out in the order their records were committed.
+"""Log-channel lines go out in the order their records were committed, and once their channel
+works again.
 
 Ids are taken before commit, and a worker delivers a lane in id order: if a transaction
 holding a smaller id could commit after one holding a larger id, the worker would already
@@ -15,9 +16,10 @@ import json
 from sqlalchemy import text
 
 from domain.metrics import CountingMetrics
-from domain.outbox import OutboxWorker, WorkerPolicy
+from domain.outbox import DeliveryError, OutboxWorker, WorkerPolicy
 from domain.persistence.database import Database
 from domain.persistence.outbox import OutboxStore
+from domain.vocabulary import DeliveryCause
 from tests.bot.world import eventually
 from tests.helpers import GUILD
 from tests.integration.test_outbox import RecordingDiscord
@@ -86,3 +88,58 @@ async def test_a_writer_that_rolls_back_releases_the_lane(clean_db: Database) ->
         await conn.execute(INSERT, _row("committed"))
     await _drain(worker)
     assert discord.lines(501) == ["committed"]
+
+
+async def _statuses(db: Database) -> dict[int, str]:
+    async with db.autocommit() as conn:
+        return {r.id: r.status for r in (await conn.execute(text(
+            "SELECT id, status::text AS status FROM outbox ORDER BY id"))).all()}
+
+
+async def test_lines_a_channel_refused_go_out_in_order_once_it_works_again(
+        clean_db: Database) -> None:
+    """Nobody retries them: the worker tries a refused lane again every
+    `line_probe_seconds` (0 here: every round) and, while the channel still refuses, the
+    lines stay failed; once it takes them, they go out in their order."""
+    async with clean_db.transaction() as conn:
+        await conn.execute(text("INSERT INTO guild_settings (guild_id, log_channel_id) "
+                                "VALUES (:g, 501)"), {"g": GUILD})
+    discord = RecordingDiscord()
+    refused = [DeliveryError("403 Forbidden (code 50013): Missing Permissions", status=403,
+                             retryable=False, whole_lane=True, code=50013,
+                             cause=DeliveryCause.MISSING_EMBED_LINKS) for _ in range(2)]
+    discord.fail_next = list(refused)
+    worker = OutboxWorker(OutboxStore(clean_db), discord, CountingMetrics(),
+                          WorkerPolicy(line_probe_seconds=0.001))
+    for i in range(3):
+        async with clean_db.transaction() as conn:
+            await conn.execute(INSERT, _row(f"line {i}"))
+    await worker.run_once()  # refused: the whole lane fails with it
+    assert set((await _statuses(clean_db)).values()) == {"dead_lettered"}
+    async with clean_db.transaction() as conn:  # the probe waits a period after a failure
+        await conn.execute(text("UPDATE outbox SET updated_at = now() - interval '1 hour'"))
+    await worker.run_once()  # probed: put back in line (the next round sends them)
+    await worker.run_once()  # still refused
+    assert set((await _statuses(clean_db)).values()) == {"dead_lettered"}
+    assert discord.lines(501) == []
+    async with clean_db.transaction() as conn:
+        await conn.execute(text("UPDATE outbox SET updated_at = now() - interval '1 hour'"))
+    await worker.run_once()  # probed again
+    await _drain(worker)
+    assert discord.lines(501) == ["line 0", "line 1", "line 2"]
+    assert set((await _statuses(clean_db)).values()) == {"delivered"}
+
+
+async def test_a_line_this_version_cannot_read_is_not_probed(clean_db: Database) -> None:
+    async with clean_db.transaction() as conn:
+        await conn.execute(text("INSERT INTO guild_settings (guild_id, log_channel_id) "
+                                "VALUES (:g, 501)"), {"g": GUILD})
+        await conn.execute(INSERT, _row("x"))
+        await conn.execute(text(
+            "UPDATE outbox SET status = 'dead_lettered', cause = 'unreadable_record', "
+            "updated_at = now() - interval '1 hour'"))
+    worker = OutboxWorker(OutboxStore(clean_db), RecordingDiscord(), CountingMetrics(),
+                          WorkerPolicy(line_probe_seconds=0.001))
+    await _drain(worker)
+    await worker.run_once()
+    assert set((await _statuses(clean_db)).values()) == {"dead_lettered"}
