@@ -33,6 +33,7 @@ from .readback import ChannelRef, GuildRef, ReadBack
 from .rest import RestRoutes
 from .rest_messages import POST_MESSAGE, MessageRoutes
 from .server import Server
+from .validation import validate_nonce
 from .world import Channel, Guild, Member, Message, Role, User, World
 
 
@@ -217,11 +218,27 @@ class Sandbox(ReadBack):
         self.core.unban(self.guild(guild), user_id)
 
     def user_message(
-        self, channel: ChannelRef, user_id: int, content: str, *, guild: GuildRef | None = None
+        self,
+        channel: ChannelRef,
+        user_id: int,
+        content: str,
+        *,
+        guild: GuildRef | None = None,
+        nonce: str | int | None = None,
+        enforce_nonce: bool = False,
     ) -> Message:
-        """A member posts in a channel (MESSAGE_CREATE)."""
+        """A member posts in a channel (MESSAGE_CREATE); with ``enforce_nonce`` a nonce this
+        user sent recently returns their earlier message instead, as Discord does."""
         target = self.channel(channel, guild)
-        return self.core.create_message(target, self.core.world.user(user_id), content=content)
+        author = self.core.world.user(user_id)
+        validate_nonce(nonce)
+        earlier = self.core.check_nonce(author.id, nonce, enforce_nonce)
+        if earlier is not None:
+            return earlier
+        message = self.core.create_message(target, author, content=content, nonce=nonce)
+        if enforce_nonce:
+            self.core.remember_nonce(author.id, nonce, message)
+        return message
 
     # -- commands and components -----------------------------------------
     def commands(self, guild: GuildRef | None = None) -> list[dict[str, Any]]:
@@ -338,6 +355,11 @@ class Sandbox(ReadBack):
     def exhaust_rate_limit(self, channel: ChannelRef, guild: GuildRef | None = None) -> None:
         """Spend a channel's message bucket, as if other posts had just used it."""
         self.core.rate_limiter.exhaust(POST_MESSAGE, str(self.channel(channel, guild).id))
+
+    def advance_clock(self, seconds: float) -> None:
+        """Let ``seconds`` pass for every window the sandbox enforces (interaction tokens,
+        nonces, rate limits), without waiting."""
+        self.config.clock.advance(seconds)
 
     def seed_demo(self) -> Guild:
         """A guild to play with: #general, #welcome, #mod-log, a Staff role and a staff member."""
