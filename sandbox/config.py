@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from .clock import Clock
 from .permissions import (
@@ -41,6 +42,12 @@ class SandboxConfig:
     resume_buffer: int = 1000
     # Every time window above reads this clock; tests advance it instead of waiting.
     clock: Clock = field(default_factory=Clock)
+    # Keep the world (users, guilds, roles, channels, members, bans, messages, synced commands)
+    # in <data_dir>/world.json: loaded at start, saved after changes and on stop. None (tests,
+    # the scripted demo) keeps it in memory only.
+    data_dir: Path | None = None
+    # A change is written at most this many seconds later (and always on stop).
+    save_delay: float = 0.5
 
     def application_flags(self) -> int:
         flags = 0

@@ -29,6 +29,7 @@ from .errors import CommandRefused
 from .interactions import InteractionHandle, Interactions
 from .limits import Fault
 from .permissions import DEFAULT_BOT_PERMISSIONS, DEFAULT_EVERYONE, Perm
+from .persistence import WorldStore
 from .readback import ChannelRef, GuildRef, ReadBack
 from .rest import RestRoutes
 from .rest_messages import POST_MESSAGE, MessageRoutes
@@ -49,15 +50,34 @@ class Sandbox(ReadBack):
         MessageRoutes(self.core, self.interactions).register(self.server)
         ControlRoutes(self).register(self.server.app.router)
         self.server.finish_routes()
+        self.store: WorldStore | None = None
+        # True when start() found a saved world in config.data_dir and loaded it.
+        self.resumed = False
 
     # -- lifetime --------------------------------------------------------
     async def start(self, port: int = 0, host: str = "127.0.0.1") -> Sandbox:
+        """Serve on ``port``; with ``config.data_dir``, first load the saved world (once: a
+        restart of the same Sandbox keeps the world it has) and keep saving it.
+
+        Raises WorldFileError, naming the file, when the saved world cannot be read.
+        """
+        if self.config.data_dir is not None:
+            if self.store is None:
+                self.store = WorldStore(
+                    self.core, self.config.data_dir, delay=self.config.save_delay
+                )
+                self.resumed = self.store.load()
+            self.store.attach()
         bound = await self.server.start(host, port)
         self.core.gateway.url = f"ws://{host}:{bound}/gateway"
         return self
 
     async def stop(self) -> None:
-        await self.server.stop()
+        try:
+            await self.server.stop()
+        finally:
+            if self.store is not None:
+                await self.store.close()
 
     async def __aenter__(self) -> Sandbox:
         return await self.start()
