@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import sys
 from pathlib import Path
@@ -189,3 +190,23 @@ async def test_standalone_sandbox_keeps_its_demo_guild_across_restarts(tmp_path)
     assert proc.returncode == 2 and "Traceback" not in err.decode()
     assert err.decode().startswith(f"sandbox: cannot load the saved sandbox world from "
                                    f"{tmp_path / FILENAME}: it is not valid JSON")
+
+
+async def test_the_demo_refuses_a_damaged_world_in_one_line(tmp_path):
+    """`python -m bot sandbox --serve` reads DATA_DIR/sandbox/world.json before anything else."""
+    world_file = tmp_path / "sandbox" / FILENAME
+    world_file.parent.mkdir()
+    world_file.write_text('{"format": "lifeline-sandbox-world", "version": 99}')
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DATABASE_URL", "TEST_DATABASE_URL", "API_TOKEN", "DISCORD_TOKEN")}
+    env.update(PYTHONPATH=str(ROOT), DATA_DIR=str(tmp_path))
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "sandbox", "--serve", "--port", "0", cwd=ROOT, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    _, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 2 and "Traceback" not in err.decode()
+    assert err.decode().strip().splitlines() == [
+        f"lifeline: cannot load the saved sandbox world from {world_file}: it is not a sandbox "
+        "world this version can read (world file version 99; this sandbox reads version 1). "
+        "Move the file aside (or delete it) to start with a fresh world."]
+    assert not (tmp_path / "pg").exists()  # refused before the database was started
