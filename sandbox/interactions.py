@@ -25,7 +25,7 @@ from . import errors, payloads
 from .commands import build_options
 from .core import Core
 from .errors import CommandRefused, NoGatewaySession
-from .validation import validate_choices, validate_message
+from .validation import validate_choices, validate_edit, validate_message
 from .world import Channel, Guild, InteractionRef, Message, MessageFlag
 
 JSON = dict[str, Any]
@@ -339,6 +339,7 @@ class Interactions:
             handle.original = handle.source_message
         elif kind == UPDATE_MESSAGE:
             assert handle.source_message is not None
+            validate_edit(handle.source_message, data)
             message = handle.original = self.core.edit_message(handle.source_message, data)
         elif kind == AUTOCOMPLETE_RESULT:
             validate_choices(data)
@@ -389,13 +390,7 @@ class Interactions:
 
     def edit(self, handle: InteractionHandle, message_id: str, body: JSON) -> JSON:
         message = self.target(handle, message_id)
-        merged: JSON = {
-            "content": message.content,
-            "embeds": message.embeds,
-            "components": message.components,
-        }
-        merged.update({k: v for k, v in body.items() if v is not None})
-        validate_message(merged, message.attachments)
+        validate_edit(message, body)
         self.core.edit_message(message, body)
         return self._message_payload(message)
 

@@ -23,7 +23,7 @@ from .permissions import Perm
 from .records import NonceHit
 from .rest import _int
 from .server import Server, body_of, json_response, no_content, rate_limited_body
-from .validation import validate_message, validate_nonce
+from .validation import validate_edit, validate_message, validate_nonce
 from .world import Channel, ChannelType
 
 JSON = dict[str, Any]
@@ -197,13 +197,7 @@ class MessageRoutes:
         if message.author.id != self.core.bot.id:
             raise errors.Forbidden(50005, "Cannot edit a message authored by another user")
         body = body_of(request).obj
-        merged: JSON = {
-            "content": message.content,
-            "embeds": message.embeds,
-            "components": message.components,
-        }
-        merged.update({k: v for k, v in body.items() if v is not None})
-        validate_message(merged, message.attachments)
+        validate_edit(message, body)
         return json_response(self.core.message_payload(self.core.edit_message(message, body)))
 
     async def delete_message(self, request: web.Request) -> web.Response:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import errors
+from .world import Message
 
 JSON = dict[str, Any]
 
@@ -90,6 +91,18 @@ def validate_message(body: JSON, attachments: list[JSON]) -> None:
         raise errors.invalid_form(
             "embeds", "MAX_EMBED_SIZE_EXCEEDED", "Embed size exceeds maximum size of 6000"
         )
+
+
+def validate_edit(message: Message, body: JSON) -> None:
+    """An edit is checked as the message it makes: the message's content, embeds and
+    components with the edit's fields on top."""
+    merged: JSON = {
+        "content": message.content,
+        "embeds": message.embeds,
+        "components": message.components,
+    }
+    merged.update({k: v for k, v in body.items() if v is not None})
+    validate_message(merged, message.attachments)
 
 
 def validate_nonce(nonce: Any) -> None:

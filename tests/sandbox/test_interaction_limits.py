@@ -13,7 +13,7 @@ from discord import app_commands
 
 from sandbox import InteractionHandle, Sandbox
 
-from .support import bot_with_commands, running
+from .support import bot_with_commands, make_bot, running
 
 pytestmark = pytest.mark.asyncio
 
@@ -125,3 +125,36 @@ async def test_interaction_responses_check_allowed_mentions(sandbox, guild):
     good = {"content": f"<@{owner}>", "allowed_mentions": {"users": [owner]}}
     assert (await _callback(handle, sandbox, {"type": 4, "data": good}))[0] == 204
     assert handle.original is not None and handle.original.mentions == [guild.owner_id]
+
+
+class Silent(discord.ui.View):
+    """A button whose press the bot never answers: the test answers by hand."""
+
+    def __init__(self) -> None:
+        super().__init__(timeout=30)
+        self.pressed = asyncio.Event()
+
+    @discord.ui.button(label="Press", custom_id="silent")
+    async def press(
+        self, interaction: discord.Interaction, button: discord.ui.Button[Silent]
+    ) -> None:
+        self.pressed.set()
+
+
+async def test_updating_a_message_from_a_button_checks_the_edit(sandbox, guild):
+    view = Silent()
+    async with running(sandbox, make_bot()) as bot:
+        channel = bot.get_channel(guild.channel_named("general").id)
+        assert isinstance(channel, discord.TextChannel)
+        await channel.send("pick one", view=view)
+        message = await sandbox.wait_for_message("general", guild=guild)
+        handle = sandbox.press_button(message, "silent", guild.owner_id)
+        await asyncio.wait_for(view.pressed.wait(), 5)
+    owner = str(guild.owner_id)
+    bad = {"content": "picked", "allowed_mentions": {"parse": ["users"], "users": [owner]}}
+    status, answer = await _callback(handle, sandbox, {"type": 7, "data": bad})
+    assert status == 400 and "allowed_mentions" in answer["errors"]
+    empty_field = {"embeds": [{"title": "t", "fields": [{"name": "n", "value": ""}]}]}
+    status, answer = await _callback(handle, sandbox, {"type": 7, "data": empty_field})
+    assert status == 400 and "embeds.0.fields.0.value" in answer["errors"]
+    assert message.content == "pick one" and not handle.acknowledged
