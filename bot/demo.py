@@ -2,7 +2,9 @@
 
 Starts the database (embedded unless DATABASE_URL), the sandbox, the real bot and the HTTP
 API in one process, plays a scripted story and prints what each member did, what the bot
-answered and what the log channel shows. `--serve` keeps everything running.
+answered and what the log channel shows. `--serve` keeps everything running, and keeps the
+sandbox's world in DATA_DIR/sandbox/world.json: started again, the demo skips the story and
+the bot catches up with the saved server.
 """
 
 from __future__ import annotations
@@ -28,9 +30,18 @@ from bot.wiring import build_services
 from domain.commands import TransitionCommand
 from domain.errors import TransitionDeadLettered
 from domain.lifecycle import Operation, Source, TransitionNotAllowed
-from sandbox import Guild, InteractionHandle, Perm, Sandbox, SandboxConfig, client_overrides
+from sandbox import (
+    Guild,
+    InteractionHandle,
+    Perm,
+    Sandbox,
+    SandboxConfig,
+    WorldFileError,
+    client_overrides,
+)
 
 STARTED, COMPLETED = 8, 2  # MemberFlags bits: started / completed onboarding
+DEMO_GUILD = "Lifeline Demo"
 
 
 class Transcript:
@@ -267,7 +278,7 @@ def wanted_op(state: str) -> str:
 
 def seed(sandbox: Sandbox) -> Guild:
     return sandbox.create_guild(
-        "Lifeline Demo", owner_name="owner", channels=("general", "welcome", "mod-log"),
+        DEMO_GUILD, owner_name="owner", channels=("general", "welcome", "mod-log"),
         roles={"Member": 0, "Verified": 0,
                "Staff": int(Perm.KICK_MEMBERS | Perm.BAN_MEMBERS)})
 
@@ -279,41 +290,66 @@ async def main(settings: Settings, *, serve: bool = False, port: int = 8765) -> 
         else secrets.token_urlsafe(24)
     settings = settings.model_copy(update={"api_token": SecretStr(token),
                                            "outbox_poll_seconds": 0.1})
-    async with Sandbox(SandboxConfig()) as sandbox, \
-            open_container(settings, application_name="lifeline-demo") as container:
-        if serve:
-            await sandbox.stop()
-            await sandbox.start(port=port)
-        guild = seed(sandbox)
-        bot = build_bot(container, guild_ready_timeout=0.1)
-        api = ApiServer(container, host=settings.api_host,
-                        port=settings.api_port if serve else 0,
-                        gateway_status=lambda: bot.gateway_connected)
-        with client_overrides(sandbox.base_url):
-            await api.start()
-            bot_task = asyncio.create_task(bot.start(sandbox.token))
-            await asyncio.wait_for(bot.wait_until_ready(), timeout=30)
-            try:
-                where = "DATABASE_URL" if settings.database_url \
-                    else f"embedded PostgreSQL in {settings.data_dir / 'pg'}"
-                print(f"Lifeline demo: sandbox Discord at {sandbox.base_url}, HTTP API at "
-                      f"{api.url}, {where}")
+    # --serve keeps the sandbox's world in DATA_DIR/sandbox/world.json: a restarted demo
+    # finds the same server, and the bot catches up with it; the scripted story keeps nothing.
+    sandbox = Sandbox(SandboxConfig(data_dir=settings.data_dir / "sandbox" if serve else None))
+    try:
+        await sandbox.start(port=port if serve else 0)
+    except WorldFileError as exc:
+        print(f"lifeline: {exc}", file=sys.stderr)
+        return 2
+    try:
+        async with open_container(settings, application_name="lifeline-demo") as container:
+            await run(container, sandbox, settings, token, serve=serve)
+    finally:
+        await sandbox.stop()
+    return 0
+
+
+async def run(container: Container, sandbox: Sandbox, settings: Settings, token: str, *,
+              serve: bool) -> None:
+    resumed = demo_guild(sandbox) if sandbox.resumed else None
+    guild = resumed or seed(sandbox)
+    bot = build_bot(container, guild_ready_timeout=0.1)
+    api = ApiServer(container, host=settings.api_host,
+                    port=settings.api_port if serve else 0,
+                    gateway_status=lambda: bot.gateway_connected)
+    with client_overrides(sandbox.base_url):
+        await api.start()
+        bot_task = asyncio.create_task(bot.start(sandbox.token))
+        await asyncio.wait_for(bot.wait_until_ready(), timeout=30)
+        try:
+            where = "DATABASE_URL" if settings.database_url \
+                else f"embedded PostgreSQL in {settings.data_dir / 'pg'}"
+            print(f"Lifeline demo: sandbox Discord at {sandbox.base_url}, HTTP API at "
+                  f"{api.url}, {where}")
+            if resumed is not None and sandbox.store is not None:
+                print(f"Resumed the saved sandbox world ({sandbox.store.path}): {guild.name} "
+                      f"with {len(guild.members)} members and "
+                      f"{len(sandbox.world.messages)} messages; Lifeline catches up with "
+                      "whatever changed while it was down. Delete that file (and "
+                      f"{settings.data_dir / 'pg'}) to start from scratch.", flush=True)
+            else:
                 demo = Demo(container, sandbox, bot, api, token, guild)  # type: ignore[arg-type]
                 await demo.play()
-                if serve:
-                    print_serve_help(sandbox, api, token, guild)
-                    stop = asyncio.Event()
-                    from bot.cli_run import stop_on_signals
+            if serve:
+                print_serve_help(sandbox, api, token, guild)
+                stop = asyncio.Event()
+                from bot.cli_run import stop_on_signals
 
-                    stop_on_signals(stop)
-                    await stop.wait()
-                print("\nThe demo ended; everything is stopped.")
-            finally:
-                await bot.close()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await bot_task
-                await api.stop()
-    return 0
+                stop_on_signals(stop)
+                await stop.wait()
+            print("\nThe demo ended; everything is stopped.")
+        finally:
+            await bot.close()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await bot_task
+            await api.stop()
+
+
+def demo_guild(sandbox: Sandbox) -> Guild | None:
+    """The demo's guild in a world loaded from disk, if it has one."""
+    return next((g for g in sandbox.world.guilds.values() if g.name == DEMO_GUILD), None)
 
 
 def guild_channel(guild: Guild, name: str) -> int:

@@ -15,7 +15,9 @@ JSON payload), ``gateway`` (the websocket), ``server``/``rest``/``rest_messages`
 commands and their visibility), ``limits`` (rate limits and faults),
 ``validation`` (message limits), ``records`` (what was seen, and waiting on
 it), ``control`` (the ``/_sandbox/`` API for humans), ``scenario`` and
-``readback`` (the :class:`Sandbox`), ``client`` (pointing discord.py at it).
+``readback`` (the :class:`Sandbox`), ``client`` (pointing discord.py at it), ``clock``
+(the time windows' clock, which tests advance), ``persistence`` and ``world_codec``
+(keeping the world in a data directory across restarts).
 """
 
 from .client import api_base, client_overrides, gateway_url
@@ -24,6 +26,7 @@ from .errors import ApiError, CommandRefused, NoGatewaySession, SandboxError
 from .gateway import GatewaySession
 from .interactions import InteractionHandle, Reply
 from .permissions import ALL_PERMISSIONS, Intent, Perm
+from .persistence import WorldFileError
 from .records import Call, NonceHit, RoleChange
 from .scenario import Sandbox
 from .world import Channel, Guild, Member, MemberFlag, Message, Role, User
@@ -51,6 +54,7 @@ __all__ = [
     "SandboxConfig",
     "SandboxError",
     "User",
+    "WorldFileError",
     "api_base",
     "client_overrides",
     "gateway_url",

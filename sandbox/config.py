@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
+from .clock import Clock
 from .permissions import (
     APP_FLAG_GATEWAY_GUILD_MEMBERS,
     APP_FLAG_GATEWAY_MESSAGE_CONTENT,
@@ -28,7 +30,9 @@ class SandboxConfig:
     message_rate_per: float = 5.0
     # Discord refuses an initial interaction response after 3 seconds (10062 Unknown interaction).
     interaction_ack_timeout: float = 3.0
-    # How long a nonce sent with enforce_nonce keeps returning the first message.
+    # Follow-ups and edits with an interaction's token: refused (401 code 50027) after 15 minutes.
+    interaction_token_ttl: float = 15 * 60.0
+    # How long a nonce sent with enforce_nonce keeps returning the first message (per author).
     nonce_window: float = 300.0
     # Privileged intents the application is approved for in the developer portal.
     privileged_intents: int = PRIVILEGED_INTENTS
@@ -36,6 +40,14 @@ class SandboxConfig:
     compress: bool = True
     # Dispatches kept per session so a RESUME can replay what a client missed.
     resume_buffer: int = 1000
+    # Every time window above reads this clock; tests advance it instead of waiting.
+    clock: Clock = field(default_factory=Clock)
+    # Keep the world (users, guilds, roles, channels, members, bans, messages, synced commands)
+    # in <data_dir>/world.json: loaded at start, saved after changes and on stop. None (tests,
+    # the scripted demo) keeps it in memory only.
+    data_dir: Path | None = None
+    # A change is written at most this many seconds later (and always on stop).
+    save_delay: float = 0.5
 
     def application_flags(self) -> int:
         flags = 0

@@ -7,7 +7,6 @@ A role added by the bot over REST and a role added by a test both go through
 from __future__ import annotations
 
 import re
-import time
 from typing import Any
 
 from . import errors, payloads
@@ -15,7 +14,7 @@ from .commands import CommandRegistry
 from .config import SandboxConfig
 from .gateway import Gateway, GatewaySession
 from .limits import FaultInjector, RateLimiter
-from .permissions import Intent
+from .permissions import Intent, Perm
 from .records import Notifier, Recorder, RoleChange
 from .world import Ban, Channel, Guild, Member, Message, Overwrite, Role, User, World, utcnow
 
@@ -33,9 +32,13 @@ class Core:
         self.recorder = Recorder(self.notifier)
         self.gateway = Gateway(self.world, config, self.notifier)
         self.commands = CommandRegistry(self.world.ids)
-        self.rate_limiter = RateLimiter(config.message_rate_limit, config.message_rate_per)
+        self.clock = config.clock
+        self.rate_limiter = RateLimiter(
+            config.message_rate_limit, config.message_rate_per, clock=self.clock.now
+        )
         self.faults = FaultInjector()
-        # (channel_id, nonce) -> (message_id, monotonic time)
+        # (author_id, nonce) -> (message_id, clock time): Discord de-duplicates per author,
+        # in any channel, whichever gateway session the author has.
         self.nonces: dict[tuple[int, str], tuple[int, float]] = {}
 
     @property
@@ -232,7 +235,18 @@ class Core:
             ):
                 message.mention_roles.append(role_id)
         if "@everyone" in message.content or "@here" in message.content:
-            message.mention_everyone = parse is None or "everyone" in parse
+            # Discord posts the message either way; without Mention Everyone it just doesn't ping.
+            message.mention_everyone = (parse is None or "everyone" in parse) and (
+                self._may_mention_everyone(message, guild)
+            )
+
+    def _may_mention_everyone(self, message: Message, guild: Guild | None) -> bool:
+        if guild is None or message.author.id not in guild.members:
+            return False
+        channel = self.world.channels[message.channel_id]
+        return bool(
+            guild.channel_permissions(channel, message.author.id) & Perm.MENTION_EVERYONE
+        )
 
     def create_message(
         self, channel: Channel, author: User, *, dispatch: bool = True, **fields: Any
@@ -304,17 +318,17 @@ class Core:
         self.gateway.dispatch(event, body, guild_id=guild.id)
 
     def check_nonce(
-        self, channel_id: int, nonce: str | int | None, enforce: bool
+        self, author_id: int, nonce: str | int | None, enforce: bool
     ) -> Message | None:
-        """The earlier message for a repeated nonce sent with ``enforce_nonce``, if still fresh."""
+        """The author's earlier message for a repeated nonce sent with ``enforce_nonce``, if the
+        first one is still within ``nonce_window``."""
         if nonce is None or not enforce:
             return None
-        key = (channel_id, str(nonce))
-        seen = self.nonces.get(key)
-        if seen is None or time.monotonic() - seen[1] > self.config.nonce_window:
+        seen = self.nonces.get((author_id, str(nonce)))
+        if seen is None or self.clock.now() - seen[1] > self.config.nonce_window:
             return None
         return self.world.messages.get(seen[0])
 
-    def remember_nonce(self, channel_id: int, nonce: str | int | None, message: Message) -> None:
+    def remember_nonce(self, author_id: int, nonce: str | int | None, message: Message) -> None:
         if nonce is not None:
-            self.nonces[(channel_id, str(nonce))] = (message.id, time.monotonic())
+            self.nonces[(author_id, str(nonce))] = (message.id, self.clock.now())

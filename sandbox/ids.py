@@ -31,6 +31,9 @@ class SnowflakeGenerator:
         self._process = process & 0x1F
         self._last_ms = 0
         self._increment = 0
+        # The largest id made or observed: every later id is larger, even after a restart
+        # that observed the ids of a saved world.
+        self.highest = 0
 
     def _next_timestamp(self) -> int:
         now_ms = int(time.time() * 1000) - DISCORD_EPOCH_MS
@@ -47,7 +50,14 @@ class SnowflakeGenerator:
         else:
             self._increment = 0
         self._last_ms = stamp
-        return (stamp << 22) | (self._worker << 17) | (self._process << 12) | self._increment
+        made = (stamp << 22) | (self._worker << 17) | (self._process << 12) | self._increment
+        if made <= self.highest:
+            # An observed id of this millisecond sorts after ours (another worker, or more
+            # increments): move to the next millisecond.
+            self._last_ms, self._increment = (self.highest >> 22) + 1, 0
+            made = (self._last_ms << 22) | (self._worker << 17) | (self._process << 12)
+        self.highest = made
+        return made
 
     def for_shard(self, shard_id: int, shard_count: int) -> int:
         """A fresh snowflake whose timestamp part lands on ``shard_id``."""
@@ -57,8 +67,11 @@ class SnowflakeGenerator:
         stamp += (shard_id - stamp) % shard_count
         self._last_ms = stamp
         self._increment = 0
-        return (stamp << 22) | (self._worker << 17) | (self._process << 12)
+        made = (stamp << 22) | (self._worker << 17) | (self._process << 12)
+        self.highest = max(self.highest, made)
+        return made
 
     def observe(self, snowflake: int) -> None:
-        """Make sure later ids sort after an id that a test chose itself."""
+        """Make sure later ids sort after an id chosen elsewhere (by a test, or a saved world)."""
         self._last_ms = max(self._last_ms, snowflake >> 22)
+        self.highest = max(self.highest, snowflake)

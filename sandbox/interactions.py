@@ -6,7 +6,10 @@ and ``await handle.wait_reply()`` / ``wait_message()`` wait for them.
 
 Discord rules kept here: the initial response must come within
 ``interaction_ack_timeout`` (3 s; later it is 404 code 10062), only once
-(400 code 40060), follow-ups need an acknowledged interaction, the first
+(400 code 40060), follow-ups and edits with the token only for
+``interaction_token_ttl`` (15 minutes; later 401 code 50027), autocomplete
+answers of at most 25 choices (names 1..100 characters, string values at most
+100), follow-ups need an acknowledged interaction, the first
 follow-up after a deferral ("thinking") replaces the thinking message, and
 ephemeral messages never reach the gateway.
 """
@@ -14,7 +17,6 @@ ephemeral messages never reach the gateway.
 from __future__ import annotations
 
 import secrets
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -23,7 +25,7 @@ from . import errors, payloads
 from .commands import build_options
 from .core import Core
 from .errors import CommandRefused, NoGatewaySession
-from .validation import validate_message
+from .validation import validate_choices, validate_edit, validate_message
 from .world import Channel, Guild, InteractionRef, Message, MessageFlag
 
 JSON = dict[str, Any]
@@ -54,8 +56,8 @@ class Reply:
     type: int
     data: JSON
     message: Message | None
-    # When the sandbox accepted it (time.monotonic(), the clock of InteractionHandle.created_at).
-    at: float = field(default_factory=time.monotonic)
+    # When the sandbox accepted it (config.clock, like InteractionHandle.created_at).
+    at: float
 
 
 @dataclass(eq=False)
@@ -69,8 +71,9 @@ class InteractionHandle:
     user_id: int
     payload: JSON
     core: Core
+    # When it was created, on config.clock: the 3-second and 15-minute windows start here.
+    created_at: float
     source_message: Message | None = None
-    created_at: float = field(default_factory=time.monotonic)
     replies: list[Reply] = field(default_factory=list)
     original: Message | None = None
     followups: list[Message] = field(default_factory=list)
@@ -184,6 +187,7 @@ class Interactions:
             user_id=user_id,
             payload={},
             core=core,
+            created_at=core.clock.now(),
             source_message=source,
         )
         handle.payload = payloads.interaction(
@@ -276,6 +280,8 @@ class Interactions:
         handle = self.by_token.get(token)
         if handle is None or application_id != self.core.application_id or not handle.acknowledged:
             raise errors.unknown("Webhook", errors.UNKNOWN_WEBHOOK)
+        if self.core.clock.now() - handle.created_at > self.core.config.interaction_token_ttl:
+            raise errors.Unauthorized(errors.INVALID_WEBHOOK_TOKEN, "Invalid Webhook Token")
         return handle
 
     def _new_message(
@@ -308,7 +314,7 @@ class Interactions:
             raise errors.BadRequest(
                 errors.ALREADY_ACKNOWLEDGED, "Interaction has already been acknowledged."
             )
-        if time.monotonic() - handle.created_at > self.core.config.interaction_ack_timeout:
+        if self.core.clock.now() - handle.created_at > self.core.config.interaction_ack_timeout:
             raise errors.unknown("interaction", errors.UNKNOWN_INTERACTION)
         kind = body.get("type")
         data = body.get("data") or {}
@@ -333,8 +339,10 @@ class Interactions:
             handle.original = handle.source_message
         elif kind == UPDATE_MESSAGE:
             assert handle.source_message is not None
+            validate_edit(handle.source_message, data)
             message = handle.original = self.core.edit_message(handle.source_message, data)
         elif kind == AUTOCOMPLETE_RESULT:
+            validate_choices(data)
             handle.choices = list(data.get("choices") or [])
         elif kind == MODAL:
             handle.modal = data
@@ -342,7 +350,7 @@ class Interactions:
             raise errors.invalid_form(
                 "type", "INTERACTION_RESPONSE_TYPE_INVALID", "Invalid interaction response type"
             )
-        handle.replies.append(Reply(int(kind), data, message))
+        handle.replies.append(Reply(int(kind), data, message, at=self.core.clock.now()))
         self.core.notifier.notify()
         return payloads.interaction_callback(
             interaction_id=handle.id,
@@ -382,13 +390,7 @@ class Interactions:
 
     def edit(self, handle: InteractionHandle, message_id: str, body: JSON) -> JSON:
         message = self.target(handle, message_id)
-        merged: JSON = {
-            "content": message.content,
-            "embeds": message.embeds,
-            "components": message.components,
-        }
-        merged.update({k: v for k, v in body.items() if v is not None})
-        validate_message(merged, message.attachments)
+        validate_edit(message, body)
         self.core.edit_message(message, body)
         return self._message_payload(message)
 

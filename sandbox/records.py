@@ -64,10 +64,14 @@ class Notifier:
 
     def __init__(self) -> None:
         self._event = asyncio.Event()
+        # Called on every change too (the world store saves after them).
+        self.listeners: list[Callable[[], None]] = []
 
     def notify(self) -> None:
         event, self._event = self._event, asyncio.Event()
         event.set()
+        for listener in list(self.listeners):
+            listener()
 
     async def wait_until(
         self,

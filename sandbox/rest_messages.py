@@ -5,7 +5,8 @@
 SEND_MESSAGES (else 403 code 50013) in the channel, answers 404 code 10003
 for a deleted channel, enforces Discord's content and embed limits, drops
 embeds without EMBED_LINKS (a message of embeds only is then 403 code 50013),
-and honours ``nonce`` + ``enforce_nonce`` by returning the earlier message.
+and honours ``nonce`` (an integer or at most 25 characters) + ``enforce_nonce`` by
+returning the author's earlier message, whatever channel it went to.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from .permissions import Perm
 from .records import NonceHit
 from .rest import _int
 from .server import Server, body_of, json_response, no_content, rate_limited_body
-from .validation import validate_message
+from .validation import validate_edit, validate_message, validate_nonce
 from .world import Channel, ChannelType
 
 JSON = dict[str, Any]
@@ -135,6 +136,7 @@ class MessageRoutes:
         data = body.obj
         self._require(channel, Perm.SEND_MESSAGES)
         validate_message(data, body.attachments)
+        validate_nonce(data.get("nonce"))
         if data.get("embeds") and not self._bot_permissions(channel) & Perm.EMBED_LINKS:
             # Discord without Embed Links: embeds are dropped, and a message that was
             # nothing but embeds is refused.
@@ -143,7 +145,8 @@ class MessageRoutes:
                     or data.get("poll") or body.attachments):
                 raise errors.missing_permissions()
         nonce = data.get("nonce")
-        earlier = self.core.check_nonce(channel.id, nonce, bool(data.get("enforce_nonce")))
+        author = self.core.bot
+        earlier = self.core.check_nonce(author.id, nonce, bool(data.get("enforce_nonce")))
         if earlier is not None and nonce is not None:
             self.core.recorder.nonce_hit(NonceHit(channel.id, nonce, earlier.id))
             return self.core.message_payload(earlier)
@@ -159,7 +162,7 @@ class MessageRoutes:
             )
         message = self.core.create_message(
             channel,
-            self.core.bot,
+            author,
             content=str(data.get("content") or ""),
             embeds=list(data.get("embeds") or []),
             components=list(data.get("components") or []),
@@ -171,7 +174,7 @@ class MessageRoutes:
             type=MESSAGE_TYPE_REPLY if reference_id in self.world.messages else 0,
         )
         if data.get("enforce_nonce"):
-            self.core.remember_nonce(channel.id, nonce, message)
+            self.core.remember_nonce(author.id, nonce, message)
         return self.core.message_payload(message)
 
     async def typing(self, request: web.Request) -> web.Response:
@@ -194,13 +197,7 @@ class MessageRoutes:
         if message.author.id != self.core.bot.id:
             raise errors.Forbidden(50005, "Cannot edit a message authored by another user")
         body = body_of(request).obj
-        merged: JSON = {
-            "content": message.content,
-            "embeds": message.embeds,
-            "components": message.components,
-        }
-        merged.update({k: v for k, v in body.items() if v is not None})
-        validate_message(merged, message.attachments)
+        validate_edit(message, body)
         return json_response(self.core.message_payload(self.core.edit_message(message, body)))
 
     async def delete_message(self, request: web.Request) -> web.Response:

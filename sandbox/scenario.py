@@ -29,10 +29,12 @@ from .errors import CommandRefused
 from .interactions import InteractionHandle, Interactions
 from .limits import Fault
 from .permissions import DEFAULT_BOT_PERMISSIONS, DEFAULT_EVERYONE, Perm
+from .persistence import WorldStore
 from .readback import ChannelRef, GuildRef, ReadBack
 from .rest import RestRoutes
 from .rest_messages import POST_MESSAGE, MessageRoutes
 from .server import Server
+from .validation import validate_nonce
 from .world import Channel, Guild, Member, Message, Role, User, World
 
 
@@ -48,15 +50,34 @@ class Sandbox(ReadBack):
         MessageRoutes(self.core, self.interactions).register(self.server)
         ControlRoutes(self).register(self.server.app.router)
         self.server.finish_routes()
+        self.store: WorldStore | None = None
+        # True when start() found a saved world in config.data_dir and loaded it.
+        self.resumed = False
 
     # -- lifetime --------------------------------------------------------
     async def start(self, port: int = 0, host: str = "127.0.0.1") -> Sandbox:
+        """Serve on ``port``; with ``config.data_dir``, first load the saved world (once: a
+        restart of the same Sandbox keeps the world it has) and keep saving it.
+
+        Raises WorldFileError, naming the file, when the saved world cannot be read.
+        """
+        if self.config.data_dir is not None:
+            if self.store is None:
+                self.store = WorldStore(
+                    self.core, self.config.data_dir, delay=self.config.save_delay
+                )
+                self.resumed = self.store.load()
+            self.store.attach()
         bound = await self.server.start(host, port)
         self.core.gateway.url = f"ws://{host}:{bound}/gateway"
         return self
 
     async def stop(self) -> None:
-        await self.server.stop()
+        try:
+            await self.server.stop()
+        finally:
+            if self.store is not None:
+                await self.store.close()
 
     async def __aenter__(self) -> Sandbox:
         return await self.start()
@@ -217,11 +238,27 @@ class Sandbox(ReadBack):
         self.core.unban(self.guild(guild), user_id)
 
     def user_message(
-        self, channel: ChannelRef, user_id: int, content: str, *, guild: GuildRef | None = None
+        self,
+        channel: ChannelRef,
+        user_id: int,
+        content: str,
+        *,
+        guild: GuildRef | None = None,
+        nonce: str | int | None = None,
+        enforce_nonce: bool = False,
     ) -> Message:
-        """A member posts in a channel (MESSAGE_CREATE)."""
+        """A member posts in a channel (MESSAGE_CREATE); with ``enforce_nonce`` a nonce this
+        user sent recently returns their earlier message instead, as Discord does."""
         target = self.channel(channel, guild)
-        return self.core.create_message(target, self.core.world.user(user_id), content=content)
+        author = self.core.world.user(user_id)
+        validate_nonce(nonce)
+        earlier = self.core.check_nonce(author.id, nonce, enforce_nonce)
+        if earlier is not None:
+            return earlier
+        message = self.core.create_message(target, author, content=content, nonce=nonce)
+        if enforce_nonce:
+            self.core.remember_nonce(author.id, nonce, message)
+        return message
 
     # -- commands and components -----------------------------------------
     def commands(self, guild: GuildRef | None = None) -> list[dict[str, Any]]:
@@ -338,6 +375,11 @@ class Sandbox(ReadBack):
     def exhaust_rate_limit(self, channel: ChannelRef, guild: GuildRef | None = None) -> None:
         """Spend a channel's message bucket, as if other posts had just used it."""
         self.core.rate_limiter.exhaust(POST_MESSAGE, str(self.channel(channel, guild).id))
+
+    def advance_clock(self, seconds: float) -> None:
+        """Let ``seconds`` pass for every window the sandbox enforces (interaction tokens,
+        nonces, rate limits), without waiting."""
+        self.config.clock.advance(seconds)
 
     def seed_demo(self) -> Guild:
         """A guild to play with: #general, #welcome, #mod-log, a Staff role and a staff member."""

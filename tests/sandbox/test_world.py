@@ -20,6 +20,15 @@ def test_snowflakes_increase_and_can_target_a_shard():
     assert ids.next() > made[-1]
 
 
+def test_ids_stay_above_an_observed_id_of_another_worker_or_the_future():
+    ids = SnowflakeGenerator()
+    now = ids.next()
+    # A saved world made on a machine whose clock ran 10 s ahead, by another worker.
+    ahead = ((((now >> 22) + 10_000) << 22) | (0x1F << 17) | 0xFFF)
+    ids.observe(ahead)
+    assert ahead < ids.next() < ids.next()
+
+
 def test_member_flag_bits_match_discord():
     assert [MemberFlag.DID_REJOIN, MemberFlag.COMPLETED_ONBOARDING] == [1, 2]
     assert [MemberFlag.BYPASSES_VERIFICATION, MemberFlag.STARTED_ONBOARDING] == [4, 8]
