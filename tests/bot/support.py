@@ -153,7 +153,8 @@ async def outbox_counts(db: Database) -> dict[str, int]:
 async def settled(db: Database, total: int) -> dict[str, int] | None:
     """The outbox counts once all `total` rows reached an end state (else None)."""
     counts = await outbox_counts(db)
-    done = sum(n for s, n in counts.items() if s in ("delivered", "dead_lettered", "failed"))
+    done = sum(n for s, n in counts.items()
+               if s in ("delivered", "dead_lettered", "failed", "skipped"))
     return counts if done == total and sum(counts.values()) == total else None
 
 

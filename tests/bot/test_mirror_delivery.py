@@ -190,13 +190,20 @@ async def test_a_deleted_log_channel_dead_letters_deliveries_not_remediation(
     status = await world.ask(world.staff, "lifeline status")
     assert "deliveries could not be made: 404 Not Found (code 10003): Unknown Channel" in status
     assert "Deliveries pending: 0" in status
-    # Staff point Lifeline at a new channel: the old failures are no longer reported.
+    # Staff point Lifeline at a new channel: the failures are still there (setup alone does
+    # not hide them) until retried; retried, they go to the new channel, in order.
     new_channel = world.sandbox.add_channel(world.guild, "new-log").id
     await world.ask(world.owner, "lifeline setup", {
         "log_channel": new_channel, "verified_role": world.verified_role,
         "staff_role": world.staff_role})
     status = await world.ask(world.staff, "lifeline status")
-    assert "could not be made" not in status and f"<#{new_channel}>" in status
+    assert "could not be made" in status and f"<#{new_channel}>" in status
+    await world.ask(world.staff, "dlq deliveries-retry")
+    await eventually(lambda: settled(world.container.db, 63), what="the retried rows settled")
+    status = await world.ask(world.staff, "lifeline status")
+    assert "could not be made" not in status
+    moved = record_numbers(world.sandbox, new_channel)
+    assert delivered + moved == list(range(60))
 
 
 async def test_a_log_channel_closed_to_the_bot_is_reported(world: World) -> None:
