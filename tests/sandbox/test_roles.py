@@ -1,0 +1,56 @@
+"""Role edits by an admin (permissions, the role list's order) reach the bot's cache, and
+REST role changes follow them: what `/lifeline setup`'s checks read."""
+
+from __future__ import annotations
+
+import discord
+import pytest
+
+from sandbox import Perm
+
+from .support import cached_guild, cached_member, expect, make_bot, running
+
+pytestmark = pytest.mark.asyncio
+
+
+async def test_a_role_dragged_above_the_bot_is_seen_and_refused(sandbox, guild):
+    member = sandbox.member_join(guild, 9101, "target", pending=False)
+    verified = sandbox.add_role(guild, "Verified")
+    bot_role = sandbox.bot_role(guild)
+    assert bot_role.position > verified.position
+    async with running(sandbox, make_bot()) as bot:
+        cached = cached_guild(bot, guild.id)
+        moved = expect(bot, "guild_role_update", lambda before, after: after.id == verified.id)
+        sandbox.edit_role(guild, verified, position=bot_role.position)
+        await moved
+        # Discord renumbers: Verified takes the bot role's place, the bot's role one below.
+        assert verified.position == bot_role.position + 1
+        await sandbox.wait_until(
+            lambda: cached.me.top_role.position == bot_role.position, what="bot role moved")
+        assert cached.me.top_role < cached.get_role(verified.id)  # type: ignore[operator]
+        with pytest.raises(discord.Forbidden) as refused:
+            await cached_member(bot, guild.id, member.id).add_roles(discord.Object(verified.id))
+        assert refused.value.code == 50013
+        # Dragged back below the bot's role, the same change goes through.
+        sandbox.edit_role(guild, verified, position=1)
+        await sandbox.wait_until(
+            lambda: cached.me.top_role > cached.get_role(verified.id), what="role moved back")
+        await cached_member(bot, guild.id, member.id).add_roles(discord.Object(verified.id))
+    assert [(c.role_id, c.action) for c in sandbox.role_changes] == [(verified.id, "add")]
+
+
+async def test_manage_roles_taken_from_the_bots_role_is_seen_and_refused(sandbox, guild):
+    member = sandbox.member_join(guild, 9102, "target", pending=False)
+    verified = sandbox.add_role(guild, "Verified")
+    bot_role = sandbox.bot_role(guild)
+    async with running(sandbox, make_bot()) as bot:
+        cached = cached_guild(bot, guild.id)
+        assert cached.me.guild_permissions.manage_roles
+        changed = expect(bot, "guild_role_update", lambda before, after: after.id == bot_role.id)
+        sandbox.edit_role(guild, bot_role, permissions=bot_role.permissions & ~Perm.MANAGE_ROLES)
+        await changed
+        assert not cached.me.guild_permissions.manage_roles
+        with pytest.raises(discord.Forbidden) as refused:
+            await cached_member(bot, guild.id, member.id).add_roles(discord.Object(verified.id))
+        assert refused.value.code == 50013
+    assert sandbox.role_changes == []
