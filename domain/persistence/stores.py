@@ -11,6 +11,7 @@ from domain.persistence.guilds import GuildStore
 from domain.persistence.members import MemberStore
 from domain.persistence.ops import OpsStore
 from domain.persistence.outbox import OutboxStore
+from domain.persistence.role_drift import RoleDriftStore
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,7 @@ class Stores:
     outbox: OutboxStore  # side effects to deliver, and their attempts
     guilds: GuildStore  # guild settings
     ops: OpsStore  # what probes, metrics and operators read
+    role_drift: RoleDriftStore  # the verified role's repair: member reads, role rows queued
     faults: Faults | None = None  # the test seam; None in production
 
 
@@ -43,4 +45,4 @@ def open_stores(db: Database, *, interactive: Database | None = None,
                   dead_letter_writes=dead_letters if staff is db
                   else DeadLetterStore(db, faults),
                   outbox=OutboxStore(db, faults), guilds=GuildStore(staff, faults),
-                  ops=OpsStore(staff, faults), faults=faults)
+                  ops=OpsStore(staff, faults), role_drift=RoleDriftStore(db), faults=faults)
