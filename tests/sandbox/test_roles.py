@@ -3,6 +3,7 @@ REST role changes follow them: what `/lifeline setup`'s checks read."""
 
 from __future__ import annotations
 
+import aiohttp
 import discord
 import pytest
 
@@ -54,3 +55,20 @@ async def test_manage_roles_taken_from_the_bots_role_is_seen_and_refused(sandbox
             await cached_member(bot, guild.id, member.id).add_roles(discord.Object(verified.id))
         assert refused.value.code == 50013
     assert sandbox.role_changes == []
+
+
+async def test_the_control_api_edits_roles(sandbox, guild):
+    verified = sandbox.add_role(guild, "Verified")
+    bot_role = sandbox.bot_role(guild)
+    async with running(sandbox, make_bot()) as bot, aiohttp.ClientSession() as http:
+        base = sandbox.base_url + "/_sandbox"
+        moved = expect(bot, "guild_role_update", lambda before, after: after.id == verified.id)
+        body = {"guild_id": str(guild.id), "role_id": str(verified.id),
+                "position": bot_role.position}
+        async with http.post(base + "/role", json=body) as resp:
+            assert resp.status == 200
+            assert (await resp.json())["position"] == bot_role.position + 1
+        await moved
+        body = {"guild_id": str(guild.id), "role_id": "42", "permissions": 0}
+        async with http.post(base + "/role", json=body) as resp:
+            assert resp.status == 400 and "Unknown Role" in (await resp.json())["error"]
