@@ -84,6 +84,19 @@ class Core:
             self.gateway.dispatch("GUILD_ROLE_UPDATE", payloads.role_event(each), guild_id=guild.id)
         return role
 
+    def delete_role(self, guild: Guild, role: Role) -> None:
+        """An admin deletes a role: gone from the guild and from every member holding it."""
+        if role.is_everyone or role.managed:
+            raise errors.SandboxError(f"role {role.id} cannot be deleted")
+        del guild.roles[role.id]
+        for member in guild.members.values():
+            if role.id in member.roles:
+                member.roles.remove(role.id)
+        self.gateway.dispatch(
+            "GUILD_ROLE_DELETE", {"guild_id": str(guild.id), "role_id": str(role.id)},
+            guild_id=guild.id,
+        )
+
     def add_channel(self, guild: Guild, name: str, **fields: Any) -> Channel:
         channel = self.world.add_channel(guild, name, **fields)
         self.gateway.dispatch("CHANNEL_CREATE", payloads.channel(channel), guild_id=guild.id)

@@ -158,6 +158,11 @@ class Sandbox(ReadBack):
         found = target.role(role if isinstance(role, int) else role.id)
         return self.core.edit_role(target, found, permissions=permissions, position=position)
 
+    def delete_role(self, guild: GuildRef, role: Role | int) -> None:
+        """Delete a role (not @everyone nor a managed one); GUILD_ROLE_DELETE."""
+        target = self.guild(guild)
+        self.core.delete_role(target, target.role(role if isinstance(role, int) else role.id))
+
     def bot_role(self, guild: GuildRef) -> Role:
         """The bot's own (managed) role in a guild."""
         found = self.core.world.bot_role(self.guild(guild))

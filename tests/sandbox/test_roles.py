@@ -72,3 +72,19 @@ async def test_the_control_api_edits_roles(sandbox, guild):
         body = {"guild_id": str(guild.id), "role_id": "42", "permissions": 0}
         async with http.post(base + "/role", json=body) as resp:
             assert resp.status == 400 and "Unknown Role" in (await resp.json())["error"]
+
+
+async def test_a_deleted_role_leaves_the_guild_and_its_members(sandbox, guild):
+    verified = sandbox.add_role(guild, "Verified")
+    member = sandbox.member_join(guild, 9103, "holder", pending=False, roles=[verified.id])
+    async with running(sandbox, make_bot()) as bot:
+        cached = cached_guild(bot, guild.id)
+        assert cached_member(bot, guild.id, member.id).get_role(verified.id) is not None
+        deleted = expect(bot, "guild_role_delete", lambda role: role.id == verified.id)
+        sandbox.delete_role(guild, verified)
+        await deleted
+        assert cached.get_role(verified.id) is None
+        assert cached_member(bot, guild.id, member.id).get_role(verified.id) is None
+        with pytest.raises(discord.NotFound):
+            await cached_member(bot, guild.id, member.id).add_roles(discord.Object(verified.id))
+    assert verified.id not in guild.members[member.id].roles
