@@ -24,6 +24,7 @@ from cogs.common import (
 )
 from cogs.roles import repair_roles
 from cogs.setup_checks import setup_section
+from domain.errors import DomainError
 from domain.ingest.pipeline import Ingestion
 from domain.records import GuildConfig
 from domain.services import Services
@@ -113,7 +114,10 @@ class GuildSetupCog(commands.Cog):
         if checks:
             parts.append("\n".join(checks))
         if repair:
-            parts.append(await self._repair(interaction, config))
+            try:
+                parts.append(await self._repair(interaction, config))
+            except DomainError as exc:  # the rest of the status still stands
+                parts.append(f"**Role repair**: not run: {exc}")
         await answer(interaction, "\n\n".join(parts))
 
     @lifeline.command(name="repair",

@@ -5,42 +5,11 @@ reconcile at connect put right exactly the first two, through the outbox."""
 
 from __future__ import annotations
 
-from domain.lifecycle import Operation, Source, State
+from domain.lifecycle import Operation, Source
 from sandbox import Sandbox, SandboxConfig
-from tests.bot.world import (
-    World,
-    eventually,
-    make_container,
-    run_bot,
-    setup_guild,
-    start_world,
-)
-from tests.helpers import check_invariants, cmd, path_to
-
-
-async def verify(world: World, user: int) -> None:
-    """A joined member walked to `verified` by the web app; the grant is delivered."""
-    for op in path_to(State.VERIFIED)[1:]:
-        await world.container.transitions.apply(cmd(op, user, world.guild.id,
-                                                     source=Source.API))
-    await holds(world, user, True)
-
-
-async def holds(world: World, user: int, wanted: bool) -> None:
-    """Until the bot's cache shows `user` holding the verified role (or not)."""
-    async def check() -> bool:
-        guild = world.bot.get_guild(world.guild.id)
-        member = guild.get_member(user) if guild else None
-        return member is not None and (member.get_role(world.verified_role) is not None) \
-            == wanted
-    await eventually(check, what=f"member {user} {'with' if wanted else 'without'} the role")
-
-
-async def outbox_idle(world: World) -> None:
-    async def idle() -> bool:
-        return await world.count("outbox", "status IN ('pending', 'retry_scheduled', "
-                                 "'delivering')") == 0
-    await eventually(idle, what="every outbox row delivered")
+from tests.bot.roles import holds, outbox_idle, verify
+from tests.bot.world import World, make_container, run_bot, setup_guild, start_world
+from tests.helpers import check_invariants, cmd
 
 
 async def drift(world: World) -> tuple[int, int, int]:

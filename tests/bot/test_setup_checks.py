@@ -9,6 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from sandbox import Perm
+from tests.bot.roles import outbox_idle, verify
 from tests.bot.world import World, eventually, message_text, setup_guild
 
 ALL_RIGHT = "**Discord permissions**: ✅ Lifeline has what it needs"
@@ -94,3 +95,26 @@ async def test_every_problem_at_once_is_listed_and_clears_when_fixed(world: Worl
                             position=bot_role.position + 1)
     world.sandbox.allow_channel("mod-log", world.guild)
     await status_with(world, ALL_RIGHT)
+
+
+async def test_a_deleted_role_or_channel_is_reported_and_repair_refuses(world: World) -> None:
+    """A deleted verified role would make every verified member's grant fail (unknown
+    role): status says so, and the repair queues nothing."""
+    await setup_guild(world)
+    user = world.sandbox.member_join(world.guild, None, "verified").user.id
+    await world.wait_state(user, "joined")
+    await verify(world, user)
+    await outbox_idle(world)
+    world.sandbox.delete_role(world.guild, world.verified_role)
+    world.sandbox.delete_channel("mod-log", world.guild)
+    status = await status_with(world, "⚠️ 2 to fix")
+    assert "the verified role no longer exists: run /lifeline setup with the role to use" \
+        in status
+    assert "the log channel no longer exists: run /lifeline setup with the channel to use" \
+        in status
+    answer = await world.ask(world.staff, "lifeline status", {"repair": True})
+    assert "**Role repair**: not run: the verified role no longer exists" in answer
+    assert "Dead letters:" in answer  # the rest of the status still stands
+    answer = await world.ask(world.staff, "lifeline repair")
+    assert "❌ the verified role no longer exists" in answer
+    assert await world.count("outbox", "payload ? 'repair'") == 0
