@@ -17,6 +17,7 @@ from domain.persistence.database import Database
 from domain.persistence.faults import Faults
 from domain.persistence.stores import open_stores
 from domain.remediation import RemediationService
+from domain.role_drift import RoleDriftRepair
 from domain.services import Services
 from domain.sync import MemberSync
 from domain.transitions import RetryPolicy, TransitionService
@@ -46,4 +47,5 @@ def build_services(settings: Settings, db: Database, *, metrics: Metrics | None 
     return Services(stores, counters, transitions, staff_transitions, remediation, guilds,
                     member_sync, BatchApplier(stores.members, transitions, member_sync,
                                               counters),
+                    RoleDriftRepair(stores.role_drift),
                     deliveries=DeliveryService(stores.deliveries))

@@ -1,7 +1,13 @@
-"""`/lifeline setup` (Manage Server) and `/lifeline status`."""
+"""`/lifeline setup` (Manage Server), `/lifeline status` and `/lifeline repair` (staff).
+
+Setup and status check what Lifeline needs from Discord (cogs/setup_checks.py); repair and
+`status repair:True` bring the verified role back to what the stored states call for
+(cogs/roles.py, domain/role_drift.py). Each of these is its own part of the answer.
+"""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import discord
@@ -16,11 +22,17 @@ from cogs.common import (
     on_command_error,
     require_staff,
 )
+from cogs.roles import repair_roles
+from cogs.setup_checks import setup_section
+from domain.errors import DomainError
 from domain.ingest.pipeline import Ingestion
+from domain.records import GuildConfig
 from domain.services import Services
 from domain.vocabulary import MirrorLevel
 
 Interaction = discord.Interaction[Any]
+
+log = logging.getLogger(__name__)
 
 LEVEL_CHOICES = [
     app_commands.Choice(name="remediation actions only", value=MirrorLevel.REMEDIATION.value),
@@ -38,6 +50,7 @@ class GuildSetupCog(commands.Cog):
     def __init__(self, services: Services) -> None:
         self.guilds = services.guilds
         self.remediation = services.remediation
+        self.role_drift = services.role_drift
 
     async def interaction_check(self, interaction: Interaction) -> bool:
         return await acknowledge(interaction)
@@ -71,10 +84,15 @@ class GuildSetupCog(commands.Cog):
         text = "✅ Lifeline is set up.\n" + _describe(config)
         if config.staff_role_ids:
             text += STAFF_ROLES_HINT
-        await answer(interaction, text)
+        # Saved either way (staff may fix Discord afterwards); what is missing, said now.
+        checks = setup_section(interaction.guild, config.log_channel_id,
+                               config.verified_role_id)
+        await answer(interaction, "\n\n".join([text, *(["\n".join(checks)] if checks else [])]))
 
     @lifeline.command(name="status", description="Settings, open dead letters, delivery health")
-    async def status(self, interaction: Interaction) -> None:
+    @app_commands.describe(repair="also give and take the verified role where Discord "
+                                  "drifted from the members' states")
+    async def status(self, interaction: Interaction, repair: bool = False) -> None:
         config = await require_staff(interaction, self.guilds)
         guild_id = guild_id_of(interaction)
         stats = await self.remediation.stats(guild_id, top=3)
@@ -89,7 +107,40 @@ class GuildSetupCog(commands.Cog):
             lines.append(f"⚠️ {deliveries.dead_lettered} deliveries could not be made: "
                          f"{deliveries.last_error or 'no detail'} (fix the channel or my "
                          "permissions, then run /lifeline setup again)")
-        await answer(interaction, "\n".join(lines))
+        parts = ["\n".join(lines)]
+        # Separate parts, each under its own heading: the Discord checks, the repair.
+        checks = setup_section(interaction.guild, config.log_channel_id,
+                               config.verified_role_id)
+        if checks:
+            parts.append("\n".join(checks))
+        if repair:
+            try:
+                parts.append(await self._repair(interaction, config))
+            except DomainError as exc:  # the rest of the status still stands
+                parts.append(f"**Role repair**: not run: {exc}")
+        await answer(interaction, "\n\n".join(parts))
+
+    @lifeline.command(name="repair",
+                      description="Give and take the verified role where Discord drifted "
+                                  "from the members' states")
+    async def repair(self, interaction: Interaction) -> None:
+        config = await require_staff(interaction, self.guilds)
+        await answer(interaction, await self._repair(interaction, config))
+
+    async def _repair(self, interaction: Interaction, config: GuildConfig) -> str:
+        guild = interaction.guild
+        if guild is None:
+            raise app_commands.NoPrivateMessage()
+        counts = await repair_roles(guild, config, self.role_drift)
+        log.info("role repair in guild %s asked by %s: %s", guild.id, interaction.user.id,
+                 counts.summary())
+        text = f"**Role repair**: {counts.summary()}"
+        if counts.changed:
+            text += " (the changes are on their way through the outbox)"
+        if counts.left_alone:
+            text += ("\nℹ️ A member who holds the verified role without Lifeline having "
+                     "verified them got it from a person: Lifeline leaves it alone.")
+        return text
 
 
 # Discord shows `/member`, `/dlq` and `/lifeline` only to members with Manage Server (their

@@ -7,7 +7,8 @@ a member update only says "this member changed" (when it changed something the l
 reads): the worker syncs the member to what Discord shows when it gets there, reading
 discord.py's cache through `member_flags` (this cog is the pipeline's MemberView). Reconcile
 at connect queues a sync of every member whose stored state differs from what Discord shows,
-and the leave of every stored member who is gone, through the same workers and batches.
+and the leave of every stored member who is gone, through the same workers and batches;
+then it repairs the verified role where Discord shows it drifted (cogs/roles.py).
 """
 
 from __future__ import annotations
@@ -20,11 +21,14 @@ from typing import Any
 import discord
 from discord.ext import commands
 
+from cogs.roles import repair_roles
+from domain.errors import DomainError
 from domain.ingest.events import EventKind, MemberEvent
 from domain.ingest.log import IngestLog
 from domain.ingest.pipeline import Ingestion
 from domain.lifecycle import EXIT_STATES
 from domain.member_sync import MemberFlags, catch_up
+from domain.records import GuildConfig
 from domain.services import Services
 
 log = logging.getLogger(__name__)
@@ -62,6 +66,7 @@ class LifecycleCog(commands.Cog):
         self.client = client
         self.transitions = services.transitions
         self.guilds = services.guilds
+        self.role_drift = services.role_drift
         self.ingestion = Ingestion(ingest_log, services.batches, self, workers=workers,
                                    batch_size=batch_size, reconcile=self.reconcile_by_id)
         self.reconciled: set[int] = set()  # guilds whose reconcile was queued
@@ -164,7 +169,24 @@ class LifecycleCog(commands.Cog):
                 EventKind.LEAVE, guild.id, user_id, at,
                 key=f"reconcile:leave:{guild.id}:{user_id}:v{version}",
                 reason="not in the guild after reconnect"))
+        roles = await self._repair_roles(guild, config)
         self.reconciled.add(guild.id)
-        log.info("reconciled guild %s: %d members checked, %d to sync, %d gone, in %.2fs",
-                 guild.id, len(present), len(to_sync), gone, time.perf_counter() - started)
+        log.info("reconciled guild %s: %d members checked, %d to sync, %d gone, verified "
+                 "role: %s, in %.2fs", guild.id, len(present), len(to_sync), gone, roles,
+                 time.perf_counter() - started)
         return len(to_sync) + gone
+
+    async def _repair_roles(self, guild: discord.Guild, config: GuildConfig | None) -> str:
+        """The verified role's drift, repaired while the bot was away; what was done, for
+        the reconcile's log line. A failure leaves the rest of the reconcile standing
+        (`/lifeline repair` runs it again)."""
+        if config is None or config.verified_role_id is None:
+            return "not set up"
+        try:
+            return (await repair_roles(guild, config, self.role_drift)).summary()
+        except DomainError as exc:
+            return f"not repaired ({exc})"
+        except Exception:
+            log.exception("role repair of guild %s failed; /lifeline repair runs it again",
+                          guild.id)
+            return "repair failed"

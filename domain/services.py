@@ -15,6 +15,7 @@ from domain.ingest.applier import BatchApplier
 from domain.metrics import Metrics
 from domain.persistence.stores import Stores
 from domain.remediation import RemediationService
+from domain.role_drift import RoleDriftRepair
 from domain.sync import MemberSync
 from domain.transitions import TransitionService
 
@@ -31,4 +32,5 @@ class Services:
     guilds: GuildSettingsService
     sync: MemberSync  # brings a member to what Discord shows (gateway updates, reconcile)
     batches: BatchApplier  # many members' operations and syncs per statement (ingest)
+    role_drift: RoleDriftRepair  # the verified role back to what stored states call for
     deliveries: DeliveryService  # failed side effects: what staff see and retry

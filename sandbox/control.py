@@ -17,6 +17,7 @@ numbers. Errors answer 400 ``{"error": "..."}``.
                                  "flags"?}
     POST /_sandbox/leave        {"guild_id", "user_id"}
     POST /_sandbox/update       {"guild_id", "user_id", "flags"?, "pending"?, "roles"?, "nick"?}
+    POST /_sandbox/role         {"guild_id", "role_id", "permissions"?, "position"?}
     POST /_sandbox/ban          {"guild_id", "user_id", "reason"?}
     POST /_sandbox/unban        {"guild_id", "user_id"}
     POST /_sandbox/message      {"channel_id", "user_id", "content"}
@@ -90,6 +91,7 @@ class ControlRoutes:
             "join": self.join,
             "leave": self.leave,
             "update": self.update,
+            "role": self.role,
             "ban": self.ban,
             "unban": self.unban,
             "message": self.message,
@@ -265,6 +267,17 @@ class ControlRoutes:
             "roles": [str(r) for r in member.roles],
             "flags": member.flags,
         }
+
+    async def role(self, data: JSON) -> JSON:
+        """An admin edits a role: its permissions, or drags it to a position."""
+        role = self.sandbox.edit_role(
+            _id(data, "guild_id"),
+            _id(data, "role_id"),
+            permissions=None if data.get("permissions") is None else int(data["permissions"]),
+            position=None if data.get("position") is None else int(data["position"]),
+        )
+        return {"role_id": str(role.id), "permissions": str(role.permissions),
+                "position": role.position}
 
     async def ban(self, data: JSON) -> JSON:
         self.sandbox.ban(_id(data, "guild_id"), _id(data, "user_id"), reason=data.get("reason"))

@@ -71,6 +71,35 @@ class Core:
             )
         return role
 
+    def edit_role(
+        self, guild: Guild, role: Role, *, permissions: int | None = None,
+        position: int | None = None,
+    ) -> Role:
+        """An admin edits a role in Server Settings: its permissions, its place in the list.
+        One GUILD_ROLE_UPDATE per role that changed (a move renumbers its neighbours)."""
+        changed = {}
+        if permissions is not None and permissions != role.permissions:
+            role.permissions = permissions
+            changed[role.id] = role
+        if position is not None:
+            changed.update((r.id, r) for r in _move_role(guild, role, position))
+        for each in changed.values():
+            self.gateway.dispatch("GUILD_ROLE_UPDATE", payloads.role_event(each), guild_id=guild.id)
+        return role
+
+    def delete_role(self, guild: Guild, role: Role) -> None:
+        """An admin deletes a role: gone from the guild and from every member holding it."""
+        if role.is_everyone or role.managed:
+            raise errors.SandboxError(f"role {role.id} cannot be deleted")
+        del guild.roles[role.id]
+        for member in guild.members.values():
+            if role.id in member.roles:
+                member.roles.remove(role.id)
+        self.gateway.dispatch(
+            "GUILD_ROLE_DELETE", {"guild_id": str(guild.id), "role_id": str(role.id)},
+            guild_id=guild.id,
+        )
+
     def add_channel(self, guild: Guild, name: str, **fields: Any) -> Channel:
         channel = self.world.add_channel(guild, name, **fields)
         self.gateway.dispatch("CHANNEL_CREATE", payloads.channel(channel), guild_id=guild.id)
@@ -332,3 +361,22 @@ class Core:
     def remember_nonce(self, author_id: int, nonce: str | int | None, message: Message) -> None:
         if nonce is not None:
             self.nonces[(author_id, str(nonce))] = (message.id, self.clock.now())
+
+
+def _move_role(guild: Guild, role: Role, position: int) -> list[Role]:
+    """Put ``role`` at ``position`` as Discord's role list does (drag and drop): the roles
+    above @everyone are renumbered 1..n in their new order. Answers the roles whose position
+    changed."""
+    if role.is_everyone:
+        raise errors.SandboxError("@everyone stays at position 0")
+    ordered = sorted(
+        (r for r in guild.roles.values() if not r.is_everyone and r.id != role.id),
+        key=lambda r: (r.position, r.id),
+    )
+    ordered.insert(min(max(position, 1), len(ordered) + 1) - 1, role)
+    moved = []
+    for number, each in enumerate(ordered, start=1):
+        if each.position != number:
+            each.position = number
+            moved.append(each)
+    return moved

@@ -25,7 +25,7 @@ from .commands import OVERRIDE_ROLE, OVERRIDE_USER
 from .config import SandboxConfig
 from .control import ControlRoutes
 from .core import Core
-from .errors import CommandRefused
+from .errors import CommandRefused, SandboxError
 from .interactions import InteractionHandle, Interactions
 from .limits import Fault
 from .permissions import DEFAULT_BOT_PERMISSIONS, DEFAULT_EVERYONE, Perm
@@ -164,6 +164,32 @@ class Sandbox(ReadBack):
         return self.core.add_role(
             self.guild(guild), name, permissions=permissions, position=position
         )
+
+    def edit_role(
+        self,
+        guild: GuildRef,
+        role: Role | int,
+        *,
+        permissions: int | None = None,
+        position: int | None = None,
+    ) -> Role:
+        """Change a role's permissions or drag it to ``position`` (1 = just above @everyone;
+        the others are renumbered, as in Discord); connected bots get GUILD_ROLE_UPDATE."""
+        target = self.guild(guild)
+        found = target.role(role if isinstance(role, int) else role.id)
+        return self.core.edit_role(target, found, permissions=permissions, position=position)
+
+    def delete_role(self, guild: GuildRef, role: Role | int) -> None:
+        """Delete a role (not @everyone nor a managed one); GUILD_ROLE_DELETE."""
+        target = self.guild(guild)
+        self.core.delete_role(target, target.role(role if isinstance(role, int) else role.id))
+
+    def bot_role(self, guild: GuildRef) -> Role:
+        """The bot's own (managed) role in a guild."""
+        found = self.core.world.bot_role(self.guild(guild))
+        if found is None:
+            raise SandboxError("the bot has no role of its own in this guild")
+        return found
 
     def add_channel(
         self, guild: GuildRef, name: str, *, channel_id: int | None = None, topic: str | None = None

@@ -12,6 +12,7 @@ from domain.persistence.guilds import GuildStore
 from domain.persistence.members import MemberStore
 from domain.persistence.ops import OpsStore
 from domain.persistence.outbox import OutboxStore
+from domain.persistence.role_drift import RoleDriftStore
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,7 @@ class Stores:
     deliveries: DeliveryStore  # the outbox as staff see it: failed deliveries, their retry
     guilds: GuildStore  # guild settings
     ops: OpsStore  # what probes, metrics and operators read
+    role_drift: RoleDriftStore  # the verified role's repair: member reads, role rows queued
     faults: Faults | None = None  # the test seam; None in production
 
 
@@ -45,5 +47,5 @@ def open_stores(db: Database, *, interactive: Database | None = None,
                   dead_letter_writes=dead_letters if staff is db
                   else DeadLetterStore(db, faults),
                   outbox=OutboxStore(db, faults), deliveries=DeliveryStore(staff, faults),
-                  guilds=GuildStore(staff, faults),
-                  ops=OpsStore(staff, faults), faults=faults)
+                  guilds=GuildStore(staff, faults), ops=OpsStore(staff, faults),
+                  role_drift=RoleDriftStore(db), faults=faults)

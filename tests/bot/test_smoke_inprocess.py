@@ -29,7 +29,8 @@ async def test_bot_logs_in_syncs_and_answers_setup(world: World) -> None:
         "Mirror level: dead_letters\n"
         "ℹ️ For the staff roles to see `/member`, `/dlq` and `/lifeline`: Server Settings → "
         "Integrations → Lifeline, add the roles to each command (a bot cannot do this itself; "
-        "Lifeline still checks the roles on every command).")
+        "Lifeline still checks the roles on every command).\n\n"
+        "**Discord permissions**: ✅ Lifeline has what it needs")
     async with world.container.db.autocommit() as conn:
         stored = (await conn.execute(text(
             "SELECT log_channel_id, staff_role_ids, verified_role_id, eligibility_role_id, "
