@@ -42,7 +42,7 @@ def build_services(settings: Settings, db: Database, *, metrics: Metrics | None 
     remediation = RemediationService(stores.dead_letters, staff_transitions,
                                      retention_days=settings.retention_days, metrics=counters,
                                      claim_seconds=settings.dead_letter_claim_seconds)
-    guilds = GuildSettingsService(stores.guilds, stores.outbox, stores.deliveries)
+    guilds = GuildSettingsService(stores.guilds, stores.deliveries)
     member_sync = MemberSync(transitions)
     return Services(stores, counters, transitions, staff_transitions, remediation, guilds,
                     member_sync, BatchApplier(stores.members, transitions, member_sync,

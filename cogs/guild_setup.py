@@ -18,12 +18,14 @@ from cogs.common import (
     GUILD_ONLY,
     acknowledge,
     answer,
+    delivery_notice,
     guild_id_of,
     on_command_error,
     require_staff,
 )
 from cogs.roles import repair_roles
 from cogs.setup_checks import setup_section
+from domain.deliveries import describe
 from domain.errors import DomainError
 from domain.ingest.pipeline import Ingestion
 from domain.records import GuildConfig
@@ -51,6 +53,7 @@ class GuildSetupCog(commands.Cog):
         self.guilds = services.guilds
         self.remediation = services.remediation
         self.role_drift = services.role_drift
+        self.deliveries = services.deliveries
 
     async def interaction_check(self, interaction: Interaction) -> bool:
         return await acknowledge(interaction)
@@ -96,17 +99,20 @@ class GuildSetupCog(commands.Cog):
         config = await require_staff(interaction, self.guilds)
         guild_id = guild_id_of(interaction)
         stats = await self.remediation.stats(guild_id, top=3)
-        deliveries = await self.guilds.delivery_problems(guild_id)
+        deliveries = await self.deliveries.summary(guild_id)
+        delivery_notice(interaction)  # said below in full, not as the notice too
         lines = [_describe(config),
                  "Dead letters: " + ", ".join(f"{k} {v}" for k, v in stats.by_status.items())]
         if stats.oldest_open_age_seconds is not None:
             lines.append(f"Oldest open entry: {int(stats.oldest_open_age_seconds)}s old")
         lines.append(f"Deliveries pending: {deliveries.pending}")
         lines.extend(_ingest_lines(interaction.client))
-        if deliveries.dead_lettered:
-            lines.append(f"⚠️ {deliveries.dead_lettered} deliveries could not be made: "
-                         f"{deliveries.last_error or 'no detail'} (fix the channel or my "
-                         "permissions, then run /lifeline setup again)")
+        if deliveries.failed:
+            channel = f"<#{deliveries.newest_channel_id}>" if deliveries.newest_channel_id \
+                else "the log channel"
+            lines.append(f"⚠️ {deliveries.failed} deliveries could not be made; the newest: "
+                         f"{describe(deliveries.newest_cause, channel)} (`/dlq deliveries` "
+                         "shows them; fix the cause, then `/dlq deliveries-retry`)")
         parts = ["\n".join(lines)]
         # Separate parts, each under its own heading: the Discord checks, the repair.
         checks = setup_section(interaction.guild, config.log_channel_id,

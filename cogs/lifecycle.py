@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import discord
@@ -23,7 +24,7 @@ from discord.ext import commands
 
 from cogs.roles import repair_roles
 from domain.errors import DomainError
-from domain.ingest.events import EventKind, MemberEvent
+from domain.ingest.events import REASONS, EventKind, MemberEvent
 from domain.ingest.log import IngestLog
 from domain.ingest.pipeline import Ingestion
 from domain.lifecycle import EXIT_STATES
@@ -60,6 +61,11 @@ def joined_at_ms(user: Any) -> int | None:
     return None if joined_at is None else int(joined_at.timestamp() * 1000)
 
 
+# The ledger reasons of a reconcile's syncs and leaves (domain/ingest/events.py REASONS).
+RECONCILE_REASONS = [REASONS[EventKind.SYNC], "not in the guild after reconnect"]
+RECONCILE_REPORT_WAIT = 600
+
+
 class LifecycleCog(commands.Cog):
     def __init__(self, services: Services, ingest_log: IngestLog, client: discord.Client, *,
                  workers: int = 4, batch_size: int = 256) -> None:
@@ -70,11 +76,17 @@ class LifecycleCog(commands.Cog):
         self.ingestion = Ingestion(ingest_log, services.batches, self, workers=workers,
                                    batch_size=batch_size, reconcile=self.reconcile_by_id)
         self.reconciled: set[int] = set()  # guilds whose reconcile was queued
+        # What each guild's last reconcile wrote, once its queued work was applied:
+        # (transitions, members); logged too.
+        self.reconcile_written: dict[int, tuple[int, int]] = {}
+        self._reports: set[asyncio.Task[None]] = set()
 
     async def cog_load(self) -> None:
         await self.ingestion.start()
 
     async def cog_unload(self) -> None:
+        for task in self._reports:
+            task.cancel()
         await self.ingestion.stop()
 
     # ---- the pipeline's view of Discord ---------------------------------------------------
@@ -142,6 +154,7 @@ class LifecycleCog(commands.Cog):
         members were queued. Two statements, whatever the guild's size: the rest is the
         workers' batches (a second reconcile finds nothing to do)."""
         started = time.perf_counter()
+        since = datetime.now(UTC)
         stored = await self.transitions.member_states(guild.id)
         config = await self.guilds.get(guild.id)
         eligibility_role = config.eligibility_role_id if config else None
@@ -168,13 +181,36 @@ class LifecycleCog(commands.Cog):
             self.ingestion.queue_event(MemberEvent(
                 EventKind.LEAVE, guild.id, user_id, at,
                 key=f"reconcile:leave:{guild.id}:{user_id}:v{version}",
-                reason="not in the guild after reconnect"))
+                reason=RECONCILE_REASONS[1]))
         roles = await self._repair_roles(guild, config)
         self.reconciled.add(guild.id)
-        log.info("reconciled guild %s: %d members checked, %d to sync, %d gone, verified "
-                 "role: %s, in %.2fs", guild.id, len(present), len(to_sync), gone, roles,
-                 time.perf_counter() - started)
+        log.info("reconciled guild %s: %d members checked, queued %d to sync and %d gone "
+                 "(written: logged once applied), verified role: %s, in %.2fs", guild.id,
+                 len(present), len(to_sync), gone, roles, time.perf_counter() - started)
+        if to_sync or gone:
+            task = asyncio.create_task(self._report_written(guild.id, since))
+            self._reports.add(task)
+            task.add_done_callback(self._reports.discard)
         return len(to_sync) + gone
+
+    async def _report_written(self, guild_id: int, since: datetime) -> None:
+        """Once the reconcile's queued work is applied: what it wrote (its ledger rows),
+        not what it queued (a queued sync may find nothing to change)."""
+        try:
+            async with asyncio.timeout(RECONCILE_REPORT_WAIT):
+                await self.ingestion.wait_idle()
+            written = await self.transitions.written_since(guild_id, since, RECONCILE_REASONS)
+        except TimeoutError:
+            log.info("reconcile of guild %s: still being applied after %ds", guild_id,
+                     RECONCILE_REPORT_WAIT)
+            return
+        except Exception:
+            log.warning("reconcile of guild %s: could not count what it wrote", guild_id,
+                        exc_info=True)
+            return
+        self.reconcile_written[guild_id] = written
+        log.info("reconcile of guild %s wrote %d transitions for %d members", guild_id,
+                 *written)
 
     async def _repair_roles(self, guild: discord.Guild, config: GuildConfig | None) -> str:
         """The verified role's drift, repaired while the bot was away; what was done, for

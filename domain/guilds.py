@@ -6,18 +6,15 @@ from domain.commands import check_snowflake
 from domain.errors import GuildNotSetUp, InvalidInput
 from domain.persistence.deliveries import DeliveryStore
 from domain.persistence.guilds import GuildStore
-from domain.persistence.outbox import OutboxStore
-from domain.records import DeliveryHealth, GuildConfig
+from domain.records import GuildConfig
 from domain.vocabulary import MirrorLevel
 
 MAX_STAFF_ROLES = 25
 
 
 class GuildSettingsService:
-    def __init__(self, store: GuildStore, outbox: OutboxStore,
-                 deliveries: DeliveryStore | None = None) -> None:
+    def __init__(self, store: GuildStore, deliveries: DeliveryStore | None = None) -> None:
         self.store = store
-        self.outbox = outbox
         self.deliveries = deliveries
 
     async def get(self, guild_id: int) -> GuildConfig | None:
@@ -54,11 +51,6 @@ class GuildSettingsService:
         config = await self.get(guild_id)
         assert config is not None
         return config
-
-    async def delivery_problems(self, guild_id: int) -> DeliveryHealth:
-        """Outbox health of one guild, for `/lifeline status`: deliveries still waiting, and
-        those that failed and wait for staff (`/dlq deliveries`), with the newest error."""
-        return await self.outbox.delivery_problems(guild_id)
 
     async def failed_deliveries(self, guild_id: int) -> int:
         """How many of the guild's deliveries failed and wait for staff: the notice on

@@ -83,13 +83,6 @@ class GuildConfig:
     mirror_level: MirrorLevel
 
 
-@dataclass(frozen=True)
-class DeliveryHealth:
-    pending: int
-    dead_lettered: int
-    last_error: str | None
-
-
 # ---- the outbox ------------------------------------------------------------------------
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 
 from tenacity import (
     AsyncRetrying,
@@ -282,6 +283,12 @@ class TransitionService:
 
     async def get_member(self, guild_id: int, user_id: int) -> MemberSnapshot | None:
         return await self.members.get(guild_id, user_id)
+
+    async def written_since(self, guild_id: int, since: datetime,
+                            reasons: list[str]) -> tuple[int, int]:
+        """(transitions, members) written in the guild since `since` with one of
+        `reasons`: what a reconcile's queued work actually wrote."""
+        return await self.members.written_since(guild_id, since, reasons)
 
 
 def plan(cmd: TransitionCommand, observed: Observed, to_state: State) -> PlannedWrite:

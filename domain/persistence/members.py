@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from datetime import datetime
 from types import TracebackType
 from typing import Any
 
@@ -128,6 +129,12 @@ HISTORY = text(
        FROM member_transitions WHERE guild_id = :g AND user_id = :u
        ORDER BY version DESC LIMIT :limit""")
 STATES = text("SELECT user_id, state, version FROM members WHERE guild_id = :g")
+# What a reconcile wrote: its ledger rows (by their reasons) since it started.
+WRITTEN_SINCE = text("""
+    SELECT count(*) AS transitions, count(DISTINCT user_id) AS members
+    FROM member_transitions
+    WHERE guild_id = :g AND created_at >= :since AND reason = ANY(:reasons)
+""")
 
 
 class MemberStore:
@@ -166,6 +173,15 @@ class MemberStore:
         async with self.db.autocommit() as conn:
             rows = await conn.execute(STATES, {"g": guild_id})
             return {r.user_id: (State(r.state), r.version) for r in rows}
+
+
+    async def written_since(self, guild_id: int, since: datetime,
+                            reasons: list[str]) -> tuple[int, int]:
+        """(transitions, members) the guild's ledger holds with one of `reasons` since."""
+        async with self.db.autocommit() as conn:
+            row = (await conn.execute(WRITTEN_SINCE, {"g": guild_id, "since": since,
+                                                      "reasons": reasons})).one()
+            return int(row.transitions), int(row.members)
 
 
 class MemberSession(DriverConnection):

@@ -21,7 +21,7 @@ from domain.mirror import level_values
 from domain.persistence.database import Database
 from domain.persistence.faults import Faults, Point
 from domain.persistence.sql import ENQUEUE_MIRROR
-from domain.records import Attempt, Claimed, DeliveryHealth
+from domain.records import Attempt, Claimed
 from domain.vocabulary import DeliveryCause, DeliveryStatus, OutboxKind
 
 _CLAIMABLE = """(status IN ('pending', 'retry_scheduled') AND next_attempt_at <= now())
@@ -91,20 +91,6 @@ CLOSE_LANE = text("""
     UPDATE outbox SET status = 'dead_lettered', last_error = :error, cause = :cause,
            discord_code = :code, updated_at = now()
     WHERE lane = :lane AND id > :last AND status IN ('pending', 'retry_scheduled')
-""")
-
-# What is still waiting, and what failed and waits for staff (`/dlq deliveries`, until they
-# retry it), with the newest failure's error.
-DELIVERY_PROBLEMS = text("""
-    SELECT count(*) FILTER (WHERE o.status IN ('pending', 'retry_scheduled',
-                                               'delivering')) AS pending,
-           count(*) FILTER (WHERE o.status IN ('dead_lettered', 'failed')) AS dead,
-           (SELECT last_error FROM outbox o2 WHERE o2.guild_id = :g
-              AND o2.status IN ('dead_lettered', 'failed')
-              ORDER BY o2.id DESC LIMIT 1) AS last_error
-    FROM guild_settings gs LEFT JOIN outbox o ON o.guild_id = gs.guild_id
-    WHERE gs.guild_id = :g
-    GROUP BY gs.guild_id
 """)
 
 # Log lines a channel refused for a reason staff may fix in Discord (a permission), or whose
@@ -256,12 +242,3 @@ class OutboxStore:
             return
         async with self.db.transaction() as conn:
             await conn.execute(ENQUEUE_MIRROR, params)
-
-    async def delivery_problems(self, guild_id: int) -> DeliveryHealth:
-        """The guild's deliveries still waiting, and those that failed and wait for staff
-        (with the newest error), for `/lifeline status`."""
-        async with self.db.autocommit() as conn:
-            row = (await conn.execute(DELIVERY_PROBLEMS, {"g": guild_id})).first()
-        if row is None:
-            return DeliveryHealth(0, 0, None)
-        return DeliveryHealth(int(row.pending), int(row.dead), row.last_error)

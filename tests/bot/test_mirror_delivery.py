@@ -188,7 +188,7 @@ async def test_a_deleted_log_channel_dead_letters_deliveries_not_remediation(
     assert answer.startswith(f"✅ resolved **#{entry}**")
     await eventually(lambda: settled(world.container.db, 62), what="the new rows settled")
     status = await world.ask(world.staff, "lifeline status")
-    assert "deliveries could not be made: 404 Not Found (code 10003): Unknown Channel" in status
+    assert "deliveries could not be made; the newest: the log channel was deleted" in status
     assert "Deliveries pending: 0" in status
     # Staff point Lifeline at a new channel: the failures are still there (setup alone does
     # not hide them) until retried; retried, they go to the new channel, in order.
@@ -215,7 +215,8 @@ async def test_a_log_channel_closed_to_the_bot_is_reported(world: World) -> None
     answer = await world.ask(world.staff, "dlq dismiss", {"id": str(entry), "note": "dup"})
     assert answer.startswith(f"✅ dismissed **#{entry}**")
     status = await world.ask(world.staff, "lifeline status")
-    assert "403 Forbidden (code 50013): Missing Permissions" in status
+    assert ("deliveries could not be made; the newest: missing Send Messages in "
+            f"<#{world.log_channel}>") in status
 
 
 async def test_a_log_channel_without_embed_links_is_reported(world: World) -> None:
@@ -227,7 +228,7 @@ async def test_a_log_channel_without_embed_links_is_reported(world: World) -> No
     assert await outbox_counts(world.container.db) == {"dead_lettered": 1}
     assert world.sandbox.messages(world.log_channel) == []
     status = await world.ask(world.staff, "lifeline status")
-    assert "403 Forbidden (code 50013): Missing Permissions" in status
+    assert f"the newest: missing Embed Links in <#{world.log_channel}>" in status
     # Granted again and set up again: the mirror works.
     world.sandbox.allow_channel(world.log_channel)
     await world.ask(world.owner, "lifeline setup", {

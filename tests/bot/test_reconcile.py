@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from domain.lifecycle import Operation, Source
 from sandbox import Sandbox, SandboxConfig
-from tests.bot.world import make_container, run_bot, start_world
+from tests.bot.world import eventually, make_container, run_bot, start_world
 from tests.helpers import check_invariants, cmd
 
 STARTED, COMPLETED = 8, 2
+
+
+async def _written(bot: Any, guild_id: int) -> tuple[int, int]:
+    """What the bot's reconcile of the guild wrote, as it logs it once applied."""
+    cog = bot.get_cog("LifecycleCog")
+    return await eventually(lambda: _report(cog, guild_id), what="the reconcile's report")
+
+
+async def _report(cog: Any, guild_id: int) -> tuple[int, int] | None:
+    return cog.reconcile_written.get(guild_id)  # type: ignore[no-any-return]
 
 
 async def test_missed_events_are_caught_up_on_reconnect_without_double_application(
@@ -34,6 +46,8 @@ async def test_missed_events_are_caught_up_on_reconnect_without_double_applicati
             history = await world.container.transitions.history(world.guild.id, newcomer)
             assert [h.operation.value for h in reversed(history)] == [
                 "join", "complete_onboarding", "mark_role_eligible", "accept_rules"]
+            # What it wrote, not what it queued: the newcomer's 4, stayed's 1, gone's leave.
+            assert await _written(bot, world.guild.id) == (6, 3)
         # Another reconnect finds nothing to do: the keys make catching up idempotent.
         async with run_bot(sandbox, make_container(clean_db)) as bot:
             cog = bot.get_cog("LifecycleCog")
@@ -64,6 +78,7 @@ async def test_reconcile_re_admits_a_member_the_database_holds_as_gone(
         async with run_bot(sandbox, make_container(clean_db)) as bot:
             world.bot = bot
             await world.wait_state(user, "onboarding_in_progress")
+            assert await _written(bot, world.guild.id) == (2, 1)
         history = await world.container.transitions.history(world.guild.id, user)
         assert [h.operation.value for h in reversed(history)] == [
             "join", "leave", "join", "start_onboarding"]

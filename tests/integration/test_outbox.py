@@ -29,6 +29,7 @@ from domain.outbox import (
 )
 from domain.persistence.database import Database, is_unavailable
 from domain.persistence.dead_letters import DeadLetterStore
+from domain.persistence.deliveries import DeliveryStore
 from domain.persistence.faults import Faults, Point, connection_dropped
 from domain.persistence.outbox import OutboxStore
 from domain.vocabulary import OutboxKind
@@ -273,10 +274,10 @@ async def test_retryable_failures_back_off_then_fail_after_max_attempts(
     assert await count(clean_db, "outbox_attempts") == 2
 
 
-async def test_delivery_problems_report_failures_until_staff_retry_them(
+async def test_the_summary_reports_failures_until_staff_retry_them(
         clean_db: Database) -> None:
-    store = OutboxStore(clean_db)
-    assert (await store.delivery_problems(GUILD)).pending == 0  # not set up: nothing
+    store = DeliveryStore(clean_db)
+    assert (await store.summary(GUILD)).pending == 0  # not set up: nothing
     async with clean_db.transaction() as conn:
         await conn.execute(text(
             "INSERT INTO guild_settings (guild_id, log_channel_id, mirror_level, updated_at) "
@@ -290,13 +291,13 @@ async def test_delivery_problems_report_failures_until_staff_retry_them(
         await conn.execute(text("UPDATE outbox SET next_attempt_at = now() + interval '1 hour' "
                                 "WHERE channel_id = 905"))
     await _drain(_worker(clean_db, discord))
-    health = await store.delivery_problems(GUILD)
-    assert (health.pending, health.dead_lettered) == (1, 2)
-    assert health.last_error == "404 Not Found (code 10003): Unknown Channel"
+    health = await store.summary(GUILD)
+    assert (health.pending, health.failed) == (1, 2)
+    assert health.newest_error == "404 Not Found (code 10003): Unknown Channel"
     async with clean_db.transaction() as conn:  # /lifeline setup again: still failed
         await conn.execute(text("UPDATE guild_settings SET updated_at = now() "
                                 "WHERE guild_id = :g"), {"g": GUILD})
-    assert await store.delivery_problems(GUILD) == health
+    assert await store.summary(GUILD) == health
 
 
 async def test_retention_purges_closed_entries_but_keeps_the_audit(clean_db: Database) -> None:
