@@ -35,18 +35,16 @@ depends_on: str | Sequence[str] | None = None
 IDENTITY_ALPHABET = string.digits + string.ascii_lowercase
 
 # Advisory lock key space (the two-int form, apart from the migrations' one-bigint lock):
-# class 7301 = an outbox lane. The id is taken here (the column has no default any more),
-# after the lock, which is held until commit: the next writer of the lane takes a larger id
-# only after this one committed. Role lanes are ordered by the member row lock their
-# writers hold already, so only mirror rows take it.
+# class 7301 = an outbox lane. A mirror row's id is taken again here, after the lock (the
+# column default's id, taken before it, is left unused), which is held until commit: the
+# next writer of the lane takes a larger id only after this one committed. Role lanes are
+# ordered by the member row lock their writers hold already: their rows skip the trigger.
 LANE_LOCK_CLASS = 7301
 POSITION_FUNCTION = f"""
 CREATE FUNCTION outbox_take_position() RETURNS trigger
 LANGUAGE plpgsql VOLATILE AS $fn$
 BEGIN
-  IF NEW.kind = 'mirror' THEN
-    PERFORM pg_advisory_xact_lock({LANE_LOCK_CLASS}, hashtext(NEW.lane));
-  END IF;
+  PERFORM pg_advisory_xact_lock({LANE_LOCK_CLASS}, hashtext(NEW.lane));
   NEW.id := nextval(pg_get_serial_sequence('outbox', 'id'));
   RETURN NEW;
 END
@@ -76,8 +74,7 @@ def upgrade() -> None:
     op.add_column('outbox', sa.Column('discord_code', sa.Integer(), nullable=True))
     op.execute(POSITION_FUNCTION)
     op.execute("CREATE TRIGGER outbox_take_position BEFORE INSERT ON outbox FOR EACH ROW "
-               "EXECUTE FUNCTION outbox_take_position()")
-    op.execute("ALTER TABLE outbox ALTER COLUMN id DROP DEFAULT")
+               "WHEN (NEW.kind = 'mirror') EXECUTE FUNCTION outbox_take_position()")
     op.drop_index('ix_outbox_guild_status', table_name='outbox')
     op.execute("CREATE INDEX ix_outbox_guild_status ON outbox (guild_id, status, id DESC)")
     op.execute("CREATE INDEX ix_outbox_guild_id ON outbox (guild_id, id DESC)")
@@ -128,8 +125,6 @@ def downgrade() -> None:
     op.drop_index('ix_outbox_guild_status', table_name='outbox')
     op.create_index('ix_outbox_guild_status', 'outbox', ['guild_id', 'status'], unique=False)
     op.execute("DROP TRIGGER outbox_take_position ON outbox")
-    op.execute("ALTER TABLE outbox ALTER COLUMN id SET DEFAULT "
-               "nextval(pg_get_serial_sequence('outbox', 'id'))")
     op.execute("DROP FUNCTION outbox_take_position()")
     op.drop_column('outbox', 'discord_code')
     op.drop_column('outbox', 'cause')
