@@ -6,7 +6,6 @@ A mixin of DeadLetterCog (its `deliveries` and `guilds`), on the same `/dlq` gro
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import discord
@@ -14,6 +13,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from cogs.common import answer, guild_id_of, is_staff, require_staff
+from cogs.dlq_views import age
 from cogs.groups import DLQ
 from domain.deliveries import (
     FAILED_STATUSES,
@@ -34,14 +34,6 @@ LIST_SIZE = 15
 TIMELINE_SIZE = 10
 
 
-def _age(moment: datetime) -> str:
-    seconds = int((datetime.now(UTC) - moment).total_seconds())
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds // size}{unit} ago"
-    return f"{max(seconds, 0)}s ago"
-
-
 def what(d: Delivery) -> str:
     if d.kind is OutboxKind.ROLE_SYNC:
         verb = "grant" if d.action == "add" else "remove"
@@ -56,7 +48,7 @@ def cause_of(d: Delivery) -> str:
 
 def delivery_line(d: Delivery) -> str:
     return f"**{delivery_ref(d.id)}** {what(d)} · {d.status.value} · {cause_of(d)} · " \
-           f"{_age(d.updated_at)}"
+           f"{age(d.updated_at)} ago"
 
 
 def delivery_embed(d: Delivery, attempts: list[DeliveryAttempt]) -> discord.Embed:
