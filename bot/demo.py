@@ -107,6 +107,8 @@ class Demo:
     def mentions(self, text: str) -> str:
         for user_id, name in self.names.items():
             text = text.replace(f"<@{user_id}>", f"@{name}")
+        for role in self.guild.roles.values():
+            text = text.replace(f"<@&{role.id}>", f"@{role.name}")
         return text
 
     async def web_app(self, session: aiohttp.ClientSession, user_id: int, operation: str
@@ -216,12 +218,37 @@ class Demo:
             await self.command(self.staff, "dlq resolve", {
                 "id": str(entry.id), "note": "storm noise: carol's state is correct now"})
         await self.command(self.staff, "dlq stats")
+        await self.refused_role_grant()
 
         self.t.chapter("What ops read in #mod-log")
         await self.wait_mirror_drained()
         for message in self.sandbox.messages("mod-log", guild):
             for line in message.lines():  # the mirror's lines are in embeds
                 self.t.say("#mod-log", self.mentions(line))
+
+    async def refused_role_grant(self) -> None:
+        """The Verified role above Lifeline's own: the refused grant is seen, fixed, retried."""
+        self.t.chapter("Discord refuses a role grant; staff fix the cause and retry it")
+        guild, verified = self.guild, self.guild.role_named("Verified")
+        await self.wait_mirror_drained()  # carol's role changes went through first
+        top = max(r.position for r in guild.roles.values())
+        self.sandbox.edit_role(guild, verified, position=top)
+        self.t.say("owner", "drags Verified above Lifeline's role in Server Settings → Roles")
+        dave = await self.onboard("dave")
+        await self.command(dave, "verify")
+        await self.command(self.staff, "member verify", {"user": dave})
+        for _ in range(300):  # the worker records the refusal right after Discord's answer
+            if (await self.container.deliveries.summary(guild.id)).failed:
+                break
+            await asyncio.sleep(0.05)
+        await self.command(self.staff, "dlq deliveries")
+        self.sandbox.edit_role(guild, self.sandbox.bot_role(guild), position=top)
+        self.t.say("owner", "drags Lifeline's role back above Verified")
+        await self.command(self.staff, "dlq deliveries-retry")
+        await self.sandbox.wait_until(lambda: any(
+            c.user_id == dave and c.action == "add" for c in self.sandbox.role_changes),
+            timeout=15)
+        self.t.say("sandbox", "dave was granted the Verified role")
 
     async def storm(self, http: aiohttp.ClientSession, user: int) -> Counter[str]:
         """Concurrent writers on one member until both operations have a dead letter (so that
@@ -265,6 +292,7 @@ class Demo:
         return outcomes
 
     async def wait_mirror_drained(self) -> None:
+        """Until no delivery of the guild is waiting (log lines and role changes alike)."""
         for _ in range(3000):
             if not await self.container.services.stores.ops.undelivered_outbox_rows(
                     self.guild.id):

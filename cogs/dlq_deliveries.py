@@ -12,7 +12,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from cogs.common import answer, guild_id_of, is_staff, require_staff
+from cogs.common import answer, delivery_notice, guild_id_of, is_staff, require_staff
 from cogs.dlq_views import age
 from cogs.groups import DLQ
 from domain.deliveries import (
@@ -112,6 +112,7 @@ class DeliveryCommands(commands.Cog):
     async def deliveries_list(self, interaction: Interaction,
                               kind: app_commands.Choice[str] | None = None) -> None:
         await require_staff(interaction, self.guilds)
+        delivery_notice(interaction)  # this answer is about them: no notice on top
         guild_id = guild_id_of(interaction)
         page = await self.deliveries.page(guild_id, statuses=FAILED_STATUSES,
                                           kind=OutboxKind(kind.value) if kind else None,
@@ -129,6 +130,7 @@ class DeliveryCommands(commands.Cog):
     @app_commands.describe(delivery="its D number, like D42")
     async def delivery_show(self, interaction: Interaction, delivery: str) -> None:
         await require_staff(interaction, self.guilds)
+        delivery_notice(interaction)  # this answer is about them: no notice on top
         found, attempts = await self.deliveries.show(guild_id_of(interaction),
                                                      parse_delivery_id(delivery))
         await answer(interaction, embed=delivery_embed(found, attempts))
@@ -138,6 +140,7 @@ class DeliveryCommands(commands.Cog):
     @app_commands.describe(delivery="its D number, like D42")
     async def delivery_retry(self, interaction: Interaction, delivery: str) -> None:
         await require_staff(interaction, self.guilds)
+        delivery_notice(interaction)  # this answer is about them: no notice on top
         delivery_id = parse_delivery_id(delivery)
         result = await self.deliveries.retry(guild_id_of(interaction), delivery_id,
                                              interaction.user.id, Source.STAFF)
@@ -149,6 +152,7 @@ class DeliveryCommands(commands.Cog):
     async def deliveries_retry(self, interaction: Interaction,
                                kind: app_commands.Choice[str] | None = None) -> None:
         await require_staff(interaction, self.guilds)
+        delivery_notice(interaction)  # this answer is about them: no notice on top
         result = await self.deliveries.retry_failed(
             guild_id_of(interaction), interaction.user.id, Source.STAFF,
             kind=OutboxKind(kind.value) if kind else None)

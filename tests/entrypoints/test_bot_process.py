@@ -113,7 +113,10 @@ async def test_the_sandbox_demo_tells_the_whole_story() -> None:
     for expected in ("Lifeline is set up", "alice was granted the Verified role",
                      "leaves the server at the moment the web app verifies him",
                      "dead-lettered", "/dlq list", "/dlq retry",
-                     "What ops read in #mod-log", "🟥 Dead letter", "🛠️ @sam-staff"):
+                     "What ops read in #mod-log", "🟥 Dead letter", "🛠️ @sam-staff",
+                     "Lifeline's role is below the verified role",
+                     "queued again", "dave was granted the Verified role",
+                     "retried failed deliveries D"):
         assert expected in transcript, expected
     # The storm's entry is replayed if carol did not change after it was recorded, else it
     # is stale: shown with what changed, and not replayed.
