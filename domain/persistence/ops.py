@@ -5,6 +5,8 @@ Not on any hot path: each method is one statement on an autocommit connection.
 
 from __future__ import annotations
 
+import secrets
+import string
 from dataclasses import dataclass
 
 from sqlalchemy import text
@@ -12,6 +14,9 @@ from sqlalchemy import text
 from domain.persistence.database import Database
 from domain.persistence.faults import Faults
 from domain.vocabulary import DeliveryStatus
+
+IDENTITY_ALPHABET = string.digits + string.ascii_lowercase
+NEW_IDENTITY = text("UPDATE installation SET identity = :identity WHERE id = 1")
 
 # Outbox rows still waiting to reach Discord (the worker's `ix_outbox_due` statuses).
 PENDING_OUTBOX_STATUSES = (DeliveryStatus.PENDING.value, DeliveryStatus.RETRY_SCHEDULED.value,
@@ -73,6 +78,15 @@ class OpsStore:
         """The alembic revision the schema is at."""
         async with self.db.autocommit() as conn:
             return str((await conn.execute(SCHEMA_REVISION)).scalar_one())
+
+    async def new_installation_identity(self) -> str:
+        """Give this database a new random identity (part of every message nonce): after
+        restoring a backup, whose outbox ids start again from the backup's, the lines
+        queued from then on cannot repeat a nonce Discord still remembers."""
+        identity = "".join(secrets.choice(IDENTITY_ALPHABET) for _ in range(6))
+        async with self.db.transaction() as conn:
+            await conn.execute(NEW_IDENTITY, {"identity": identity})
+        return identity
 
     async def undelivered_outbox_rows(self, guild_id: int) -> int:
         """How many of the guild's outbox rows are still waiting to be delivered."""

@@ -9,9 +9,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+from sqlalchemy import text
+
+from bot.formatting import nonce
 from domain.lifecycle import Operation
+from tests.bot.support import enqueue_records
 from tests.delivery_support import ROLE, refused_grant
-from tests.helpers import GUILD, STAFF, cmd, count
+from tests.helpers import GUILD, STAFF, cmd, count, setup_log_channel
 from tests.wiring import ProcessServices
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,3 +62,25 @@ async def test_deliveries_cli_lists_shows_and_retries(services: ProcessServices,
         done = _cli(migrated, *bad)
         assert done.returncode == 2 and "Traceback" not in done.stderr, bad
     assert await count(services.db, "remediation_actions", "target_kind = 'delivery'") == 2
+
+
+async def test_migrate_new_identity_changes_the_nonces_of_lines_from_then_on(
+        services: ProcessServices, migrated: str) -> None:
+    """After restoring a backup (ids start again from the backup's), staff give the database
+    a new identity: the next lines' nonces differ from those of the same ids before."""
+    await setup_log_channel(services.db)
+    await enqueue_records(services.db, GUILD, [1])
+    store = services.services.stores.outbox
+    [[before]] = await store.claim("w1", lanes=1, lock_seconds=60, max_batch=lambda _: 1,
+                                   take=lambda rows: 1)
+    done = subprocess.run([sys.executable, "-m", "bot", "migrate", "--new-identity"],
+                          cwd=ROOT, env=env_with(DATABASE_URL=migrated), capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "new installation identity" in done.stdout
+    async with services.db.transaction() as conn:  # the claim expired: taken over
+        await conn.execute(text("UPDATE outbox SET locked_until = now() - interval '1 s'"))
+    [[after]] = await store.claim("w2", lanes=1, lock_seconds=60, max_batch=lambda _: 1,
+                                  take=lambda rows: 1)
+    assert after.id == before.id and after.installation != before.installation
+    assert nonce([after]) != nonce([before]) and len(nonce([after])) <= 25
