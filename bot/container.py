@@ -12,6 +12,7 @@ from pathlib import Path
 from bot.embedded_pg import EmbeddedPostgres, start_embedded
 from bot.settings import Settings
 from bot.wiring import build_services
+from domain.audit import AuditReads
 from domain.guilds import GuildSettingsService
 from domain.ingest.pipeline import Ingestion
 from domain.metrics import Metrics
@@ -60,6 +61,10 @@ class Container:
     @property
     def guilds(self) -> GuildSettingsService:
         return self.services.guilds
+
+    @property
+    def audit(self) -> AuditReads:
+        return self.services.audit
 
 
 def register_settings_secrets(settings: Settings) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from domain.audit import AuditReads
 from domain.guilds import GuildSettingsService
 from domain.ingest.applier import BatchApplier
 from domain.metrics import Metrics
@@ -30,3 +31,4 @@ class Services:
     guilds: GuildSettingsService
     sync: MemberSync  # brings a member to what Discord shows (gateway updates, reconcile)
     batches: BatchApplier  # many members' operations and syncs per statement (ingest)
+    audit: AuditReads  # the remediation audit trail of dead letters and deliveries

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from domain.persistence.audit import AuditStore
 from domain.persistence.database import Database
 from domain.persistence.dead_letters import DeadLetterStore
 from domain.persistence.faults import Faults
@@ -24,6 +25,7 @@ class Stores:
     outbox: OutboxStore  # side effects to deliver, and their attempts
     guilds: GuildStore  # guild settings
     ops: OpsStore  # what probes, metrics and operators read
+    audit: AuditStore  # reading the remediation audit trail (staff pool)
     faults: Faults | None = None  # the test seam; None in production
 
 
@@ -43,4 +45,4 @@ def open_stores(db: Database, *, interactive: Database | None = None,
                   dead_letter_writes=dead_letters if staff is db
                   else DeadLetterStore(db, faults),
                   outbox=OutboxStore(db, faults), guilds=GuildStore(staff, faults),
-                  ops=OpsStore(staff, faults), faults=faults)
+                  ops=OpsStore(staff, faults), audit=AuditStore(staff), faults=faults)
