@@ -36,7 +36,7 @@ class DeadLetterEntry:
     updated_at: datetime
     version: int
     # The original failure's traceback, redacted and bounded (domain/deadletters.py); None
-    # for entries recorded before it was kept.
+    # for entries recorded before it was kept, and in pages (only one entry's read has it).
     stack_trace: str | None = None
 
     @classmethod

@@ -17,7 +17,10 @@ from sqlalchemy import text
 from domain.entries import DeadLetterEntry, DeadLetterFilter, OutcomeWrite
 from domain.mirror import level_values
 from domain.persistence.database import Database, DriverStatement
-from domain.persistence.dead_letter_pages import (
+from domain.persistence.dead_letter_queries import (
+    OLDEST_OPEN_AGE,
+    OPEN_SIGNATURES,
+    STATS_BY_SIGNATURE_AND_STATUS,
     filter_sql,
     like_prefix,
     page_ids_sql,
@@ -111,33 +114,6 @@ REOPEN_EXPIRED_CLAIMS = text(
 
 OPEN_IDS = text("SELECT id FROM dead_letters WHERE guild_id = :g AND signature = :s "
                 "AND status = 'open' ORDER BY id")
-
-# Counts of dead_letters by (signature, status) are sums of dead_letter_counts over the
-# writer slots (see domain.persistence.tables.DeadLetterCount); a sum of 0 is a key whose
-# entries are gone (kept, not shown). Ranked by open (open + retrying) entries, then all.
-STATS_BY_SIGNATURE_AND_STATUS = text(
-    """SELECT signature, status::text AS status, n,
-              coalesce(sum(n) FILTER (WHERE status IN ('open', 'retrying')) OVER bysig, 0)
-                AS open,
-              sum(n) OVER bysig AS total
-       FROM (SELECT signature, status, sum(n) AS n FROM dead_letter_counts
-             WHERE guild_id = :g GROUP BY signature, status HAVING sum(n) <> 0) AS per
-       WINDOW bysig AS (PARTITION BY signature)
-       ORDER BY open DESC, total DESC, signature""")
-
-# Ids grow with created_at (both set by the INSERT), so the oldest open entry is the first
-# by id: an index probe instead of reading every open entry. (The id alone first, for the
-# same reason as in page().)
-OLDEST_OPEN_AGE = text(
-    "SELECT extract(epoch FROM now() - created_at) FROM dead_letters "
-    "WHERE id = (SELECT id FROM dead_letters WHERE guild_id = :g "
-    "AND status = 'open' ORDER BY id LIMIT 1)")
-
-OPEN_SIGNATURES = text(
-    """SELECT signature, sum(n) AS open FROM dead_letter_counts
-       WHERE guild_id = :g AND status = 'open' AND signature LIKE :prefix
-       GROUP BY signature HAVING sum(n) <> 0
-       ORDER BY sum(n) DESC, signature LIMIT :limit""")
 
 # Retention: closed entries past it go; their audit rows (remediation_actions) are kept.
 PURGE_CLOSED = text("""

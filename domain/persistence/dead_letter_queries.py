@@ -1,9 +1,11 @@
-"""The SQL of dead-letter pages: filters, keyset pages in either order, totals.
+"""The SQL of reading dead letters: filters, keyset pages in either order, and the counts
+of stats and autocomplete.
 
 A page filtered by several statuses (the default, unresolved: `open` and `retrying`) is a
 UNION ALL of one index-ordered scan per status, each stopping at the page's size, merged
 and cut again: a few index entries read per status, never a filter and a sort over every
-row of the guild (bench/dlq_page_plan.py shows the plan on 100,000 entries).
+row of the guild (tests/integration/test_dead_letter_page_plan.py checks the plan on
+100,000 entries).
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ from sqlalchemy.sql.elements import TextClause
 
 from domain.entries import DeadLetterFilter
 from domain.persistence.sql import COLS
+
+# A page's entries come without their stack trace (up to 8 KiB each, read by `show`).
+PAGE_COLS = COLS.replace("stack_trace", "NULL::text AS stack_trace")
 
 
 def like_prefix(prefix: str) -> str:
@@ -91,10 +96,38 @@ def page_sql(where: DeadLetterFilter, clauses: list[str], params: dict[str, Any]
     every newer entry of every guild first: 465 ms for a guild whose open entries were all
     older than 900,000 others (bench/README.md)."""
     direction = "ASC" if where.oldest_first else "DESC"
-    return text(f"SELECT {COLS} FROM dead_letters WHERE id IN ("  # noqa: S608
+    return text(f"SELECT {PAGE_COLS} FROM dead_letters WHERE id IN ("  # noqa: S608
                 f"{page_ids_sql(where, clauses, params, after)}) ORDER BY id {direction}")
 
 
 def status_clause(where: DeadLetterFilter) -> list[str]:
     """The status filter as a plain clause (for counting entries)."""
     return ["status = ANY(CAST(:statuses AS dead_letter_status[]))"] if where.statuses else []
+
+
+# Counts of dead_letters by (signature, status) are sums of dead_letter_counts over the
+# writer slots (see domain.persistence.tables.DeadLetterCount); a sum of 0 is a key whose
+# entries are gone (kept, not shown). Ranked by open (open + retrying) entries, then all.
+STATS_BY_SIGNATURE_AND_STATUS = text(
+    """SELECT signature, status::text AS status, n,
+              coalesce(sum(n) FILTER (WHERE status IN ('open', 'retrying')) OVER bysig, 0)
+                AS open,
+              sum(n) OVER bysig AS total
+       FROM (SELECT signature, status, sum(n) AS n FROM dead_letter_counts
+             WHERE guild_id = :g GROUP BY signature, status HAVING sum(n) <> 0) AS per
+       WINDOW bysig AS (PARTITION BY signature)
+       ORDER BY open DESC, total DESC, signature""")
+
+# Ids grow with created_at (both set by the INSERT), so the oldest open entry is the first
+# by id: an index probe instead of reading every open entry. (The id alone first, for the
+# same reason as in page().)
+OLDEST_OPEN_AGE = text(
+    "SELECT extract(epoch FROM now() - created_at) FROM dead_letters "
+    "WHERE id = (SELECT id FROM dead_letters WHERE guild_id = :g "
+    "AND status = 'open' ORDER BY id LIMIT 1)")
+
+OPEN_SIGNATURES = text(
+    """SELECT signature, sum(n) AS open FROM dead_letter_counts
+       WHERE guild_id = :g AND status = 'open' AND signature LIKE :prefix
+       GROUP BY signature HAVING sum(n) <> 0
+       ORDER BY sum(n) DESC, signature LIMIT :limit""")
