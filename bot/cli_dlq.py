@@ -15,6 +15,7 @@ from bot import cli_bulk
 from bot.container import Container, open_container
 from bot.ids import discord_ids_as_strings
 from bot.settings import Settings
+from domain.audit import AuditPage
 from domain.commands import MAX_SNOWFLAKE
 from domain.dead_letter_reads import ALL, ORDERS, UNRESOLVED, UNRESOLVED_STATUSES
 from domain.entries import (
@@ -31,6 +32,7 @@ from domain.remediation import RETRY_ALL_LIMIT
 from domain.vocabulary import DeadLetterStatus
 
 STATUSES = [s.value for s in DeadLetterStatus]
+AUDIT_COLUMNS = ("id", "at", "action", "actor_id", "source", "outcome", "change", "note")
 LIST_COLUMNS = ("id", "status", "user_id", "operation", "from_state", "to_state", "reason_code",
                 "attempts", "age")
 
@@ -109,6 +111,11 @@ def register(sub: Any) -> None:
     p.add_argument("--dry-run", action="store_true",
                    help="print how many match and change nothing")
     p.add_argument("--force", action="store_true", help="replay stale entries too")
+    p = add("history", _history, "the audit rows of one entry, newest first (kept after it "
+            "is deleted)")
+    p.add_argument("id", type=entry_id)
+    p.add_argument("--limit", type=limit, default=50)
+    p.add_argument("--before", help="next_cursor of the previous page")
     add("stats", _stats, "counts by status and signature, and the total")
 
 
@@ -203,6 +210,10 @@ async def _delete(c: Container, a: argparse.Namespace) -> DeadLetterEntry:
     return await c.remediation.delete(a.guild, a.id, a.actor, a.note, Source.CLI)
 
 
+async def _history(c: Container, a: argparse.Namespace) -> AuditPage:
+    return await c.audit.page(a.guild, dead_letter_id=a.id, limit=a.limit, before=a.before)
+
+
 async def _stats(c: Container, a: argparse.Namespace) -> Any:
     return await c.remediation.stats(a.guild)
 
@@ -262,6 +273,15 @@ def _render(command: str, result: Any) -> str:
                   f"({h.source}): {h.outcome}" + (f" - {h.note}" if h.note else "")
                   for h in history]
         return "\n".join(lines)
+    if isinstance(result, AuditPage):
+        if not result.items:
+            return "no audit rows"
+        out = table([{**asdict(r), "at": f"{r.created_at:%Y-%m-%d %H:%M:%S}",
+                      "change": f"{r.status_before} -> {r.status_after}"}
+                     for r in result.items], AUDIT_COLUMNS)
+        if result.next_cursor:
+            out += f"\nolder rows: --before {result.next_cursor}"
+        return out
     if command == "retry-all":
         return cli_bulk.render(result)
     if command == "delete":

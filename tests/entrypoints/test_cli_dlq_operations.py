@@ -78,6 +78,11 @@ async def test_delete_needs_a_note_and_keeps_the_audit_rows(
                        "AND source = 'cli'", id=entry) == 1
     gone = _cli(migrated, "delete", "--guild", G, str(entry), *ACTOR, "--note", "dup")
     assert gone.returncode == 1 and "does not exist" in gone.stderr
+    history = _cli(migrated, "history", "--guild", G, str(entry))
+    assert history.returncode == 0, history.stderr
+    row = history.stdout.splitlines()[1]
+    assert "delete" in row and "open -> deleted" in row and "dup" in row
+    assert str(STAFF) in row and "cli" in row
 
 
 async def test_retry_all_previews_asks_and_reports(
