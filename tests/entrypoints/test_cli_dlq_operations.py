@@ -4,25 +4,30 @@ stack traces and the stats total, through real subprocesses."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from domain.errors import TransitionDeadLettered
 from domain.lifecycle import Operation, Source, State
-from tests.entrypoints.test_embedded_and_cli import ROOT, _env
 from tests.helpers import GUILD, STAFF, cmd, count, next_user, path_to
 from tests.wiring import ProcessServices
 
+ROOT = Path(__file__).resolve().parents[2]
 G = str(GUILD)
 ACTOR = ("--actor", str(STAFF))
 
 
 def _cli(url: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "bot", "dlq", *args], cwd=ROOT,
-                          env=_env(DATABASE_URL=url), capture_output=True, text=True,
-                          timeout=120, input=stdin if stdin is not None else "")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DATABASE_URL", "TEST_DATABASE_URL")}
+    env.update(PYTHONPATH=str(ROOT), LOG_LEVEL="WARNING", DATABASE_URL=url)
+    return subprocess.run([sys.executable, "-m", "bot", "dlq", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120,
+                          input=stdin if stdin is not None else "")
 
 
 async def _entry(services: ProcessServices, op: Operation = Operation.VERIFY
