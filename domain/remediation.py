@@ -101,12 +101,14 @@ class RemediationService(DeadLetterReads):
                  retention_days: int = 30, metrics: Metrics | None = None,
                  group_concurrency: int = 8,
                  claim_seconds: float = STALE_CLAIM_SECONDS,
-                 audit: AuditStore | None = None) -> None:
+                 audit: AuditStore | None = None,
+                 retry_all_limit: int = RETRY_ALL_LIMIT) -> None:
         super().__init__(store, retention_days, audit=audit)
         self.transitions = transitions
         self.claim_seconds = claim_seconds  # DEAD_LETTER_CLAIM_SECONDS
         self.metrics: Metrics = metrics or CountingMetrics()
         self.group_concurrency = group_concurrency
+        self.retry_all_limit = retry_all_limit  # entries one retry_all call replays
 
     # ---- acting ----------------------------------------------------------------------
 
@@ -223,9 +225,10 @@ class RemediationService(DeadLetterReads):
                         entry_source: str | None = None, user_id: int | None = None,
                         force: bool = False, dry_run: bool = False) -> BulkRetryResult:
         """Replay the unresolved entries matching the list's filters (`entry_source` is its
-        `source`), oldest first, at most RETRY_ALL_LIMIT of them per call (`remaining` says
-        how many more matched: call again). Open ones are replayed as by `retry_group`;
-        retrying ones are skipped and counted. `dry_run` only counts the matches."""
+        `source`), oldest first, at most `retry_all_limit` of them per call (`remaining`
+        says how many more matched: call again). Open ones are replayed as by
+        `retry_group`; retrying ones are skipped and counted. `dry_run` only counts the
+        matches."""
         check_snowflake("guild_id", guild_id)
         check_snowflake("actor_id", actor_id)
         if status not in (None, UNRESOLVED, *UNRESOLVED_STATUSES):
@@ -233,7 +236,9 @@ class RemediationService(DeadLetterReads):
                                "retrying or unresolved (reopen closed entries first)")
         where = entry_filter(status, operation, entry_source, signature, user_id,
                              order="oldest")
-        ids, matched = await self.store.matching_ids(guild_id, where, RETRY_ALL_LIMIT)
+        # A dry run only counts: no ids read.
+        ids, matched = await self.store.matching_ids(guild_id, where,
+                                                     0 if dry_run else self.retry_all_limit)
         if dry_run:
             return BulkRetryResult(matched, 0, 0, 0, 0, remaining=matched, dry_run=True)
         counts = await self._retry_ids(guild_id, ids, actor_id, source, progress, force)
