@@ -154,7 +154,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"lifeline: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     if args.json:
-        print(json.dumps(discord_ids_as_strings(_jsonable(result)), indent=2, default=str))
+        data = _jsonable(result)
+        if isinstance(result, Page):  # pages leave the stack trace out: `show` has it
+            for item in data["items"]:
+                item.pop("stack_trace", None)
+        print(json.dumps(discord_ids_as_strings(data), indent=2, default=str))
     else:
         print(_render(args.dlq_command, result))
     # 1: a replay that failed, or a bulk run with any failure (stale entries it skipped

@@ -50,6 +50,9 @@ async def test_list_is_unresolved_by_default_show_has_the_stack_and_stats_a_tota
     await services.remediation.dismiss(GUILD, second, STAFF, "noise")
     listed = _cli(migrated, "list", "--guild", G, "--json")
     assert [i["id"] for i in json.loads(listed.stdout)["items"]] == [third, first]
+    assert "stack_trace" not in json.loads(listed.stdout)["items"][0]
+    shown_json = json.loads(_cli(migrated, "show", "--guild", G, str(first), "--json").stdout)
+    assert "WriteConflict" in shown_json["entry"]["stack_trace"]
     oldest = _cli(migrated, "list", "--guild", G, "--status", "all", "--order", "oldest",
                   "--limit", "2", "--json")
     page = json.loads(oldest.stdout)
