@@ -18,7 +18,7 @@ from domain.errors import (
 )
 from domain.lifecycle import Operation, Source, State
 from domain.persistence.faults import Point
-from domain.remediation import CLAIM_BATCH, STALE_CLAIM_SECONDS, RemediationService
+from domain.remediation import CLAIM_BATCH, STALE_CLAIM_SECONDS
 from tests.helpers import (
     GUILD,
     OTHER_GUILD,
@@ -356,8 +356,8 @@ async def test_retry_all_replays_the_oldest_up_to_its_bound_and_says_what_remain
         user = next_user()
         await drive(services, user, State.VERIFICATION_PENDING)
         ids.append(await _dead_letter(services, user))
-    bounded = RemediationService(services.stores.dead_letters, services.transitions,
-                                 retry_all_limit=2)
+    bounded = services.remediation
+    bounded.retry_all_limit = 2  # this test's services only (as bench/common.py sets theirs)
     first = await bounded.retry_all(GUILD, STAFF, signature=SIGNATURE)
     assert (first.matched, first.resolved, first.remaining) == (5, 2, 3)
     statuses = [(await services.remediation.get(GUILD, i)).status for i in ids]
