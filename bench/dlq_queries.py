@@ -172,6 +172,9 @@ async def run(ctx: Context) -> Report:
             for suffix, counting in TOTALS.items():
                 cases[f"first page{suffix}"] = _call(service.page, guild, status="open",
                                                      limit=PAGE, **counting)
+                # Every door's default: open and retrying, one index scan per status.
+                cases[f"first page, unresolved (the default){suffix}"] = _call(
+                    service.page, guild, limit=PAGE, **counting)
                 if deep is not None:
                     cases[f"page {DEPTH} by cursor{suffix}"] = _call(
                         service.page, guild, status="open", limit=PAGE, cursor=deep,

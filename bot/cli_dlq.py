@@ -11,15 +11,28 @@ from dataclasses import asdict, is_dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from bot import cli_bulk
 from bot.container import Container, open_container
 from bot.ids import discord_ids_as_strings
 from bot.settings import Settings
+from domain.audit import AuditPage
 from domain.commands import MAX_SNOWFLAKE
-from domain.entries import DeadLetterEntry, Page, RemediationRecord
+from domain.dead_letter_reads import ALL, ORDERS, UNRESOLVED, UNRESOLVED_STATUSES
+from domain.entries import (
+    BulkRetryResult,
+    DeadLetterEntry,
+    GroupRetryResult,
+    Page,
+    RemediationRecord,
+)
 from domain.errors import DatabaseUnavailable, DomainError, StaleEntry
 from domain.lifecycle import Source
 from domain.persistence.database import is_unavailable
+from domain.remediation import RETRY_ALL_LIMIT
+from domain.vocabulary import DeadLetterStatus
 
+STATUSES = [s.value for s in DeadLetterStatus]
+AUDIT_COLUMNS = ("id", "at", "action", "actor_id", "source", "outcome", "change", "note")
 LIST_COLUMNS = ("id", "status", "user_id", "operation", "from_state", "to_state", "reason_code",
                 "attempts", "age")
 
@@ -59,16 +72,15 @@ def register(sub: Any) -> None:
         p.set_defaults(handler=run, action=handler, quiet_logs=True)
         return p
 
-    p = add("list", _list, "open entries, newest first")
-    p.add_argument("--status", choices=["open", "retrying", "resolved", "dismissed"])
-    p.add_argument("--operation")
-    p.add_argument("--source", choices=[s.value for s in Source])
-    p.add_argument("--signature")
-    p.add_argument("--user", type=snowflake)
+    p = add("list", _list, "unresolved entries (open and retrying), newest first")
+    p.add_argument("--status", choices=[*STATUSES, UNRESOLVED, ALL],
+                   help="one status, unresolved (the default) or all")
+    _filters(p)
+    p.add_argument("--order", choices=ORDERS, default="newest")
     p.add_argument("--limit", type=limit, default=20)
     p.add_argument("--cursor", help="next_cursor of the previous page")
-    add("show", _show, "every field of one entry and its history").add_argument(
-        "id", type=entry_id)
+    add("show", _show, "every field of one entry, its stack trace and its history"
+        ).add_argument("id", type=entry_id)
     p = add("retry", _retry, "replay one entry now (exit 3 if it is stale)", actor=True)
     p.add_argument("id", type=entry_id)
     p.add_argument("--force", action="store_true",
@@ -83,7 +95,36 @@ def register(sub: Any) -> None:
         p.add_argument("--note", required=True, help="1..1000 characters")
     add("reopen", _reopen, "reopen a dismissed or resolved entry", actor=True).add_argument(
         "id", type=entry_id)
-    add("stats", _stats, "counts by status and signature")
+    p = add("delete", _delete, "delete one entry with a note (not one being retried); its "
+            "audit rows stay", actor=True)
+    p.add_argument("id", type=entry_id)
+    p.add_argument("--note", required=True, help="1..1000 characters")
+    p = add("retry-all", cli_bulk.retry_all,
+            "replay the unresolved entries matching the filters, oldest first (at most "
+            f"{RETRY_ALL_LIMIT} a run; exit 1 if any failed; stale ones are skipped and "
+            "counted unless --force)", actor=True)
+    p.add_argument("--status", choices=[*UNRESOLVED_STATUSES, UNRESOLVED],
+                   help="unresolved (the default): open ones are replayed, retrying ones "
+                        "skipped")
+    _filters(p)
+    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print how many match and change nothing")
+    p.add_argument("--force", action="store_true", help="replay stale entries too")
+    p = add("history", _history, "the audit rows of one entry, newest first (kept after it "
+            "is deleted)")
+    p.add_argument("id", type=entry_id)
+    p.add_argument("--limit", type=limit, default=50)
+    p.add_argument("--before", help="next_cursor of the previous page")
+    add("stats", _stats, "counts by status and signature, and the total")
+
+
+def _filters(p: argparse.ArgumentParser) -> None:
+    """The list's filters (shared by list and retry-all)."""
+    p.add_argument("--operation")
+    p.add_argument("--source", choices=[s.value for s in Source])
+    p.add_argument("--signature")
+    p.add_argument("--user", type=snowflake)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -113,13 +154,18 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"lifeline: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     if args.json:
-        print(json.dumps(discord_ids_as_strings(_jsonable(result)), indent=2, default=str))
+        data = _jsonable(result)
+        if isinstance(result, Page):  # pages leave the stack trace out: `show` has it
+            for item in data["items"]:
+                item.pop("stack_trace", None)
+        print(json.dumps(discord_ids_as_strings(data), indent=2, default=str))
     else:
         print(_render(args.dlq_command, result))
     # 1: a replay that failed, or a bulk run with any failure (stale entries it skipped
     # are printed, not an error).
     failed = (args.dlq_command == "retry" and not result.resolved) or \
-        (args.dlq_command == "retry-group" and result.failed > 0)
+        (args.dlq_command in ("retry-group", "retry-all")
+         and isinstance(result, GroupRetryResult | BulkRetryResult) and result.failed > 0)
     return 1 if failed else 0
 
 
@@ -131,7 +177,7 @@ async def _with_container(settings: Settings, args: argparse.Namespace) -> Any:
 async def _list(c: Container, a: argparse.Namespace) -> Page:
     return await c.remediation.page(a.guild, status=a.status, operation=a.operation,
                                     source=a.source, signature=a.signature, user_id=a.user,
-                                    limit=a.limit, cursor=a.cursor)
+                                    limit=a.limit, cursor=a.cursor, order=a.order)
 
 
 async def _show(c: Container, a: argparse.Namespace) -> dict[str, Any]:
@@ -162,6 +208,14 @@ async def _dismiss(c: Container, a: argparse.Namespace) -> DeadLetterEntry:
 
 async def _reopen(c: Container, a: argparse.Namespace) -> DeadLetterEntry:
     return await c.remediation.reopen(a.guild, a.id, a.actor, Source.CLI)
+
+
+async def _delete(c: Container, a: argparse.Namespace) -> DeadLetterEntry:
+    return await c.remediation.delete(a.guild, a.id, a.actor, a.note, Source.CLI)
+
+
+async def _history(c: Container, a: argparse.Namespace) -> AuditPage:
+    return await c.audit.page(a.guild, dead_letter_id=a.id, limit=a.limit, before=a.before)
 
 
 async def _stats(c: Container, a: argparse.Namespace) -> Any:
@@ -212,13 +266,30 @@ def _render(command: str, result: Any) -> str:
     if command == "show":
         entry: DeadLetterEntry = result["entry"]
         history: list[RemediationRecord] = result["history"]
-        lines = [f"{k:20} {v}" for k, v in _jsonable(entry).items() if k != "payload"]
+        lines = [f"{k:20} {v}" for k, v in _jsonable(entry).items()
+                 if k not in ("payload", "stack_trace")]
         lines.append(f"{'payload':20} {json.dumps(entry.payload, sort_keys=True)}")
+        lines.append("stack trace:" if entry.stack_trace else "stack trace: (none kept)")
+        if entry.stack_trace:
+            lines += [f"  {line}" for line in entry.stack_trace.rstrip().splitlines()]
         lines.append("history:" if history else "history: (none)")
         lines += [f"  {h.created_at:%Y-%m-%d %H:%M:%S} {h.action} by {h.actor_id} "
                   f"({h.source}): {h.outcome}" + (f" - {h.note}" if h.note else "")
                   for h in history]
         return "\n".join(lines)
+    if isinstance(result, AuditPage):
+        if not result.items:
+            return "no audit rows"
+        out = table([{**asdict(r), "at": f"{r.created_at:%Y-%m-%d %H:%M:%S}",
+                      "change": f"{r.status_before} -> {r.status_after}"}
+                     for r in result.items], AUDIT_COLUMNS)
+        if result.next_cursor:
+            out += f"\nolder rows: --before {result.next_cursor}"
+        return out
+    if command == "retry-all":
+        return cli_bulk.render(result)
+    if command == "delete":
+        return f"#{result.id} deleted (it was {result.status}); its audit rows are kept"
     if command == "retry":
         state = "resolved" if result.resolved else "still open"
         return f"#{result.entry.id} {state}: {result.detail}"
@@ -228,7 +299,8 @@ def _render(command: str, result: Any) -> str:
                 + (f", {result.stale} stale (their member changed since; not replayed: "
                    "--force replays them)" if result.stale else ""))
     if command == "stats":
-        lines = ["by status: " + ", ".join(f"{k} {v}" for k, v in result.by_status.items())]
+        lines = [f"total: {result.total}",
+                 "by status: " + ", ".join(f"{k} {v}" for k, v in result.by_status.items())]
         oldest = result.oldest_open_age_seconds
         lines.append("oldest open: " + (f"{int(oldest)}s" if oldest is not None else "none"))
         lines.append(f"retention: {result.retention_days} days"

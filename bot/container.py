@@ -12,6 +12,7 @@ from pathlib import Path
 from bot.embedded_pg import EmbeddedPostgres, start_embedded
 from bot.settings import Settings
 from bot.wiring import build_services
+from domain.audit import AuditReads
 from domain.deliveries import DeliveryService
 from domain.guilds import GuildSettingsService
 from domain.ingest.pipeline import Ingestion
@@ -65,6 +66,10 @@ class Container:
     @property
     def deliveries(self) -> DeliveryService:
         return self.services.deliveries
+
+    @property
+    def audit(self) -> AuditReads:
+        return self.services.audit
 
 
 def register_settings_secrets(settings: Settings) -> None:

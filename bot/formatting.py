@@ -75,7 +75,8 @@ def dead_letter_line(facts: Mapping[str, Any]) -> str:
 
 
 # A remediation's action, as the log line says it.
-DONE = {"retry": "retried", "resolve": "resolved", "dismiss": "dismissed", "reopen": "reopened"}
+DONE = {"retry": "retried", "resolve": "resolved", "dismiss": "dismissed", "reopen": "reopened",
+        "delete": "deleted"}
 
 
 def remediation_line(facts: Mapping[str, Any]) -> str:

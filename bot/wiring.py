@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from bot.prometheus import PrometheusMetrics
 from bot.settings import Settings
+from domain.audit import AuditReads
 from domain.deadletters import DeadLetterRecorder
 from domain.deliveries import DeliveryService
 from domain.guilds import GuildSettingsService
@@ -41,11 +42,13 @@ def build_services(settings: Settings, db: Database, *, metrics: Metrics | None 
                           policy, counters, turns=transitions.turns)
     remediation = RemediationService(stores.dead_letters, staff_transitions,
                                      retention_days=settings.retention_days, metrics=counters,
-                                     claim_seconds=settings.dead_letter_claim_seconds)
+                                     claim_seconds=settings.dead_letter_claim_seconds,
+                                     audit=stores.audit)
     guilds = GuildSettingsService(stores.guilds, stores.deliveries)
     member_sync = MemberSync(transitions)
     return Services(stores, counters, transitions, staff_transitions, remediation, guilds,
                     member_sync, BatchApplier(stores.members, transitions, member_sync,
                                               counters),
                     RoleDriftRepair(stores.role_drift),
-                    deliveries=DeliveryService(stores.deliveries))
+                    deliveries=DeliveryService(stores.deliveries),
+                    audit=AuditReads(stores.audit))

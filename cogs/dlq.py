@@ -25,15 +25,19 @@ from cogs.dlq_views import (
     age,
     entry_embed,
     entry_line,
+    history_embed,
     page_embed,
+    retry_all_text,
     stale_text,
     stats_embed,
 )
 from cogs.groups import DLQ
 from domain.commands import MAX_SNOWFLAKE
+from domain.dead_letter_reads import ALL, ORDERS, UNRESOLVED, UNRESOLVED_STATUSES
 from domain.entries import Page, RetryOutcome
-from domain.errors import InvalidInput, StaleEntry
+from domain.errors import DomainError, InvalidInput, StaleEntry
 from domain.lifecycle import Operation, Source
+from domain.remediation import RETRY_ALL_LIMIT, validate_note
 from domain.services import Services
 from domain.vocabulary import DeadLetterStatus, state_name, target_name
 
@@ -41,11 +45,19 @@ log = logging.getLogger(__name__)
 Interaction = discord.Interaction[Any]
 
 STATUS_CHOICES = [app_commands.Choice(name=s.value, value=s.value) for s in DeadLetterStatus]
+LIST_STATUS_CHOICES = [app_commands.Choice(name="unresolved (open and retrying)",
+                                           value=UNRESOLVED), *STATUS_CHOICES,
+                       app_commands.Choice(name="all", value=ALL)]
+RETRY_STATUS_CHOICES = [app_commands.Choice(name=v, value=v)
+                        for v in (UNRESOLVED, *UNRESOLVED_STATUSES)]
+ORDER_CHOICES = [app_commands.Choice(name=f"{o} first", value=o) for o in ORDERS]
+SOURCE_CHOICES = [app_commands.Choice(name=s.value, value=s.value) for s in Source]
 OPERATION_CHOICES = [app_commands.Choice(name=o.value, value=o.value) for o in Operation]
 NoteText = app_commands.Range[str, 1, 1000]
 # Filtered by user (or id), a page's total is counted up to this; past it the footer says
 # "1000+". Filtered by status, operation and signature, the total is exact (from counters).
 COUNT_LIMIT = 1000
+HISTORY_ROWS = 25  # audit rows /dlq history reads (as many as fit are shown)
 
 
 def parse_entry_id(raw: str) -> int:
@@ -91,6 +103,7 @@ class DeadLetterCog(DeliveryCommands):
         self.remediation = services.remediation
         self.guilds = services.guilds
         self.deliveries = services.deliveries
+        self.audit = services.audit
 
     async def interaction_check(self, interaction: Interaction) -> bool:
         return await acknowledge(interaction)
@@ -136,25 +149,30 @@ class DeadLetterCog(DeliveryCommands):
 
     # ---- reading ----------------------------------------------------------------------
 
-    @dlq.command(name="list", description="Dead letters of this server, newest first")
-    @app_commands.choices(status=STATUS_CHOICES, operation=OPERATION_CHOICES)
+    @dlq.command(name="list", description="Dead letters of this server (unresolved unless a "
+                                          "status is chosen), newest first")
+    @app_commands.choices(status=LIST_STATUS_CHOICES, operation=OPERATION_CHOICES,
+                          order=ORDER_CHOICES)
     async def list_(self, interaction: Interaction,
                     status: app_commands.Choice[str] | None = None,
                     operation: app_commands.Choice[str] | None = None,
-                    signature: app_commands.Range[str, 1, 300] | None = None) -> None:
+                    signature: app_commands.Range[str, 1, 300] | None = None,
+                    order: app_commands.Choice[str] | None = None) -> None:
         await require_staff(interaction, self.guilds)
         guild_id = guild_id_of(interaction)
-        chosen = status.value if status else DeadLetterStatus.OPEN.value
+        chosen = status.value if status else UNRESOLVED
+        ordered = order.value if order else "newest"
         filters = ", ".join(f for f in (f"status {chosen}",
                                         operation and f"operation {operation.value}",
-                                        signature and f"signature {signature}") if f)
+                                        signature and f"signature {signature}",
+                                        ordered == "oldest" and "oldest first") if f)
         pages: list[str | None] = [None]
 
         async def load(_: Interaction, cursor: str | None) -> tuple[Page, discord.Embed]:
             page = await self.remediation.page(
                 guild_id, status=chosen, operation=operation.value if operation else None,
                 signature=signature, limit=PAGE_SIZE, cursor=cursor,
-                count_limit=COUNT_LIMIT)
+                count_limit=COUNT_LIMIT, order=ordered)
             return page, page_embed(page, filters, len(pages), COUNT_LIMIT)
 
         page, embed = await load(interaction, None)
@@ -169,6 +187,18 @@ class DeadLetterCog(DeliveryCommands):
         found, history = await self.remediation.show(guild_id_of(interaction),
                                                      parse_entry_id(entry))
         await answer(interaction, embed=entry_embed(found, history))
+
+    @dlq.command(name="history", description="Who did what to an entry, newest first (kept "
+                                             "after it is deleted)")
+    @app_commands.rename(entry="id")
+    @app_commands.autocomplete(entry=id_autocomplete)
+    async def history(self, interaction: Interaction, entry: str) -> None:
+        await require_staff(interaction, self.guilds)
+        entry_id = parse_entry_id(entry)
+        page = await self.audit.page(guild_id_of(interaction), dead_letter_id=entry_id,
+                                     limit=HISTORY_ROWS)
+        await answer(interaction, embed=history_embed(entry_id, page.items,
+                                                      page.next_cursor is not None))
 
     @dlq.command(name="stats", description="Counts by status, top signatures, oldest entry")
     async def stats(self, interaction: Interaction) -> None:
@@ -267,3 +297,85 @@ class DeadLetterCog(DeliveryCommands):
         done = await self.remediation.reopen(guild_id_of(interaction), parse_entry_id(entry),
                                              interaction.user.id, Source.STAFF, note)
         await answer(interaction, f"✅ reopened {entry_line(done)}")
+
+    @dlq.command(name="delete", description="Delete an entry, with a note (its history is "
+                                            "kept)")
+    @app_commands.rename(entry="id")
+    @app_commands.autocomplete(entry=id_autocomplete)
+    async def delete(self, interaction: Interaction, entry: str, note: NoteText) -> None:
+        await require_staff(interaction, self.guilds)
+        entry_id = parse_entry_id(entry)
+        guild_id = guild_id_of(interaction)
+        validate_note(note)  # a blank note is refused before anything is asked
+        found = await self.remediation.get(guild_id, entry_id)
+        confirmed = await _confirmed(
+            interaction, f"Delete {entry_line(found)}?\nThis cannot be undone; its history "
+            "is kept (`/dlq history`).", "Not deleted", confirm_label="Delete")
+        if confirmed is None:
+            return
+        click, _ = confirmed
+        try:
+            done = await self.remediation.delete(guild_id, entry_id, interaction.user.id,
+                                                 note, Source.STAFF)
+        except DomainError as exc:  # e.g. a retry started meanwhile: the click hears why
+            await click.response.edit_message(content=f"❌ {exc}", view=None)
+            return
+        await click.response.edit_message(
+            content=f"🗑️ deleted #{done.id} (it was {done.status}); its history is kept",
+            view=None)
+
+    @dlq.command(name="retry-all", description="Replay every unresolved entry matching the "
+                                               "filters (oldest first)")
+    @app_commands.choices(status=RETRY_STATUS_CHOICES, operation=OPERATION_CHOICES,
+                          source=SOURCE_CHOICES)
+    @app_commands.autocomplete(signature=signature_autocomplete)
+    async def retry_all(self, interaction: Interaction,
+                        status: app_commands.Choice[str] | None = None,
+                        operation: app_commands.Choice[str] | None = None,
+                        signature: app_commands.Range[str, 1, 300] | None = None,
+                        source: app_commands.Choice[str] | None = None,
+                        user: discord.User | None = None) -> None:
+        await require_staff(interaction, self.guilds)
+        guild_id = guild_id_of(interaction)
+        chosen: dict[str, Any] = {
+            "status": status.value if status else None,
+            "operation": operation.value if operation else None, "signature": signature,
+            "entry_source": source.value if source else None,
+            "user_id": user.id if user else None}
+        described = ", ".join(f"{k.removeprefix('entry_')} `{v}`"
+                              for k, v in chosen.items() if v is not None)
+        preview = await self.remediation.retry_all(guild_id, interaction.user.id,
+                                                   Source.STAFF, dry_run=True, **chosen)
+        if preview.matched == 0:
+            await answer(interaction, "No unresolved entries match"
+                                      + (f" ({described})." if described else "."))
+            return
+        question = (f"Retry **{preview.matched}** unresolved entries"
+                    + (f" ({described})" if described else "") + "?")
+        if preview.matched > RETRY_ALL_LIMIT:
+            question += f" The oldest {RETRY_ALL_LIMIT} now; run it again for the rest."
+        confirmed = await _confirmed(interaction, question, "Nothing retried")
+        if confirmed is None:
+            return
+        click, view = confirmed
+        await click.response.edit_message(content="Retrying…", view=view)
+        result = await self.remediation.retry_all(guild_id, interaction.user.id,
+                                                  Source.STAFF, _progress(click), **chosen)
+        await click.edit_original_response(content=retry_all_text(result), view=None)
+
+
+def _progress(click: Interaction) -> Any:
+    """Edits the answer with the progress, at most once a second (Discord rate-limits
+    edits too)."""
+    last_edit = 0.0
+
+    async def progress(done: int, total: int, resolved: int) -> None:
+        nonlocal last_edit
+        now = time.monotonic()
+        if done < total and now - last_edit < 1.0:
+            return
+        last_edit = now
+        await click.edit_original_response(content=f"Retrying {done}/{total}… "
+                                                   f"{resolved} resolved")
+
+    return progress

@@ -9,13 +9,17 @@ from typing import Any
 
 import discord
 
-from domain.entries import DeadLetterEntry, Page, RemediationRecord, Stats
+from domain.entries import BulkRetryResult, DeadLetterEntry, Page, RemediationRecord, Stats
 from domain.errors import StaleEntry
 from domain.lifecycle import Operation, State, TransitionNotAllowed, target_state
 from domain.vocabulary import state_name, target_name
 
 Interaction = discord.Interaction[Any]
 PAGE_SIZE = 10
+# Discord's embed limits: a field's value, a description, an embed's text in all.
+FIELD_MAX = 1024
+DESCRIPTION_MAX = 4096
+EMBED_MAX = 6000
 
 
 def duration(seconds: float) -> str:
@@ -85,12 +89,66 @@ def entry_embed(entry: DeadLetterEntry, history: list[RemediationRecord]) -> dis
                  + (f" — {discord.utils.escape_markdown(h.note)[:80]}" if h.note else "")
                  for h in history[-10:]]
         embed.add_field(name="history", value="\n".join(lines)[:1024], inline=False)
+    if entry.stack_trace:
+        _add_stack_trace(embed, entry.stack_trace)
+    return embed
+
+
+def _add_stack_trace(embed: discord.Embed, trace: str) -> None:
+    """The stack trace's end (the innermost frames and the error) in a code block, in the
+    room the embed has left (a field holds 1,024 characters, an embed 6,000); the whole
+    trace is in the API's and the CLI's `show`."""
+    trace = trace.rstrip().replace("`", "'")
+    name = "stack trace"
+    room = min(FIELD_MAX, EMBED_MAX - len(embed) - len(name) - 40) - len("```\n\n```")
+    if room < 100:
+        return
+    shown = trace if len(trace) <= room else "…" + trace[-(room - 1):]
+    if len(shown) < len(trace):
+        name += f" (last {len(shown) - 1} of {len(trace)} characters)"
+    embed.add_field(name=name, value=f"```\n{shown}\n```", inline=False)
+
+
+def retry_all_text(result: BulkRetryResult) -> str:
+    """The summary of a /dlq retry-all."""
+    return (f"Done: {result.matched} matched, ✅ {result.resolved} resolved, "
+            f"❌ {result.failed} failed"
+            + (f", {result.skipped} skipped (being retried, or taken by someone else)"
+               if result.skipped else "")
+            + (f", {result.stale} stale (their member changed since: `/dlq retry` one to "
+               "see what changed)" if result.stale else "")
+            + (f". {result.remaining} more match: run it again." if result.remaining
+               else ""))
+
+
+def history_embed(entry_id: int, rows: list[RemediationRecord], more: bool) -> discord.Embed:
+    """An entry's audit rows, newest first, as many as one embed's description holds."""
+    embed = discord.Embed(title=f"History of dead letter #{entry_id}",
+                          colour=discord.Colour.dark_grey())
+    lines: list[str] = []
+    size = 0
+    for h in rows:
+        line = (f"<t:{int(h.created_at.timestamp())}:f> **{h.action}** by <@{h.actor_id}> "
+                f"({h.source}): {h.outcome} · {h.status_before} → {h.status_after}"
+                + (f" — {discord.utils.escape_markdown(h.note)[:200]}" if h.note else "")
+                + (f" · {discord.utils.escape_markdown(h.error_message)[:200]}"
+                   if h.error_message else ""))
+        if size + len(line) + 1 > DESCRIPTION_MAX:
+            more = True
+            break
+        lines.append(line)
+        size += len(line) + 1
+    embed.description = "\n".join(lines) or "No audit rows for this entry."
+    embed.set_footer(text=f"{len(lines)} shown, newest first"
+                          + (" · older rows: the API's /audit?dead_letter_id=" + str(entry_id)
+                             if more else ""))
     return embed
 
 
 def stats_embed(stats: Stats) -> discord.Embed:
     embed = discord.Embed(title="Dead-letter stats", colour=discord.Colour.blurple())
-    embed.description = " · ".join(f"{k} **{v}**" for k, v in stats.by_status.items())
+    embed.description = f"total **{stats.total}** · " + " · ".join(
+        f"{k} **{v}**" for k, v in stats.by_status.items())
     oldest = stats.oldest_open_age_seconds
     embed.add_field(name="oldest open",
                     value=duration(oldest) if oldest is not None else "none")

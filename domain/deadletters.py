@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import traceback
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,6 +12,22 @@ from domain.mirror import dead_letter_facts
 from domain.persistence.dead_letters import DeadLetterStore
 from domain.redaction import redact
 from domain.vocabulary import ReasonCode, State, state_value
+
+# dead_letters.stack_trace holds at most this many characters (its check constraint).
+MAX_STACK_TRACE = 8192
+TRUNCATED = "… (truncated: {n} characters of the oldest frames left out)\n"
+
+
+def stack_trace(error: BaseException) -> str:
+    """The failure's traceback (its causes included), redacted and bounded: when too long,
+    its end is kept (the innermost frames and the error itself, what staff read first),
+    after a line saying how much was left out."""
+    text = redact("".join(traceback.format_exception(error)), limit=10**9)
+    if len(text) <= MAX_STACK_TRACE:
+        return text
+    # The head's own length depends on the number it gives; its digits never exceed 5.
+    keep = MAX_STACK_TRACE - len(TRUNCATED.format(n=10**5))
+    return TRUNCATED.format(n=len(text) - keep) + text[-keep:]
 
 
 @dataclass(frozen=True)
@@ -45,6 +62,7 @@ class DeadLetterRecorder:
             "idempotency_key": cmd.idempotency_key, "correlation_id": cmd.correlation_id,
             "payload": cmd.to_payload(),
             "signature": signature_of(cmd.operation.value, draft.reason_code.value, error_type),
+            "stack_trace": stack_trace(draft.error),
         }
         # The entry's id is not known yet: the store's insert sets it in the facts.
         return await self.store.insert(record, dead_letter_facts({**record, "id": None}))

@@ -35,6 +35,9 @@ class DeadLetterEntry:
     created_at: datetime
     updated_at: datetime
     version: int
+    # The original failure's traceback, redacted and bounded (domain/deadletters.py); None
+    # for entries recorded before it was kept, and in pages (only one entry's read has it).
+    stack_trace: str | None = None
 
     @classmethod
     def from_mapping(cls, data: Any) -> DeadLetterEntry:
@@ -47,8 +50,13 @@ class DeadLetterEntry:
 
 @dataclass(frozen=True)
 class RemediationRecord:
+    """One audit row: a staff action on a dead letter or a delivery (`target_kind`,
+    `target_id`); `dead_letter_id` is the dead letter's id, None for a delivery."""
+
     id: int
-    dead_letter_id: int
+    target_kind: str
+    target_id: int
+    dead_letter_id: int | None
     actor_id: int
     source: str
     action: str
@@ -97,6 +105,20 @@ class GroupRetryResult:
 
 
 @dataclass(frozen=True)
+class BulkRetryResult:
+    """What `retry_all` did: `matched` unresolved entries matched the filters; up to the
+    per-request bound of them were replayed (`remaining` were left for another run)."""
+
+    matched: int
+    resolved: int
+    failed: int
+    skipped: int  # being retried by someone else, or acted on meanwhile
+    stale: int  # not replayed: their member changed since they were recorded (not forced)
+    remaining: int = 0
+    dry_run: bool = False
+
+
+@dataclass(frozen=True)
 class SignatureCount:
     signature: str
     operation: str
@@ -111,19 +133,29 @@ class Stats:
     by_signature: list[SignatureCount]
     oldest_open_age_seconds: float | None
     retention_days: int
-
-
+    total: int = 0  # every entry of the guild, whatever its status
 
 @dataclass(frozen=True)
 class DeadLetterFilter:
     """Validated filters of a dead-letter page (values as the database stores them)."""
 
-    status: str | None = None
+    statuses: tuple[str, ...] = ()  # any of these; () = every status
     operation: str | None = None
     source: str | None = None
     signature: str | None = None
     user_id: int | None = None
     id_prefix: str | None = None  # autocomplete: ids that start with these digits
+    oldest_first: bool = False  # pages in id order (oldest first) instead of newest first
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    """Validated filters of an audit page."""
+
+    target_kind: str | None = None
+    target_id: int | None = None
+    dead_letter_id: int | None = None
+    actor_id: int | None = None
 
 
 @dataclass(frozen=True)

@@ -10,21 +10,27 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, fields
-from typing import Any
+from dataclasses import dataclass, replace
 
 from domain.commands import (
     TransitionCommand,
     check_snowflake,
     new_correlation_id,
 )
-from domain.dead_letter_reads import DeadLetterReads, check_entry_id, not_found
+from domain.dead_letter_reads import (
+    UNRESOLVED,
+    UNRESOLVED_STATUSES,
+    DeadLetterReads,
+    check_entry_id,
+    entry_filter,
+    not_found,
+)
 from domain.entries import (
+    BulkRetryResult,
     DeadLetterEntry,
     GroupRetryResult,
     OutcomeWrite,
     RetryOutcome,
-    error_type_of,
 )
 from domain.errors import (
     AlreadyRetrying,
@@ -36,9 +42,14 @@ from domain.errors import (
     StaleEntry,
 )
 from domain.metrics import CountingMetrics, Metrics
-from domain.mirror import remediation_facts
+from domain.persistence.audit import AuditStore
 from domain.persistence.dead_letters import DeadLetterStore
 from domain.redaction import is_blank, redact, scrub
+from domain.remediation_outcomes import (
+    changed_meanwhile,
+    outcome_write,
+    past_tense,
+)
 from domain.transitions import TransitionFailed, TransitionService
 from domain.vocabulary import DeadLetterStatus, Source, State, state_value
 
@@ -54,6 +65,11 @@ FORCED_NOTE = "forced replay: the member had changed since this entry was record
 STALE_HISTORY = 20
 # retry_group claims this many entries per statement (each worker replays its batch in turn).
 CLAIM_BATCH = 16
+# retry_all replays at most this many entries per call, oldest first; its answer's
+# `remaining` counts the matches left for another call.
+RETRY_ALL_LIMIT = 1000
+# The audit row's status_after of a deleted entry.
+DELETED = "deleted"
 
 
 @dataclass(frozen=True)
@@ -84,12 +100,15 @@ class RemediationService(DeadLetterReads):
     def __init__(self, store: DeadLetterStore, transitions: TransitionService, *,
                  retention_days: int = 30, metrics: Metrics | None = None,
                  group_concurrency: int = 8,
-                 claim_seconds: float = STALE_CLAIM_SECONDS) -> None:
-        super().__init__(store, retention_days)
+                 claim_seconds: float = STALE_CLAIM_SECONDS,
+                 audit: AuditStore | None = None,
+                 retry_all_limit: int = RETRY_ALL_LIMIT) -> None:
+        super().__init__(store, retention_days, audit=audit)
         self.transitions = transitions
         self.claim_seconds = claim_seconds  # DEAD_LETTER_CLAIM_SECONDS
         self.metrics: Metrics = metrics or CountingMetrics()
         self.group_concurrency = group_concurrency
+        self.retry_all_limit = retry_all_limit  # entries one retry_all call replays
 
     # ---- acting ----------------------------------------------------------------------
 
@@ -136,7 +155,7 @@ class RemediationService(DeadLetterReads):
         replayed = await self._replay_only(claimed, actor_id, source, note)
         (entry,) = await self._write_outcomes([replayed])
         if entry is None:
-            raise _changed_meanwhile(claimed)
+            raise changed_meanwhile(claimed)
         if isinstance(replayed.error, PayloadInvalid):
             raise replayed.error  # back to open, audited; the caller hears why (409)
         return RetryOutcome(entry, replayed.resolved, replayed.detail, replayed.already_applied)
@@ -151,7 +170,7 @@ class RemediationService(DeadLetterReads):
         except Exception as exc:  # never stuck in `retrying`: back to open, audited
             invalid = PayloadInvalid(f"dead letter #{claimed.id}: its stored command cannot "
                                      f"be read ({type(exc).__name__}: {exc})")
-            return _Replayed(claimed, self._outcome(
+            return _Replayed(claimed, outcome_write(
                 claimed, actor_id, source, "retry", "failed", DeadLetterStatus.OPEN, None,
                 correlation_id, invalid), False, redact(str(invalid)), error=invalid)
         error: BaseException | None = None
@@ -167,11 +186,11 @@ class RemediationService(DeadLetterReads):
         if error is None:
             detail = ("the original write had already been applied; resolved without a "
                       "second application" if already_applied else "replayed and applied")
-            return _Replayed(claimed, self._outcome(
+            return _Replayed(claimed, outcome_write(
                 claimed, actor_id, source, "retry", "resolved", DeadLetterStatus.RESOLVED,
                 note, correlation_id, None), True, detail, already_applied)
         message = redact(str(error) or type(error).__name__)
-        return _Replayed(claimed, self._outcome(
+        return _Replayed(claimed, outcome_write(
             claimed, actor_id, source, "retry", "failed", DeadLetterStatus.OPEN, note,
             correlation_id, error), False, message, error=error)
 
@@ -196,6 +215,41 @@ class RemediationService(DeadLetterReads):
         if not signature or len(signature) > 300:
             raise InvalidInput("signature must be 1..300 characters")
         ids = await self.store.open_ids(guild_id, signature)
+        counts = await self._retry_ids(guild_id, ids, actor_id, source, progress, force)
+        return GroupRetryResult(signature, len(ids), counts["resolved"], counts["failed"],
+                                counts["skipped"], counts["stale"])
+
+    async def retry_all(self, guild_id: int, actor_id: int, source: Source = Source.STAFF,
+                        progress: Progress | None = None, *, status: str | None = None,
+                        operation: str | None = None, signature: str | None = None,
+                        entry_source: str | None = None, user_id: int | None = None,
+                        force: bool = False, dry_run: bool = False) -> BulkRetryResult:
+        """Replay the unresolved entries matching the list's filters (`entry_source` is its
+        `source`), oldest first, at most `retry_all_limit` of them per call (`remaining`
+        says how many more matched: call again). Open ones are replayed as by
+        `retry_group`; retrying ones are skipped and counted. `dry_run` only counts the
+        matches."""
+        check_snowflake("guild_id", guild_id)
+        check_snowflake("actor_id", actor_id)
+        if status not in (None, UNRESOLVED, *UNRESOLVED_STATUSES):
+            raise InvalidInput("only unresolved entries are retried: status must be open, "
+                               "retrying or unresolved (reopen closed entries first)")
+        where = entry_filter(status, operation, entry_source, signature, user_id,
+                             order="oldest")
+        # A dry run only counts: no ids read.
+        ids, matched = await self.store.matching_ids(guild_id, where,
+                                                     0 if dry_run else self.retry_all_limit)
+        if dry_run:
+            return BulkRetryResult(matched, 0, 0, 0, 0, remaining=matched, dry_run=True)
+        counts = await self._retry_ids(guild_id, ids, actor_id, source, progress, force)
+        return BulkRetryResult(matched, counts["resolved"], counts["failed"],
+                               counts["skipped"], counts["stale"],
+                               remaining=max(matched - len(ids), 0))
+
+    async def _retry_ids(self, guild_id: int, ids: list[int], actor_id: int, source: Source,
+                         progress: Progress | None, force: bool) -> dict[str, int]:
+        """Replays the entries `ids` (those still open when claimed): how many resolved,
+        failed, were skipped (not open, or acted on meanwhile) and were stale."""
         counts = {"resolved": 0, "failed": 0, "skipped": 0, "stale": 0}
         # group_concurrency workers take CLAIM_BATCH entries at a time: one statement (one
         # commit) claims them all, then the worker replays them one by one. Entries another
@@ -242,8 +296,7 @@ class RemediationService(DeadLetterReads):
                     await report()
 
         await asyncio.gather(*(worker() for _ in range(self.group_concurrency)))
-        return GroupRetryResult(signature, len(ids), counts["resolved"], counts["failed"],
-                                counts["skipped"], counts["stale"])
+        return counts
 
     async def resolve(self, guild_id: int, entry_id: int, actor_id: int, note: str,
                       source: Source = Source.STAFF) -> DeadLetterEntry:
@@ -265,6 +318,34 @@ class RemediationService(DeadLetterReads):
                                       DeadLetterStatus.OPEN,
                                       allowed={DeadLetterStatus.DISMISSED,
                                                DeadLetterStatus.RESOLVED})
+
+    async def delete(self, guild_id: int, entry_id: int, actor_id: int, note: str,
+                     source: Source = Source.STAFF) -> DeadLetterEntry:
+        """Deletes an entry (not one being retried), with a note. Its audit rows stay, and
+        this one joins them (status_after `deleted`); the counters' trigger updates the
+        counts. The entry as it was."""
+        check_snowflake("actor_id", actor_id)
+        check_entry_id(guild_id, entry_id)
+        cleaned = validate_note(note)
+        correlation_id = new_correlation_id()
+        seen: list[DeadLetterEntry] = []
+
+        def decide(current: DeadLetterEntry) -> OutcomeWrite:
+            seen.append(current)
+            if current.status == DeadLetterStatus.RETRYING:
+                raise AlreadyRetrying(f"dead letter #{entry_id} is being retried; delete it "
+                                      "once the retry has finished")
+            outcome = outcome_write(current, actor_id, source, "delete", "deleted",
+                                    DeadLetterStatus(current.status), cleaned, correlation_id,
+                                    None)
+            return replace(outcome, status=DELETED, status_before=current.status,
+                           closes=False, counts=False)
+
+        entry = await self.store.delete(guild_id, entry_id, decide)
+        if entry is None:
+            raise changed_meanwhile(seen[0]) if seen else not_found(entry_id)
+        self.metrics.remediation("delete", DELETED)
+        return entry
 
     # ---- internals -------------------------------------------------------------------
 
@@ -289,7 +370,7 @@ class RemediationService(DeadLetterReads):
             raise EntryDismissed(f"dead letter #{entry.id} is dismissed; reopen it before "
                                  f"you {action} it")
         raise InvalidStatus(f"dead letter #{entry.id} is {entry.status}; it cannot be "
-                            f"{_past(action)}")
+                            f"{past_tense(action)}")
 
     async def _set_status(self, guild_id: int, entry_id: int, actor_id: int, source: Source,
                           action: str, note: str | None, to: DeadLetterStatus,
@@ -307,50 +388,11 @@ class RemediationService(DeadLetterReads):
                 if action == "reopen" and current.status == DeadLetterStatus.OPEN:
                     raise InvalidStatus(f"dead letter #{entry_id} is already open")
                 self._refuse(current, action)
-            return self._outcome(current, actor_id, source, action, _past(action), to, note,
+            return outcome_write(current, actor_id, source, action, past_tense(action), to, note,
                                  correlation_id, None)
 
         entry = await self.store.change_status(guild_id, entry_id, decide)
         if entry is None:
-            raise _changed_meanwhile(seen[0]) if seen else not_found(entry_id)
-        self.metrics.remediation(action, _past(action))
+            raise changed_meanwhile(seen[0]) if seen else not_found(entry_id)
+        self.metrics.remediation(action, past_tense(action))
         return entry
-
-    @staticmethod
-    def _outcome(current: DeadLetterEntry, actor_id: int, source: Source, action: str,
-                 outcome: str, to: DeadLetterStatus, note: str | None, correlation_id: str,
-                 error: BaseException | None) -> OutcomeWrite:
-        """The outcome to write: the status compare-and-set, the audit row and the mirror
-        record, in one statement (all or nothing, one round trip)."""
-        error_message = redact(str(error) or type(error).__name__) if error else None
-        # The record names the entry's id, operation, member and states, which no
-        # remediation changes: it is written from the entry as read, in the same statement.
-        mirror = remediation_facts(action, actor_id, _fields(current), outcome, error_message,
-                                   note)
-        return OutcomeWrite(
-            entry_id=current.id, guild_id=current.guild_id, version=current.version,
-            status=to.value,
-            # A replay's audit row says the entry left `open` (its claim is bookkeeping).
-            status_before=(DeadLetterStatus.OPEN.value
-                           if current.status == DeadLetterStatus.RETRYING else current.status),
-            actor_id=actor_id, source=source.value, action=action, outcome=outcome,
-            note=note, closes=to in (DeadLetterStatus.RESOLVED, DeadLetterStatus.DISMISSED),
-            counts=action != "reopen",
-            error_type=error_type_of(error) if error else None, error_message=error_message,
-            correlation_id=correlation_id, mirror=mirror)
-
-
-def _changed_meanwhile(entry: DeadLetterEntry) -> AlreadyRetrying:
-    return AlreadyRetrying(f"dead letter #{entry.id} was changed by someone else meanwhile; "
-                           "look at it again")
-
-
-def _fields(entry: DeadLetterEntry) -> dict[str, Any]:
-    """The entry's fields, shallow: as_dict() deep-copies the payload, which a mirror line
-    does not read."""
-    return {f.name: getattr(entry, f.name) for f in fields(entry)}
-
-
-def _past(action: str) -> str:
-    return {"retry": "retried", "resolve": "resolved", "dismiss": "dismissed",
-            "reopen": "reopened"}.get(action, action)

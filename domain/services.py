@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from domain.audit import AuditReads
 from domain.deliveries import DeliveryService
 from domain.guilds import GuildSettingsService
 from domain.ingest.applier import BatchApplier
@@ -34,3 +35,4 @@ class Services:
     batches: BatchApplier  # many members' operations and syncs per statement (ingest)
     role_drift: RoleDriftRepair  # the verified role back to what stored states call for
     deliveries: DeliveryService  # failed side effects: what staff see and retry
+    audit: AuditReads  # the remediation audit trail of dead letters and deliveries

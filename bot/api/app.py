@@ -7,7 +7,13 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Security
 
-from bot.api import routes_dead_letters, routes_deliveries, routes_members, routes_ops
+from bot.api import (
+    routes_audit,
+    routes_dead_letters,
+    routes_deliveries,
+    routes_members,
+    routes_ops,
+)
 from bot.api.deps import ApiContext, bearer_scheme, reject_unknown_query
 from bot.api.errors import install_error_handlers, responses
 from bot.api.guard import AccessLog, RequestGuard
@@ -50,6 +56,7 @@ def create_app(container: Container, *,
     api.include_router(routes_members.router)
     api.include_router(routes_dead_letters.router)
     api.include_router(routes_deliveries.router)
+    api.include_router(routes_audit.router)
     app.include_router(api)
     app.include_router(routes_ops.router)
 

@@ -6,6 +6,7 @@ client would silently round a 19-digit number. They come in as a string or an in
 
 from __future__ import annotations
 
+import enum
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -239,7 +240,22 @@ class RemediationOut(BaseModel):
 
 
 class DeadLetterDetail(DeadLetterOut):
+    stack_trace: str | None = Field(description=(
+        "the original failure's traceback, redacted; at most 8,192 characters (a longer "
+        "one keeps its end, after a line saying how much was left out); null for entries "
+        "recorded before stack traces were kept"))
     history: list[RemediationOut] = Field(description="remediation actions, oldest first")
+
+
+class StatusFilter(enum.StrEnum):
+    """A list's status filter: one status, `unresolved` (open and retrying) or `all`."""
+
+    OPEN = "open"
+    RETRYING = "retrying"
+    RESOLVED = "resolved"
+    DISMISSED = "dismissed"
+    UNRESOLVED = "unresolved"
+    ALL = "all"
 
 
 class DeadLetterPage(BaseModel):
@@ -272,6 +288,42 @@ class RetryGroupBody(ActorBody):
     signature: Annotated[SafeText, Field(min_length=1, max_length=MAX_SIGNATURE)]
     force: StrictBool = Field(default=False, description=(
         "replay stale entries too (else they are skipped and counted in `stale`)"))
+
+
+class RetryAllFilters(RequestBody):
+    """The list's filters, with its names; only unresolved entries are retried."""
+
+    status: Literal["open", "retrying", "unresolved"] | None = Field(
+        default=None, description="default unresolved (open and retrying); retrying "
+                                  "entries are counted in `skipped`, never replayed")
+    operation: Operation | None = None
+    signature: Annotated[SafeText | None, Field(min_length=1, max_length=MAX_SIGNATURE)] = None
+    source: Source | None = None
+    user_id: SnowflakeIn | None = None
+
+
+class RetryAllBody(ActorBody):
+    filters: RetryAllFilters = Field(default_factory=RetryAllFilters)
+    dry_run: StrictBool = Field(default=False, description=(
+        "only count the matches (`matched`); nothing is replayed or written"))
+    force: StrictBool = Field(default=False, description=(
+        "replay stale entries too (else they are skipped and counted in `stale`)"))
+
+
+class RetryAllOut(BaseModel):
+    matched: int = Field(description="unresolved entries matching the filters")
+    resolved: int
+    failed: int
+    skipped: int = Field(description="being retried by someone else, or acted on meanwhile")
+    stale: int = Field(description="not replayed: their member changed since they were "
+                                   "recorded (open as they were; `force` replays them)")
+    remaining: int = Field(description="matches past this request's bound of 1,000 entries "
+                                       "(oldest first): not attempted, send it again")
+    dry_run: bool
+
+
+class DeletedOut(BaseModel):
+    deleted: DeadLetterOut = Field(description="the entry as it was; its audit rows stay")
 
 
 class RetryOut(BaseModel):
@@ -308,6 +360,7 @@ class SignatureCountOut(BaseModel):
 
 
 class StatsOut(BaseModel):
+    total: int = Field(description="every entry of the guild, whatever its status")
     by_status: StatusCounts
     by_signature: list[SignatureCountOut]
     oldest_open_age_seconds: float | None

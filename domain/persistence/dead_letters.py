@@ -14,14 +14,19 @@ from typing import Any
 
 from sqlalchemy import text
 
-from domain.entries import (
-    DeadLetterEntry,
-    DeadLetterFilter,
-    OutcomeWrite,
-    RemediationRecord,
-)
+from domain.entries import DeadLetterEntry, DeadLetterFilter, OutcomeWrite
 from domain.mirror import level_values
 from domain.persistence.database import Database, DriverStatement
+from domain.persistence.dead_letter_queries import (
+    OLDEST_OPEN_AGE,
+    OPEN_SIGNATURES,
+    STATS_BY_SIGNATURE_AND_STATUS,
+    filter_sql,
+    like_prefix,
+    page_ids_sql,
+    page_sql,
+    status_clause,
+)
 from domain.persistence.faults import Faults, Point
 from domain.persistence.sql import COLS, mirror_cte
 from domain.vocabulary import DeadLetterStatus
@@ -32,14 +37,14 @@ INSERT = DriverStatement.of(text(
       INSERT INTO dead_letters (
         guild_id, user_id, operation, from_state, to_state, observed_state, observed_version,
         reason_code, error_type, error_message, attempts, source, actor_id, idempotency_key,
-        correlation_id, payload, signature, status)
+        correlation_id, payload, signature, status, stack_trace)
       VALUES (
         :g, :user_id, CAST(:operation AS member_operation),
         CAST(:from_state AS member_state), CAST(:to_state AS member_state),
         CAST(:observed_state AS member_state), :observed_version,
         CAST(:reason_code AS dead_letter_reason), :error_type, :error_message, :attempts,
         CAST(:source AS transition_source), :actor_id, :idempotency_key, :correlation_id,
-        CAST(:payload AS jsonb), :signature, 'open')
+        CAST(:payload AS jsonb), :signature, 'open', :stack_trace)
       RETURNING id
     ),
     {mirror_cte("ins", "CAST(:mirror_payload AS jsonb) "
@@ -110,33 +115,6 @@ REOPEN_EXPIRED_CLAIMS = text(
 OPEN_IDS = text("SELECT id FROM dead_letters WHERE guild_id = :g AND signature = :s "
                 "AND status = 'open' ORDER BY id")
 
-# Counts of dead_letters by (signature, status) are sums of dead_letter_counts over the
-# writer slots (see domain.persistence.tables.DeadLetterCount); a sum of 0 is a key whose
-# entries are gone (kept, not shown). Ranked by open (open + retrying) entries, then all.
-STATS_BY_SIGNATURE_AND_STATUS = text(
-    """SELECT signature, status::text AS status, n,
-              coalesce(sum(n) FILTER (WHERE status IN ('open', 'retrying')) OVER bysig, 0)
-                AS open,
-              sum(n) OVER bysig AS total
-       FROM (SELECT signature, status, sum(n) AS n FROM dead_letter_counts
-             WHERE guild_id = :g GROUP BY signature, status HAVING sum(n) <> 0) AS per
-       WINDOW bysig AS (PARTITION BY signature)
-       ORDER BY open DESC, total DESC, signature""")
-
-# Ids grow with created_at (both set by the INSERT), so the oldest open entry is the first
-# by id: an index probe instead of reading every open entry. (The id alone first, for the
-# same reason as in page().)
-OLDEST_OPEN_AGE = text(
-    "SELECT extract(epoch FROM now() - created_at) FROM dead_letters "
-    "WHERE id = (SELECT id FROM dead_letters WHERE guild_id = :g "
-    "AND status = 'open' ORDER BY id LIMIT 1)")
-
-OPEN_SIGNATURES = text(
-    """SELECT signature, sum(n) AS open FROM dead_letter_counts
-       WHERE guild_id = :g AND status = 'open' AND signature LIKE :prefix
-       GROUP BY signature HAVING sum(n) <> 0
-       ORDER BY sum(n) DESC, signature LIMIT :limit""")
-
 # Retention: closed entries past it go; their audit rows (remediation_actions) are kept.
 PURGE_CLOSED = text("""
     DELETE FROM dead_letters WHERE id IN (
@@ -146,17 +124,25 @@ PURGE_CLOSED = text("""
       LIMIT :limit FOR UPDATE SKIP LOCKED)
 """)
 
-HISTORY = text("SELECT * FROM remediation_actions WHERE guild_id = :g AND dead_letter_id = :id "
-               "ORDER BY id")
+# Staff delete an entry: gone (the counters' trigger takes it out of the counts), its audit
+# row and mirror row written by the same statement; its earlier audit rows stay.
+DELETE_ENTRY = text(
+    f"""WITH del AS (
+          DELETE FROM dead_letters WHERE id = :id AND guild_id = :g AND version = :version
+          RETURNING {COLS}
+        ),
+        audit AS (
+          INSERT INTO remediation_actions (guild_id, target_kind, target_id, dead_letter_id,
+                 actor_id, source, action, outcome, status_before, status_after, note,
+                 error_message, correlation_id)
+          SELECT :g, 'dead_letter', :id, :id, :actor, CAST(:source AS transition_source),
+                 :action, :outcome, del.status::text, :status, :note, NULL, :corr
+          FROM del
+        ),{mirror_cte("del")}
+        SELECT * FROM del""")  # noqa: S608
 
 _REMEDIATION_LEVELS = level_values("remediation")
 _DEAD_LETTER_LEVELS = level_values("dead_letter")
-
-
-def like_prefix(prefix: str) -> str:
-    """A LIKE pattern for values starting with `prefix` (its wildcards escaped)."""
-    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return escaped + "%"
 
 
 class DeadLetterStore:
@@ -267,6 +253,29 @@ class DeadLetterStore:
             written = (await conn.execute(WRITE_OUTCOME, _outcome_params(outcome))).first()
         return DeadLetterEntry.from_mapping(written._mapping) if written is not None else None
 
+    async def delete(self, guild_id: int, entry_id: int,
+                     decide: Callable[[DeadLetterEntry], OutcomeWrite]
+                     ) -> DeadLetterEntry | None:
+        """Locks the entry, asks `decide` for the audit row (it raises to refuse: nothing is
+        written), and deletes the entry with its audit and mirror rows, in one transaction.
+        The entry as it was; None: no such entry in this guild, or nothing deleted."""
+        async with self.db.transaction() as conn:
+            row = (await conn.execute(GET_FOR_UPDATE, {"id": entry_id, "g": guild_id})).first()
+            if row is None:
+                return None
+            outcome = decide(DeadLetterEntry.from_mapping(row._mapping))
+            if self.faults is not None and await self.faults.enter(
+                    Point.DEAD_LETTERS_OUTCOME, conn, guild_id=guild_id,
+                    detail={"id": entry_id, "action": outcome.action,
+                            "status": outcome.status}):
+                return None
+            params = _outcome_params(outcome)
+            deleted = (await conn.execute(DELETE_ENTRY, {
+                k: params[k] for k in ("id", "g", "version", "actor", "source", "action",
+                                       "outcome", "status", "note", "corr", "mirror_payload",
+                                       "mirror_levels")})).first()
+        return DeadLetterEntry.from_mapping(deleted._mapping) if deleted is not None else None
+
     async def reopen_expired_claims(self, claim_seconds: float, limit: int) -> int:
         """Entries left `retrying` longer than `claim_seconds` (their replayer died) are
         open again; how many. (The claim is bookkeeping: no audit row, as for a claim.)"""
@@ -289,12 +298,6 @@ class DeadLetterStore:
             row = (await conn.execute(GET, {"id": entry_id, "g": guild_id})).first()
         return DeadLetterEntry.from_mapping(row._mapping) if row is not None else None
 
-    async def history(self, guild_id: int, entry_id: int) -> list[RemediationRecord]:
-        """The entry's remediation audit trail, oldest first."""
-        async with self.db.autocommit() as conn:
-            rows = await conn.execute(HISTORY, {"g": guild_id, "id": entry_id})
-            return [RemediationRecord.from_mapping(r._mapping) for r in rows]
-
     async def open_ids(self, guild_id: int, signature: str) -> list[int]:
         async with self.db.autocommit() as conn:
             return list((await conn.execute(OPEN_IDS, {"g": guild_id, "s": signature}))
@@ -303,28 +306,20 @@ class DeadLetterStore:
     async def page(self, guild_id: int, where: DeadLetterFilter, *, before: int | None,
                    limit: int, count_limit: int | None, with_total: bool
                    ) -> tuple[list[DeadLetterEntry], int, bool]:
-        """Up to `limit` entries newest first (ids below `before`), the total of matches
-        (-1 without `with_total`) and whether that total is exact.
+        """Up to `limit` entries in the filter's order (past the cursor `before`: below it
+        newest first, above it oldest first), the total of matches (-1 without
+        `with_total`) and whether that total is exact.
 
         Filtered by status, operation and/or signature only, the total is a sum of
         dead_letter_counts (exact, cheap). Filtered by source, user or id prefix, it counts
         the matching entries; with `count_limit=N` that count stops after N + 1 matches and
         is not exact past N (counting 90,000 matches costs 5-6 ms, most of a page's time;
         stopping, 0.1 ms)."""
-        clauses, counter_clauses, params = _filter_sql(guild_id, where)
-        filters = " AND ".join(clauses)
-        page_where = filters + (" AND id < :before" if before is not None else "")
+        clauses, counter_clauses, params = filter_sql(guild_id, where)
+        filters = " AND ".join(clauses + status_clause(where))
         async with self.db.autocommit() as conn:
-            # The page's ids first, then its rows: selecting only ids lets the planner walk
-            # the index of the filters (index only) in id order. Asked for every column at
-            # once, it could prefer walking the primary key backwards and filtering, which
-            # reads every newer entry of every guild first: 465 ms for a guild whose open
-            # entries were all older than 900,000 others (bench/README.md).
-            rows = (await conn.execute(text(
-                f"SELECT {COLS} FROM dead_letters WHERE id IN ("  # noqa: S608
-                f"SELECT id FROM dead_letters WHERE {page_where} "
-                "ORDER BY id DESC LIMIT :limit) ORDER BY id DESC"),
-                {**params, "before": before, "limit": limit})).all()
+            rows = (await conn.execute(page_sql(where, clauses, params, before),
+                                       {**params, "limit": limit})).all()
             total, exact = -1, True
             if with_total and counter_clauses is not None:
                 total = int((await conn.execute(text(
@@ -341,6 +336,20 @@ class DeadLetterStore:
                     f"SELECT count(*) FROM dead_letters WHERE {filters}"),  # noqa: S608
                     params)).scalar_one()
         return [DeadLetterEntry.from_mapping(r._mapping) for r in rows], total, exact
+
+    async def matching_ids(self, guild_id: int, where: DeadLetterFilter, limit: int
+                           ) -> tuple[list[int], int]:
+        """The ids of up to `limit` entries matching `where`, in its order, and how many
+        match in all (counted exactly: a bulk action says what it will touch)."""
+        clauses, _, params = filter_sql(guild_id, where)
+        filters = " AND ".join(clauses + status_clause(where))
+        async with self.db.autocommit() as conn:
+            ids = list((await conn.execute(text(page_ids_sql(where, clauses, params, None)),
+                                           {**params, "limit": limit})).scalars())
+            total = (await conn.execute(text(
+                f"SELECT count(*) FROM dead_letters WHERE {filters}"),  # noqa: S608
+                params)).scalar_one()
+        return ids, int(total)
 
     async def counts(self, guild_id: int) -> tuple[list[tuple[str, str, int, int, int]],
                                                     float | None]:
@@ -361,40 +370,6 @@ class DeadLetterStore:
                                                          "prefix": like_prefix(prefix),
                                                          "limit": limit})
             return [(r.signature, int(r.open)) for r in rows]
-
-
-def _filter_sql(guild_id: int, where: DeadLetterFilter
-                ) -> tuple[list[str], list[str] | None, dict[str, Any]]:
-    """WHERE clauses on dead_letters, the same on dead_letter_counts (None when the counters
-    cannot answer: a source, user or id filter), and their parameters."""
-    clauses = ["guild_id = :g"]
-    counters = ["guild_id = :g"]
-    params: dict[str, Any] = {"g": guild_id}
-    if where.status is not None:
-        params["status"] = where.status
-        clauses.append("status = CAST(:status AS dead_letter_status)")
-        counters.append(clauses[-1])
-    if where.operation is not None:
-        params["operation"] = where.operation
-        # The counters know the operation through the signature (operation/reason/error).
-        params["operation_prefix"] = like_prefix(where.operation + "/")
-        clauses.append("operation = CAST(:operation AS member_operation)")
-        counters.append("signature LIKE :operation_prefix")
-    if where.source is not None:
-        params["source"] = where.source
-        clauses.append("source = CAST(:source AS transition_source)")
-    if where.signature is not None:
-        params["signature"] = where.signature
-        clauses.append("signature = :signature")
-        counters.append(clauses[-1])
-    if where.user_id is not None:
-        params["user_id"] = where.user_id
-        clauses.append("user_id = :user_id")
-    if where.id_prefix:
-        params["id_prefix"] = where.id_prefix + "%"
-        clauses.append("CAST(id AS text) LIKE :id_prefix")
-    countable = where.source is None and where.user_id is None and not where.id_prefix
-    return clauses, counters if countable else None, params
 
 
 def _outcome_params(o: OutcomeWrite) -> dict[str, Any]:

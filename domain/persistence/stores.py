@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from domain.persistence.audit import AuditStore
 from domain.persistence.database import Database
 from domain.persistence.dead_letters import DeadLetterStore
 from domain.persistence.deliveries import DeliveryStore
@@ -28,6 +29,7 @@ class Stores:
     guilds: GuildStore  # guild settings
     ops: OpsStore  # what probes, metrics and operators read
     role_drift: RoleDriftStore  # the verified role's repair: member reads, role rows queued
+    audit: AuditStore  # reading the remediation audit trail (staff pool)
     faults: Faults | None = None  # the test seam; None in production
 
 
@@ -48,4 +50,4 @@ def open_stores(db: Database, *, interactive: Database | None = None,
                   else DeadLetterStore(db, faults),
                   outbox=OutboxStore(db, faults), deliveries=DeliveryStore(staff, faults),
                   guilds=GuildStore(staff, faults), ops=OpsStore(staff, faults),
-                  role_drift=RoleDriftStore(db), faults=faults)
+                  role_drift=RoleDriftStore(db), audit=AuditStore(staff), faults=faults)

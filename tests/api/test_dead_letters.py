@@ -95,8 +95,11 @@ async def test_show_has_every_field_and_history_oldest_first(
         "observed_version", "reason_code", "error_type", "error_message", "attempts",
         "source", "actor_id", "idempotency_key", "correlation_id", "payload", "signature",
         "status", "remediation_count", "last_remediated_at", "resolved_by",
-        "resolution_note", "created_at", "updated_at", "version", "history"}
+        "resolution_note", "created_at", "updated_at", "version", "stack_trace", "history"}
     assert set(body) == expected_fields
+    # The original failure's traceback, as recorded: its frames and the error.
+    assert body["stack_trace"].startswith("Traceback (most recent call last)")
+    assert "WriteConflict" in body["stack_trace"] and "domain/" in body["stack_trace"]
     assert body["user_id"] == str(user) and body["status"] == "open"
     assert body["reason_code"] == "retries_exhausted" and body["attempts"] == 5
     assert body["payload"]["operation"] == "verify"
@@ -320,8 +323,10 @@ async def test_stats_by_status_and_signature(
                                      "operation": "verify", "reason_code": "retries_exhausted",
                                      "open": 2, "total": 3}]
     assert body["oldest_open_age_seconds"] >= 0 and body["retention_days"] == 30
+    assert body["total"] == 3  # every entry, whatever its status
     empty = (await client.get(f"/api/v1/guilds/{OTHER_GUILD}/dead-letters/stats")).json()
     assert empty["oldest_open_age_seconds"] is None and empty["by_signature"] == []
+    assert empty["total"] == 0
 
 
 async def test_entry_ids_out_of_range_are_422(client: httpx.AsyncClient) -> None:

@@ -261,7 +261,9 @@ async def test_openapi_is_public_and_complete(anonymous: httpx.AsyncClient) -> N
         ("GET", g + d), ("GET", g + d + "/stats"), ("POST", g + d + "/retry-group"),
         ("GET", g + d + "/{entry_id}"), ("POST", g + d + "/{entry_id}/retry"),
         ("POST", g + d + "/{entry_id}/resolve"), ("POST", g + d + "/{entry_id}/dismiss"),
-        ("POST", g + d + "/{entry_id}/reopen"), ("GET", "/healthz"), ("GET", "/metrics"),
+        ("POST", g + d + "/{entry_id}/reopen"), ("POST", g + d + "/retry-all"),
+        ("DELETE", g + d + "/{entry_id}"), ("POST", g + d + "/{entry_id}/delete"),
+        ("GET", g + "/audit"), ("GET", "/healthz"), ("GET", "/metrics"),
         ("GET", g + "/deliveries"), ("GET", g + "/deliveries/{delivery_id}"),
         ("POST", g + "/deliveries/{delivery_id}/retry"),
         ("POST", g + "/deliveries/retry-failed")}
@@ -282,6 +284,8 @@ async def test_openapi_is_public_and_complete(anonymous: httpx.AsyncClient) -> N
     ids = {p["name"]: p["schema"] for p in post["parameters"]}
     assert ids["guild_id"]["maximum"] == 2**63 - 1 and ids["guild_id"]["minimum"] == 1
     assert "404" in operations[("GET", g + d + "/{entry_id}")]["responses"]
+    assert "unresolved" in operations[("GET", g + d)]["description"]
+    assert {"404", "409"} <= set(operations[("DELETE", g + d + "/{entry_id}")]["responses"])
     assert {"200", "503"} <= set(operations[("GET", "/healthz")]["responses"])
     docs = await anonymous.get("/api/v1/docs")
     assert docs.status_code == 200

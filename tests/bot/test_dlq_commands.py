@@ -207,7 +207,7 @@ async def test_retry_group_asks_then_reports_progress_and_counts(world: World) -
     for user, _ in good:
         assert await world.state(user) == "verified"
     statuses = {e.id: e.status for e in (await world.container.remediation.page(
-        world.guild.id, status=None, limit=10)).items}
+        world.guild.id, status="all", limit=10)).items}
     assert statuses[bad] == "open" and statuses[other_sig] == "open"
     assert all(statuses[e] == "resolved" for _, e in good)
 
@@ -378,7 +378,9 @@ async def test_non_staff_is_refused_even_when_the_guild_grants_the_command(
                           ("dlq retry-group", {"signature": SIGNATURE}),
                           ("dlq resolve", {"id": str(entry), "note": "mine now"}),
                           ("dlq dismiss", {"id": str(entry), "note": "mine now"}),
-                          ("dlq reopen", {"id": str(entry)}), ("dlq stats", {})):
+                          ("dlq reopen", {"id": str(entry)}), ("dlq stats", {}),
+                          ("dlq delete", {"id": str(entry), "note": "mine now"}),
+                          ("dlq retry-all", {}), ("dlq history", {"id": str(entry)})):
         handle = world.sandbox.slash_command(world.guild, outsider, name, options)
         answer = await read(handle)
         assert "this command is for staff" in answer, name

@@ -1,10 +1,13 @@
-"""The /dlq list footer: exact totals (however large), and "N+" when the count stopped."""
+"""/dlq rendering: the list footer's totals ("N+" when the count stopped), and the
+history within one embed."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from cogs.dlq import COUNT_LIMIT
-from cogs.dlq_views import page_embed
-from domain.entries import Page
+from cogs.dlq_views import DESCRIPTION_MAX, history_embed, page_embed
+from domain.entries import Page, RemediationRecord
 
 
 def test_footer_shows_exact_totals_and_n_plus_when_the_count_stopped() -> None:
@@ -17,3 +20,19 @@ def test_footer_shows_exact_totals_and_n_plus_when_the_count_stopped() -> None:
     many = page_embed(Page([], None, COUNT_LIMIT + 1, total_exact=False), "user", 1,
                       COUNT_LIMIT)
     assert many.footer.text is not None and many.footer.text.startswith(f"{COUNT_LIMIT}+ in")
+
+
+def test_history_fits_one_embed_and_says_when_older_rows_are_left_out() -> None:
+    def row(n: int, note: str) -> RemediationRecord:
+        return RemediationRecord(n, "dead_letter", 7, 7, 42, "staff", "dismiss", "dismissed",
+                                 "open", "dismissed", note, None, f"c{n}",
+                                 datetime.now(UTC))
+
+    few = history_embed(7, [row(2, "second"), row(1, "first")], more=False)
+    assert few.description is not None
+    assert few.description.index("second") < few.description.index("first")  # as given
+    assert few.footer.text == "2 shown, newest first"
+    many = history_embed(7, [row(n, "x" * 1000) for n in range(25, 0, -1)], more=False)
+    assert many.description is not None and len(many.description) <= DESCRIPTION_MAX
+    assert len(many) <= 6000
+    assert many.footer.text is not None and "older rows" in many.footer.text

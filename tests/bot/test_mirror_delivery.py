@@ -269,7 +269,7 @@ async def test_retention_purges_old_closed_entries_and_keeps_their_history(
                           dead_letters=world.container.services.stores.dead_letters)
     await worker.run_once()
     remaining = {e.id for e in (await world.container.remediation.page(
-        world.guild.id, status=None)).items}
+        world.guild.id, status="all")).items}
     assert remaining == {old_open, new_resolved}
     assert await world.count("outbox") == 2
     assert await world.count("outbox_attempts", "outbox_id NOT IN (SELECT id FROM outbox)"

@@ -153,7 +153,9 @@ async def assert_stats_match_rows(services: ProcessServices, guild_id: int) -> N
 async def assert_list_totals_match_rows(services: ProcessServices, guild_id: int) -> None:
     """list()'s total, read from the counters for status / operation / signature filters,
     equals a count of the matching rows, whatever count_limit says."""
-    statuses = (None, "open", "retrying", "resolved", "dismissed")
+    statuses = (None, "unresolved", "all", "open", "retrying", "resolved", "dismissed")
+    selects = {None: ("open", "retrying"), "unresolved": ("open", "retrying"),
+               "all": ("open", "retrying", "resolved", "dismissed")}
     operations = (None, "verify", "reject", "start_onboarding")
     signatures = (None, VERIFY_SIG, REJECT_SIG, "verify/retries_exhausted/E1")
     async with services.db.autocommit() as conn:
@@ -167,7 +169,8 @@ async def assert_list_totals_match_rows(services: ProcessServices, guild_id: int
                     guild_id, status=status, operation=operation, signature=signature,
                     limit=1, count_limit=1)
                 expected = sum(1 for st, op, sig in rows
-                               if status in (None, st) and operation in (None, op)
+                               if st in selects.get(status, (status,))
+                               and operation in (None, op)
                                and signature in (None, sig))
                 assert (page.total, page.total_exact) == (expected, True), \
                     (status, operation, signature)

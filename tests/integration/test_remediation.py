@@ -345,3 +345,27 @@ async def test_a_stale_entry_is_not_replayed_unless_forced(services: ProcessServ
     assert member is not None and member.state == State.VERIFICATION_PENDING
     _, history = await services.remediation.show(GUILD, entry_id)
     assert history[-1].note is not None and "forced" in history[-1].note
+
+
+async def test_retry_all_replays_the_oldest_up_to_its_bound_and_says_what_remains(
+        services: ProcessServices) -> None:
+    """One call replays at most `retry_all_limit` entries, oldest first; the answer counts
+    the rest, and the next call continues with them."""
+    ids = []
+    for _ in range(5):
+        user = next_user()
+        await drive(services, user, State.VERIFICATION_PENDING)
+        ids.append(await _dead_letter(services, user))
+    bounded = services.remediation
+    bounded.retry_all_limit = 2  # this test's services only (as bench/common.py sets theirs)
+    first = await bounded.retry_all(GUILD, STAFF, signature=SIGNATURE)
+    assert (first.matched, first.resolved, first.remaining) == (5, 2, 3)
+    statuses = [(await services.remediation.get(GUILD, i)).status for i in ids]
+    assert statuses == ["resolved", "resolved", "open", "open", "open"]
+    second = await bounded.retry_all(GUILD, STAFF)
+    assert (second.matched, second.resolved, second.remaining) == (3, 2, 1)
+    last = await bounded.retry_all(GUILD, STAFF, operation="verify")
+    assert (last.matched, last.resolved, last.remaining) == (1, 1, 0)
+    assert await count(services.db, "remediation_actions", "action = 'retry'") == 5
+    nothing = await bounded.retry_all(GUILD, STAFF, dry_run=True)
+    assert nothing.matched == 0
