@@ -4,14 +4,10 @@ the ops CLI: list them, see one's cause and attempts, retry one or all of a guil
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
-import sys
 from typing import Any
 
-from bot.cli_dlq import _jsonable, age, snowflake, table
-from bot.container import Container, open_container
-from bot.ids import discord_ids_as_strings
+from bot.cli_common import age, jsonable, print_json, run_in_container, snowflake, table
+from bot.container import Container
 from bot.settings import Settings
 from domain.deliveries import (
     FAILED_STATUSES,
@@ -20,9 +16,8 @@ from domain.deliveries import (
     describe,
     parse_delivery_id,
 )
-from domain.errors import DatabaseUnavailable, DomainError, InvalidInput
+from domain.errors import InvalidInput
 from domain.lifecycle import Source
-from domain.persistence.database import is_unavailable
 from domain.records import Delivery, DeliveryPage, RetryResult
 from domain.vocabulary import DeliveryStatus, OutboxKind
 
@@ -73,35 +68,17 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    try:
-        result = asyncio.run(_with_container(settings, args))
-    except DatabaseUnavailable as exc:
-        print(f"lifeline: the database is unavailable ({exc}); nothing was done",
-              file=sys.stderr)
-        return 4
-    except DomainError as exc:
-        print(f"lifeline: {exc}", file=sys.stderr)
-        return 1
-    except Exception as exc:
-        if is_unavailable(exc):
-            print(f"lifeline: the database is unavailable ({type(exc).__name__}); nothing "
-                  "was done", file=sys.stderr)
-            return 4
-        print(f"lifeline: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
+    result, code = run_in_container(settings, lambda c: _act(c, args))
+    if code is not None:
+        return code
     if args.json:
-        print(json.dumps(discord_ids_as_strings(_jsonable(result)), indent=2, default=str))
+        print_json(jsonable(result))
     else:
         print(_render(args.deliveries_command, result))
     # 3: the one delivery asked for no longer applies (skipped, as stale).
     if args.deliveries_command == "retry" and result.stale:
         return 3
     return 0
-
-
-async def _with_container(settings: Settings, args: argparse.Namespace) -> Any:
-    async with open_container(settings, application_name="lifeline-cli") as container:
-        return await _act(container, args)
 
 
 async def _act(c: Container, a: argparse.Namespace) -> Any:

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, is_dataclass
-from datetime import UTC, datetime
+from dataclasses import asdict
 from typing import Any
 
 from bot import cli_bulk
-from bot.container import Container, open_container
-from bot.ids import discord_ids_as_strings
+from bot.cli_common import age, jsonable, print_json, run_in_container, snowflake, table
+from bot.container import Container
 from bot.settings import Settings
 from domain.audit import AuditPage
 from domain.commands import MAX_SNOWFLAKE
@@ -25,9 +23,8 @@ from domain.entries import (
     Page,
     RemediationRecord,
 )
-from domain.errors import DatabaseUnavailable, DomainError, StaleEntry
+from domain.errors import StaleEntry
 from domain.lifecycle import Source
-from domain.persistence.database import is_unavailable
 from domain.remediation import RETRY_ALL_LIMIT
 from domain.vocabulary import DeadLetterStatus
 
@@ -35,12 +32,6 @@ STATUSES = [s.value for s in DeadLetterStatus]
 AUDIT_COLUMNS = ("id", "at", "action", "actor_id", "source", "outcome", "change", "note")
 LIST_COLUMNS = ("id", "status", "user_id", "operation", "from_state", "to_state", "reason_code",
                 "attempts", "age")
-
-
-def snowflake(value: str) -> int:
-    if not value.isdigit() or not 0 < int(value) <= MAX_SNOWFLAKE:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a Discord id (1..{MAX_SNOWFLAKE})")
-    return int(value)
 
 
 def entry_id(value: str) -> int:
@@ -128,37 +119,16 @@ def _filters(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    try:
-        result = asyncio.run(_with_container(settings, args))
-    except StaleEntry as exc:
-        print(f"lifeline: {exc}", file=sys.stderr)
-        for h in exc.recent_transitions:
-            print(f"  v{h.version} {h.created_at:%Y-%m-%d %H:%M:%S} {h.operation.value} "
-                  f"{h.from_state.value if h.from_state else 'new'} -> {h.to_state.value} "
-                  f"({h.source.value}{f' by {h.actor_id}' if h.actor_id else ''})",
-                  file=sys.stderr)
-        print("  replay anyway with --force, or dismiss it", file=sys.stderr)
-        return 3
-    except DatabaseUnavailable as exc:
-        print(f"lifeline: the database is unavailable ({exc}); nothing was done",
-              file=sys.stderr)
-        return 4
-    except DomainError as exc:
-        print(f"lifeline: {exc}", file=sys.stderr)
-        return 1
-    except Exception as exc:
-        if is_unavailable(exc):
-            print(f"lifeline: the database is unavailable ({type(exc).__name__}); nothing "
-                  "was done", file=sys.stderr)
-            return 4
-        print(f"lifeline: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
+    result, code = run_in_container(settings, lambda c: args.action(c, args),
+                                    refusals={StaleEntry: _stale})
+    if code is not None:
+        return code
     if args.json:
-        data = _jsonable(result)
+        data = jsonable(result)
         if isinstance(result, Page):  # pages leave the stack trace out: `show` has it
             for item in data["items"]:
                 item.pop("stack_trace", None)
-        print(json.dumps(discord_ids_as_strings(data), indent=2, default=str))
+        print_json(data)
     else:
         print(_render(args.dlq_command, result))
     # 1: a replay that failed, or a bulk run with any failure (stale entries it skipped
@@ -169,9 +139,16 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if failed else 0
 
 
-async def _with_container(settings: Settings, args: argparse.Namespace) -> Any:
-    async with open_container(settings, application_name="lifeline-cli") as container:
-        return await args.action(container, args)
+def _stale(exc: Exception) -> int:
+    assert isinstance(exc, StaleEntry)
+    print(f"lifeline: {exc}", file=sys.stderr)
+    for h in exc.recent_transitions:
+        print(f"  v{h.version} {h.created_at:%Y-%m-%d %H:%M:%S} {h.operation.value} "
+              f"{h.from_state.value if h.from_state else 'new'} -> {h.to_state.value} "
+              f"({h.source.value}{f' by {h.actor_id}' if h.actor_id else ''})",
+              file=sys.stderr)
+    print("  replay anyway with --force, or dismiss it", file=sys.stderr)
+    return 3
 
 
 async def _list(c: Container, a: argparse.Namespace) -> Page:
@@ -222,34 +199,6 @@ async def _stats(c: Container, a: argparse.Namespace) -> Any:
     return await c.remediation.stats(a.guild)
 
 
-def _jsonable(value: Any) -> Any:
-    if is_dataclass(value) and not isinstance(value, type):
-        return _jsonable(asdict(value))
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return value
-
-
-def age(moment: datetime) -> str:
-    seconds = int((datetime.now(UTC) - moment).total_seconds())
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds // size}{unit}"
-    return f"{max(seconds, 0)}s"
-
-
-def table(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> str:
-    cells = [[str(r.get(c) if r.get(c) is not None else "-") for c in columns] for r in rows]
-    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True))]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in cells]
-    return "\n".join(lines)
-
-
 def _entry_rows(items: list[DeadLetterEntry]) -> list[dict[str, Any]]:
     return [{**e.as_dict(), "id": f"#{e.id}", "age": age(e.created_at)} for e in items]
 
@@ -266,7 +215,7 @@ def _render(command: str, result: Any) -> str:
     if command == "show":
         entry: DeadLetterEntry = result["entry"]
         history: list[RemediationRecord] = result["history"]
-        lines = [f"{k:20} {v}" for k, v in _jsonable(entry).items()
+        lines = [f"{k:20} {v}" for k, v in jsonable(entry).items()
                  if k not in ("payload", "stack_trace")]
         lines.append(f"{'payload':20} {json.dumps(entry.payload, sort_keys=True)}")
         lines.append("stack trace:" if entry.stack_trace else "stack trace: (none kept)")

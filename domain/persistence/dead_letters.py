@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.entries import DeadLetterEntry, DeadLetterFilter, OutcomeWrite
 from domain.mirror import level_values
@@ -241,17 +242,26 @@ class DeadLetterStore:
         written), and writes it, in one transaction. None: no such entry in this guild, or
         (when `decide` was asked) the write changed nothing."""
         async with self.db.transaction() as conn:
-            row = (await conn.execute(GET_FOR_UPDATE, {"id": entry_id, "g": guild_id})).first()
-            if row is None:
-                return None
-            outcome = decide(DeadLetterEntry.from_mapping(row._mapping))
-            if self.faults is not None and await self.faults.enter(
-                    Point.DEAD_LETTERS_OUTCOME, conn, guild_id=guild_id,
-                    detail={"id": entry_id, "action": outcome.action,
-                            "status": outcome.status}):
+            outcome = await self._decided(conn, guild_id, entry_id, decide)
+            if outcome is None:
                 return None
             written = (await conn.execute(WRITE_OUTCOME, _outcome_params(outcome))).first()
         return DeadLetterEntry.from_mapping(written._mapping) if written is not None else None
+
+    async def _decided(self, conn: AsyncConnection, guild_id: int, entry_id: int,
+                       decide: Callable[[DeadLetterEntry], OutcomeWrite]
+                       ) -> OutcomeWrite | None:
+        """The entry locked, and what `decide` writes for it (it raises to refuse); None
+        when there is no such entry in the guild, or the fault seam drops the write."""
+        row = (await conn.execute(GET_FOR_UPDATE, {"id": entry_id, "g": guild_id})).first()
+        if row is None:
+            return None
+        outcome = decide(DeadLetterEntry.from_mapping(row._mapping))
+        if self.faults is not None and await self.faults.enter(
+                Point.DEAD_LETTERS_OUTCOME, conn, guild_id=guild_id,
+                detail={"id": entry_id, "action": outcome.action, "status": outcome.status}):
+            return None
+        return outcome
 
     async def delete(self, guild_id: int, entry_id: int,
                      decide: Callable[[DeadLetterEntry], OutcomeWrite]
@@ -260,14 +270,8 @@ class DeadLetterStore:
         written), and deletes the entry with its audit and mirror rows, in one transaction.
         The entry as it was; None: no such entry in this guild, or nothing deleted."""
         async with self.db.transaction() as conn:
-            row = (await conn.execute(GET_FOR_UPDATE, {"id": entry_id, "g": guild_id})).first()
-            if row is None:
-                return None
-            outcome = decide(DeadLetterEntry.from_mapping(row._mapping))
-            if self.faults is not None and await self.faults.enter(
-                    Point.DEAD_LETTERS_OUTCOME, conn, guild_id=guild_id,
-                    detail={"id": entry_id, "action": outcome.action,
-                            "status": outcome.status}):
+            outcome = await self._decided(conn, guild_id, entry_id, decide)
+            if outcome is None:
                 return None
             params = _outcome_params(outcome)
             deleted = (await conn.execute(DELETE_ENTRY, {
