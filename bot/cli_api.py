@@ -13,7 +13,6 @@ import signal
 import sys
 from typing import Any
 
-from bot.api.server import ApiServer, ApiStartError
 from bot.container import open_container
 from bot.settings import Settings
 from domain.redaction import redact
@@ -25,6 +24,10 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    # The web stack is imported here, not at the top: `python -m bot dlq ...` starts
+    # without it.
+    from bot.api.server import ApiStartError
+
     if settings.api_token is None:
         print("lifeline: API_TOKEN is not set; the HTTP API refuses to start without it",
               file=sys.stderr)
@@ -41,6 +44,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _serve(settings: Settings) -> int:
+    from bot.api.server import ApiServer
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

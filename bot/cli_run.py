@@ -11,8 +11,6 @@ import signal
 import sys
 from typing import Any
 
-import discord
-
 from bot.container import open_container
 from bot.settings import Settings
 
@@ -143,6 +141,8 @@ async def serve(settings: Settings, *, shard_count: int | None = None,
 
 
 def _report_bot_end(task: asyncio.Task[None]) -> int:
+    import discord  # here, not at the top: `python -m bot dlq ...` starts without it
+
     error = task.exception()
     if error is None:
         return 0
