@@ -185,3 +185,14 @@ class RetryResult:
     more: bool
     requeued_ids: list[int]
     stale_ids: list[int]
+
+
+@dataclass(frozen=True)
+class ConsoleSessionRow:
+    """A live console session as stored (its key is the cookie value's hash)."""
+
+    user_id: int
+    username: str
+    csrf_token: str
+    created_at: datetime
+    expires_at: datetime

@@ -47,6 +47,7 @@ class Source(enum.StrEnum):
     STAFF = "staff"
     CLI = "cli"
     REPLAY = "replay"
+    CONSOLE = "console"  # the staff web console (issue 15; migration 0004)
 
 
 class DeadLetterStatus(enum.StrEnum):

@@ -18,7 +18,7 @@ from domain.persistence.database import Database
 from domain.persistence.faults import Faults
 
 TABLES = ("members", "member_transitions", "dead_letters", "remediation_actions",
-          "guild_settings", "outbox_attempts", "outbox")
+          "guild_settings", "outbox_attempts", "outbox", "console_sessions")
 
 
 def test_settings(**overrides: Any) -> Settings:

@@ -289,6 +289,26 @@ class OutboxAttempt(Base):
     __table_args__ = (Index("ix_outbox_attempts_outbox", "outbox_id", "attempt"),)
 
 
+class ConsoleSession(Base):
+    """A logged-in browser of the staff web console (migration 0004): keyed by the SHA-256 of
+    the cookie's random value (the table never holds what a browser presents), with its own
+    CSRF token and an expiry."""
+
+    __tablename__ = "console_sessions"
+    id_hash: Mapped[str] = mapped_column(Text, primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigInteger)
+    username: Mapped[str] = mapped_column(Text)
+    csrf_token: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now)
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    __table_args__ = (
+        CheckConstraint("id_hash ~ '^[0-9a-f]{64}$'", name="id_hash"),
+        Index("ix_console_sessions_expires", "expires_at"),
+        Index("ix_console_sessions_user", "user_id"),
+    )
+
+
 members = Member.__table__
 transitions = MemberTransition.__table__
 dead_letters = DeadLetter.__table__
@@ -298,3 +318,4 @@ guild_settings = GuildSettings.__table__
 outbox = OutboxRow.__table__
 outbox_attempts = OutboxAttempt.__table__
 installation = Installation.__table__
+console_sessions = ConsoleSession.__table__
