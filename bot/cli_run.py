@@ -91,6 +91,7 @@ async def serve(settings: Settings, *, shard_count: int | None = None,
                 shard_ids: list[int] | None = None, ready: asyncio.Event | None = None) -> int:
     """Run bot (+ API) until SIGINT/SIGTERM; close everything in reverse order."""
     from bot.api.server import ApiServer, ApiStartError
+    from bot.console.staff import GatewayStaff
     from bot.discord_bot import build_bot
 
     point_discord_py_at(settings)
@@ -103,13 +104,19 @@ async def serve(settings: Settings, *, shard_count: int | None = None,
         api: ApiServer | None = None
         if settings.api_token is not None:
             api = ApiServer(container, host=settings.api_host, port=settings.api_port,
-                            gateway_status=lambda: bot.gateway_connected)
+                            gateway_status=lambda: bot.gateway_connected,
+                            console_staff=GatewayStaff(bot, container.guilds))
             try:
                 await api.start()
             except ApiStartError as exc:
                 print(f"lifeline: {exc}", file=sys.stderr)
                 return 2
             print(f"API listening on {api.url}", flush=True)
+            off = settings.console_off_reason()
+            if off is None:
+                print(f"Staff console at {settings.console_base_url}/console", flush=True)
+            else:
+                log.info("%s", off)
         else:
             log.info("the HTTP API is off (API_TOKEN is not set)")
         bot_task = asyncio.create_task(bot.start(settings.discord_token.get_secret_value()))

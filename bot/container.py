@@ -73,7 +73,8 @@ class Container:
 
 
 def register_settings_secrets(settings: Settings) -> None:
-    for secret in (settings.discord_token, settings.api_token, settings.database_url):
+    for secret in (settings.discord_token, settings.api_token, settings.database_url,
+                   settings.discord_client_secret, settings.console_session_secret):
         if secret is not None:
             register_secret(secret.get_secret_value())
     if settings.database_url is not None:

@@ -5,6 +5,7 @@ A bad value stops start-up with one line naming the setting: `SettingsError`.
 
 from __future__ import annotations
 
+import base64
 import logging
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain.persistence.database import asyncpg_url
 
-SECRET_SETTINGS = ("DATABASE_URL", "DISCORD_TOKEN", "API_TOKEN")
+SECRET_SETTINGS = ("DATABASE_URL", "DISCORD_TOKEN", "API_TOKEN", "DISCORD_CLIENT_SECRET",
+                   "CONSOLE_SESSION_SECRET")
+DISCORD_AUTHORIZE_URL = "https://discord.com/oauth2/authorize"
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 
 
@@ -61,6 +64,19 @@ class Settings(BaseSettings):
         "Address the HTTP API binds to"))
     api_port: int = Field(default=8080, ge=0, le=65535, description=(
         "Port of the HTTP API (0 = any free port)"))
+    discord_client_id: str | None = Field(default=None, description=(
+        "OAuth2 client id of the console's \"Login with Discord\"; unset = the bot's "
+        "application id, read from DISCORD_TOKEN"))
+    discord_client_secret: SecretStr | None = Field(default=None, description=(
+        "OAuth2 client secret (Developer Portal → OAuth2); unset = the console is off"))
+    console_url: str | None = Field(default=None, description=(
+        "Public base URL of the console, for Discord's redirect (e.g. https://lifeline.example"
+        ".org); unset = http://API_HOST:API_PORT"))
+    console_session_secret: SecretStr | None = Field(default=None, description=(
+        "At least 32 characters: signs the console's login state; unset = the console is "
+        "off"))
+    discord_oauth_url: str = Field(default=DISCORD_AUTHORIZE_URL, description=(
+        "Discord's authorize page (sandbox only; leave the default in production)"))
     outbox_poll_seconds: float = Field(default=0.5, gt=0, le=60, description=(
         "How often the delivery worker looks for due outbox rows when idle"))
     outbox_lock_seconds: float = Field(default=60.0, ge=1, le=3600, description=(
@@ -120,6 +136,46 @@ class Settings(BaseSettings):
             raise ValueError("must be at least 16 characters")
         return value
 
+    @field_validator("discord_client_id", mode="after")
+    @classmethod
+    def _client_id(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip()
+        if not (value.isascii() and value.isdigit()) or not 0 < int(value) < 2**63:
+            raise ValueError("must be a Discord application id (digits)")
+        return value
+
+    @field_validator("discord_client_secret", mode="after")
+    @classmethod
+    def _client_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        if any(ch.isspace() for ch in value.get_secret_value()):
+            raise ValueError("must not contain whitespace")
+        return value
+
+    @field_validator("console_session_secret", mode="after")
+    @classmethod
+    def _session_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        if len(value.get_secret_value()) < 32:
+            raise ValueError("must be at least 32 characters")
+        return value
+
+    @field_validator("console_url", mode="after")
+    @classmethod
+    def _console_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        return _http_url(value)
+
+    @field_validator("discord_oauth_url", mode="after")
+    @classmethod
+    def _oauth_url(cls, value: str) -> str:
+        return _http_url(value) if value.strip() else DISCORD_AUTHORIZE_URL
+
     @field_validator("discord_api_base", "discord_gateway_url", mode="after")
     @classmethod
     def _url(cls, value: str | None) -> str | None:
@@ -139,6 +195,39 @@ class Settings(BaseSettings):
     @property
     def log_level_number(self) -> int:
         return int(getattr(logging, self.log_level))
+
+    @property
+    def oauth_client_id(self) -> str | None:
+        """DISCORD_CLIENT_ID, else the bot's application id (the first part of its token is
+        the bot user's id in base64, which is the application's id)."""
+        if self.discord_client_id is not None:
+            return self.discord_client_id
+        if self.discord_token is None:
+            return None
+        head = self.discord_token.get_secret_value().split(".")[0]
+        try:
+            decoded = base64.b64decode(head + "=" * (-len(head) % 4)).decode("ascii")
+        except (ValueError, UnicodeDecodeError):
+            return None
+        return decoded if decoded.isdigit() else None
+
+    def console_off_reason(self) -> str | None:
+        """Why the console is off (None: it is on): the settings it lacks."""
+        missing = [name for name, value in (
+            ("DISCORD_CLIENT_SECRET", self.discord_client_secret),
+            ("CONSOLE_SESSION_SECRET", self.console_session_secret),
+            ("DISCORD_CLIENT_ID (or DISCORD_TOKEN)", self.oauth_client_id)) if value is None]
+        return f"the console is off: set {', '.join(missing)}" if missing else None
+
+    @property
+    def console_base_url(self) -> str:
+        return self.console_url or f"http://{self.api_host}:{self.api_port}"
+
+
+def _http_url(value: str) -> str:
+    if not value.startswith(("http://", "https://")) or any(ch.isspace() for ch in value):
+        raise ValueError("must be an http(s):// URL")
+    return value.rstrip("/")
 
 
 def load_settings(**overrides: Any) -> Settings:

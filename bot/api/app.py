@@ -17,6 +17,8 @@ from bot.api import (
 from bot.api.deps import ApiContext, bearer_scheme, reject_unknown_query
 from bot.api.errors import install_error_handlers, responses
 from bot.api.guard import AccessLog, RequestGuard
+from bot.console import mount_console
+from bot.console.staff import StaffDirectory
 from bot.container import Container
 from bot.prometheus import PrometheusMetrics
 from domain.commands import MAX_SNOWFLAKE
@@ -34,9 +36,12 @@ fields that help to act on it.
 
 
 def create_app(container: Container, *,
-               gateway_status: Callable[[], bool] | None = None) -> FastAPI:
+               gateway_status: Callable[[], bool] | None = None,
+               console_staff: StaffDirectory | None = None) -> FastAPI:
     """The API over `container`'s services; `gateway_status` answers "is the bot connected"
-    when the bot runs in the same process (reported by /healthz)."""
+    when the bot runs in the same process (reported by /healthz). With `console_staff` (who
+    is staff where, from the bot in this process) and the console's settings, the staff web
+    console is served at /console too."""
     token = container.settings.api_token
     if token is None:
         raise ValueError("API_TOKEN is not set: the HTTP API does not run without it")
@@ -59,6 +64,8 @@ def create_app(container: Container, *,
     api.include_router(routes_audit.router)
     app.include_router(api)
     app.include_router(routes_ops.router)
+    if console_staff is not None:
+        mount_console(app, container, console_staff)
 
     install_error_handlers(app)
     app.add_middleware(RequestGuard, token=token.get_secret_value())

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 import uvicorn
 
 from bot.api.app import create_app
+from bot.console.staff import StaffDirectory
 from bot.container import Container
 
 log = logging.getLogger(__name__)
@@ -48,9 +49,11 @@ class ApiServer:
     """`await start()` returns once the API is listening; `port` is the bound port."""
 
     def __init__(self, container: Container, *, host: str, port: int,
-                 gateway_status: Callable[[], bool] | None = None) -> None:
+                 gateway_status: Callable[[], bool] | None = None,
+                 console_staff: StaffDirectory | None = None) -> None:
         self.host = host
-        self.app = create_app(container, gateway_status=gateway_status)
+        self.app = create_app(container, gateway_status=gateway_status,
+                              console_staff=console_staff)
         self._requested_port = port
         self._socket: socket.socket | None = None
         self._server = _InProcessServer(uvicorn.Config(

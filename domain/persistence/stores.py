@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from domain.persistence.audit import AuditStore
+from domain.persistence.console_sessions import ConsoleSessionStore
 from domain.persistence.database import Database
 from domain.persistence.dead_letters import DeadLetterStore
 from domain.persistence.deliveries import DeliveryStore
@@ -30,6 +31,7 @@ class Stores:
     ops: OpsStore  # what probes, metrics and operators read
     role_drift: RoleDriftStore  # the verified role's repair: member reads, role rows queued
     audit: AuditStore  # reading the remediation audit trail (staff pool)
+    console_sessions: ConsoleSessionStore  # the staff web console's logins (staff pool)
     faults: Faults | None = None  # the test seam; None in production
 
 
@@ -50,4 +52,5 @@ def open_stores(db: Database, *, interactive: Database | None = None,
                   else DeadLetterStore(db, faults),
                   outbox=OutboxStore(db, faults), deliveries=DeliveryStore(staff, faults),
                   guilds=GuildStore(staff, faults), ops=OpsStore(staff, faults),
-                  role_drift=RoleDriftStore(db), audit=AuditStore(staff), faults=faults)
+                  role_drift=RoleDriftStore(db), audit=AuditStore(staff),
+                  console_sessions=ConsoleSessionStore(staff), faults=faults)

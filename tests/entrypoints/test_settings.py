@@ -32,6 +32,12 @@ BAD = [
     ("OUTBOX_POLL_SECONDS", "0"),
     ("OUTBOX_LOCK_SECONDS", "0.5"),
     ("OUTBOX_MAX_ATTEMPTS", "0"),
+    ("DISCORD_CLIENT_ID", "lifeline"),
+    ("DISCORD_CLIENT_ID", "١٢٣"),
+    ("DISCORD_CLIENT_SECRET", "has a space"),
+    ("CONSOLE_SESSION_SECRET", "x" * 31),
+    ("CONSOLE_URL", "lifeline.example.org"),
+    ("DISCORD_OAUTH_URL", "javascript:alert(1)"),
 ]
 
 
@@ -75,3 +81,18 @@ def test_entrypoint_fails_at_start_with_one_line(tmp_path: Path) -> None:
     assert proc.stderr.strip().count("\n") == 0
     assert "TRANSITION_MAX_ATTEMPTS" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "pg").exists()  # nothing was started
+
+
+def test_the_console_is_off_until_its_secrets_are_set_and_says_which() -> None:
+    bare = load_settings(_env_file=None)
+    assert bare.console_off_reason() == (
+        "the console is off: set DISCORD_CLIENT_SECRET, CONSOLE_SESSION_SECRET, "
+        "DISCORD_CLIENT_ID (or DISCORD_TOKEN)")
+    # A bot token's first part is the bot's (= the application's) id in base64.
+    on = load_settings(_env_file=None, discord_token="MTIzNDU2Nzg5MDEyMzQ1Njc4.Gx.abc",
+                       discord_client_secret="s3cret", console_session_secret="k" * 32,
+                       api_port=8123)
+    assert on.console_off_reason() is None
+    assert on.oauth_client_id == "123456789012345678"
+    assert on.console_base_url == "http://127.0.0.1:8123"
+    assert load_settings(_env_file=None, discord_client_id="42").oauth_client_id == "42"

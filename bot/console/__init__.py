@@ -1,0 +1,42 @@
+"""The staff web console (issue 15), on the HTTP API's FastAPI app: `mount_console`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from bot.console.oauth import DiscordOAuth
+from bot.console.routes import ConsoleContext, router
+from bot.console.security import ConsoleHeaders, Signer
+from bot.console.staff import StaffDirectory
+from bot.container import Container
+from domain.console_sessions import ConsoleSessions
+
+
+def mount_console(app: FastAPI, container: Container, staff: StaffDirectory) -> None:
+    """Serve /console on `app`, if its settings are set (else nothing: see
+    `Settings.console_off_reason`)."""
+    settings = container.settings
+    if settings.console_off_reason() is not None:
+        return
+    assert settings.discord_client_secret is not None
+    assert settings.console_session_secret is not None
+    client_id = settings.oauth_client_id
+    assert client_id is not None
+    base = settings.console_base_url
+    app.state.console = ConsoleContext(
+        container=container, sessions=ConsoleSessions(container.services.stores
+                                                      .console_sessions),
+        oauth=DiscordOAuth(client_id=client_id,
+                           client_secret=settings.discord_client_secret.get_secret_value(),
+                           authorize_url=settings.discord_oauth_url,
+                           redirect_uri=f"{base}/console/callback",
+                           api_base=settings.discord_api_base),
+        signer=Signer(settings.console_session_secret.get_secret_value()),
+        staff=staff, base_url=base)
+    app.include_router(router)
+    app.mount("/console/static", StaticFiles(directory=Path(__file__).parent / "static"),
+              name="console-static")
+    app.add_middleware(ConsoleHeaders)
