@@ -44,30 +44,30 @@ class ConsoleContext:
         return self.base_url.startswith("https://")
 
 
-def _context(request: Request) -> ConsoleContext:
+def console_of(request: Request) -> ConsoleContext:
     console: ConsoleContext = request.app.state.console
     return console
 
 
-def _page(request: Request, name: str, status: int = 200, **values: Any) -> HTMLResponse:
+def render(request: Request, name: str, status: int = 200, **values: Any) -> HTMLResponse:
     return TEMPLATES.TemplateResponse(request, name, values, status_code=status)
 
 
-def _error(request: Request, status: int, title: str, detail: str,
+def error_page(request: Request, status: int, title: str, detail: str,
            user: ConsoleUser | None = None) -> HTMLResponse:
-    return _page(request, "error.html", status, title=title, detail=detail, user=user)
+    return render(request, "error.html", status, title=title, detail=detail, user=user)
 
 
 async def current_user(request: Request) -> ConsoleUser | None:
-    return await _context(request).sessions.current(request.cookies.get(SESSION_COOKIE))
+    return await console_of(request).sessions.current(request.cookies.get(SESSION_COOKIE))
 
 
 @router.get("", response_class=HTMLResponse)
 async def home(request: Request) -> Response:
     user = await current_user(request)
     if user is None:
-        return _page(request, "login.html", user=None)
-    console = _context(request)
+        return render(request, "login.html", user=None)
+    console = console_of(request)
     rows = []
     for guild in await console.staff.staff_guilds(user.user_id):
         stats = await console.container.remediation.stats(guild.guild_id, top=1)
@@ -76,12 +76,12 @@ async def home(request: Request) -> Response:
         rows.append({"name": guild.name, "open": stats.by_status.get("open", 0),
                      "failed": failed,
                      "oldest": _age(oldest) if oldest is not None else "none"})
-    return _page(request, "guilds.html", user=user, rows=rows)
+    return render(request, "guilds.html", user=user, rows=rows)
 
 
 @router.get("/login")
 async def login(request: Request) -> Response:
-    console = _context(request)
+    console = console_of(request)
     state = secrets.token_urlsafe(24)
     verifier, challenge = pkce_pair()
     response = RedirectResponse(console.oauth.authorize_url(state, challenge), status_code=302)
@@ -95,24 +95,24 @@ async def login(request: Request) -> Response:
 async def callback(request: Request) -> Response:
     """Discord's redirect. The `code` is used once and never logged; the answer redirects
     away at once, so it does not stay in the address bar."""
-    console = _context(request)
+    console = console_of(request)
     params = request.query_params
     started = console.signer.unsign(request.cookies.get(LOGIN_COOKIE))
     state = params.get("state")
     if started is None or not state or not secrets.compare_digest(
             str(started.get("state")), state):
         log.info("console login refused: missing or wrong state")
-        return _error(request, 400, "Login expired",
+        return error_page(request, 400, "Login expired",
                       "This login link is not the one this browser started, or it is "
                       "more than 10 minutes old. Log in again.")
     if params.get("error") or not params.get("code"):
         log.info("console login: declined at Discord")
-        return _error(request, 400, "Login cancelled", "Discord did not log you in.")
+        return error_page(request, 400, "Login cancelled", "Discord did not log you in.")
     try:
         who = await console.oauth.identify(params["code"], str(started["verifier"]))
     except OAuthError as exc:
         log.info("console login refused: %s", exc)
-        return _error(request, 400, "Login failed", str(exc))
+        return error_page(request, 400, "Login failed", str(exc))
     new = await console.sessions.login(who.user_id, who.username)
     log.info("console login: user %s", who.user_id)
     response = RedirectResponse("/console", status_code=303)
@@ -129,7 +129,7 @@ async def logout(request: Request) -> Response:
     refused = await refuse_unsafe(request, user)
     if refused is not None:
         return refused
-    await _context(request).sessions.logout(request.cookies.get(SESSION_COOKIE))
+    await console_of(request).sessions.logout(request.cookies.get(SESSION_COOKIE))
     assert user is not None
     log.info("console logout: user %s", user.user_id)
     response = RedirectResponse("/console", status_code=303)
@@ -140,14 +140,14 @@ async def logout(request: Request) -> Response:
 async def refuse_unsafe(request: Request, user: ConsoleUser | None) -> Response | None:
     """A state-changing request needs a session, its CSRF token and the console's Origin."""
     if user is None:
-        return _error(request, 401, "Not logged in", "Log in first.")
+        return error_page(request, 401, "Not logged in", "Log in first.")
     form = await request.form()
     token = form.get("csrf")
-    if not same_origin(request.headers.get("origin"), _context(request).base_url) \
+    if not same_origin(request.headers.get("origin"), console_of(request).base_url) \
             or not user.csrf_ok(token if isinstance(token, str) else None):
         log.info("console: refused a %s %s of user %s (CSRF token or Origin)",
                  request.method, request.url.path, user.user_id)
-        return _error(request, 403, "Refused", "This form is stale or came from another "
+        return error_page(request, 403, "Refused", "This form is stale or came from another "
                       "site. Reload the page and try again.", user)
     return None
 

@@ -1,0 +1,136 @@
+"""/console/g/{guild}/dead-letters: the list with filters and keyset pages, one entry with
+its payload, stack trace and history, and the remediation actions. Every action goes through
+RemediationService as `/dlq` does, with source `console` and the logged-in user as actor;
+who may see and act is re-checked on the server for every page and every write."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from bot.console.routes import console_of, current_user, error_page, refuse_unsafe, render
+from bot.ids import discord_ids_as_strings
+from domain.console_sessions import ConsoleUser
+from domain.dead_letter_reads import ALL, ORDERS, UNRESOLVED
+from domain.errors import DomainError, StaleEntry
+from domain.lifecycle import Operation, Source
+from domain.vocabulary import DeadLetterStatus
+
+router = APIRouter(prefix="/console/g/{guild_id}", include_in_schema=False)
+STATUSES = [UNRESOLVED, *(s.value for s in DeadLetterStatus), ALL]
+PAGE_SIZE = 25
+MAX_ID = 2**63 - 1
+
+
+async def _staff_user(request: Request, guild_id: int, *, fresh: bool = False
+                      ) -> ConsoleUser | Response:
+    """The logged-in user if staff of the guild; else the answer: the login page, or a 404
+    exactly like an unknown guild's."""
+    user = await current_user(request)
+    if user is None:
+        return RedirectResponse("/console", status_code=303)
+    if not 0 < guild_id <= MAX_ID or not await console_of(request).staff.is_staff(
+            user.user_id, guild_id, fresh=fresh):
+        return error_page(request, 404, "Not found", "There is no such server in your console.",
+                      user)
+    return user
+
+
+@router.get("", response_class=HTMLResponse)
+async def guild_home(guild_id: int) -> Response:
+    return RedirectResponse(f"/console/g/{guild_id}/dead-letters", status_code=303)
+
+
+@router.get("/dead-letters", response_class=HTMLResponse)
+async def dead_letters(request: Request, guild_id: int) -> Response:
+    user = await _staff_user(request, guild_id)
+    if not isinstance(user, ConsoleUser):
+        return user
+    q = request.query_params
+    status = q.get("status") or UNRESOLVED
+    operation = q.get("operation") or None
+    signature = (q.get("signature") or "").strip() or None
+    order = q.get("order") or "newest"
+    cursor = q.get("cursor") or None
+    if status not in STATUSES or order not in ORDERS or (
+            operation is not None and operation not in {o.value for o in Operation}) or (
+            cursor is not None and not (cursor.isascii() and cursor.isdigit()
+                                        and len(cursor) <= 19)) or (
+            signature is not None and len(signature) > 300):
+        return error_page(request, 400, "Bad filter", "One of the filters is not a value the "
+                      "list knows; clear the filters and try again.", user)
+    page = await console_of(request).container.remediation.page(
+        guild_id, status=status, operation=operation, signature=signature, limit=PAGE_SIZE,
+        cursor=cursor, order=order)
+    filters = {"status": status, "operation": operation or "", "signature": signature or "",
+               "order": order}
+    return render(request, "dead_letters.html", user=user, guild_id=guild_id, page=page,
+                 filters=filters, statuses=STATUSES, operations=[o.value for o in Operation],
+                 orders=list(ORDERS))
+
+
+@router.get("/dead-letters/{entry_id}", response_class=HTMLResponse)
+async def entry(request: Request, guild_id: int, entry_id: int) -> Response:
+    user = await _staff_user(request, guild_id)
+    if not isinstance(user, ConsoleUser):
+        return user
+    return await _entry_page(request, user, guild_id, entry_id)
+
+
+async def _entry_page(request: Request, user: ConsoleUser, guild_id: int, entry_id: int,
+                      status: int = 200, **extra: Any) -> Response:
+    try:
+        found, history = await console_of(request).container.remediation.show(guild_id,
+                                                                             entry_id)
+    except DomainError:
+        return error_page(request, 404, "Not found", f"There is no dead letter #{entry_id} in "
+                      "this server.", user)
+    payload = json.dumps(discord_ids_as_strings(found.payload), indent=2, sort_keys=True)
+    return render(request, "entry.html", status, user=user, guild_id=guild_id, entry=found,
+                 history=history, payload=payload, **extra)
+
+
+ACTIONS = ("retry", "resolve", "dismiss", "reopen", "delete")
+
+
+@router.post("/dead-letters/{entry_id}/{action}")
+async def act(request: Request, guild_id: int, entry_id: int, action: str) -> Response:
+    user = await _staff_user(request, guild_id, fresh=True)  # re-checked on every write
+    if not isinstance(user, ConsoleUser):
+        return user
+    refused = await refuse_unsafe(request, user)
+    if refused is not None:
+        return refused
+    if action not in ACTIONS:
+        return error_page(request, 404, "Not found", "No such action.", user)
+    form = await request.form()
+    note = str(form.get("note") or "")
+    service = console_of(request).container.remediation
+    actor = user.user_id
+    try:
+        if action == "retry":
+            outcome = await service.retry(guild_id, entry_id, actor, Source.CONSOLE,
+                                          force=form.get("force") == "1")
+            message = ("Replayed: resolved. " if outcome.resolved else
+                       "Replayed, and it failed again: ") + outcome.detail
+        elif action == "resolve":
+            await service.resolve(guild_id, entry_id, actor, note, Source.CONSOLE)
+            message = "Resolved."
+        elif action == "dismiss":
+            await service.dismiss(guild_id, entry_id, actor, note, Source.CONSOLE)
+            message = "Dismissed."
+        elif action == "reopen":
+            await service.reopen(guild_id, entry_id, actor, Source.CONSOLE, note or None)
+            message = "Reopened."
+        else:
+            await service.delete(guild_id, entry_id, actor, note, Source.CONSOLE)
+            return RedirectResponse(f"/console/g/{guild_id}/dead-letters?deleted={entry_id}",
+                                    status_code=303)
+    except StaleEntry as stale:
+        return await _entry_page(request, user, guild_id, entry_id, 409, stale=stale)
+    except DomainError as exc:
+        return await _entry_page(request, user, guild_id, entry_id, 409, problem=str(exc))
+    return await _entry_page(request, user, guild_id, entry_id, done=message)
