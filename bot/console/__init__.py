@@ -9,6 +9,7 @@ from fastapi.staticfiles import StaticFiles
 
 from bot.console.oauth import DiscordOAuth
 from bot.console.pages_dead_letters import router as dead_letters_router
+from bot.console.pages_deliveries import router as deliveries_router
 from bot.console.routes import ConsoleContext, router
 from bot.console.security import ConsoleHeaders, Signer
 from bot.console.staff import StaffDirectory
@@ -39,6 +40,7 @@ def mount_console(app: FastAPI, container: Container, staff: StaffDirectory) -> 
         staff=staff, base_url=base)
     app.include_router(router)
     app.include_router(dead_letters_router)
+    app.include_router(deliveries_router)
     app.mount("/console/static", StaticFiles(directory=Path(__file__).parent / "static"),
               name="console-static")
     app.add_middleware(ConsoleHeaders)

@@ -25,7 +25,7 @@ PAGE_SIZE = 25
 MAX_ID = 2**63 - 1
 
 
-async def _staff_user(request: Request, guild_id: int, *, fresh: bool = False
+async def staff_user(request: Request, guild_id: int, *, fresh: bool = False
                       ) -> ConsoleUser | Response:
     """The logged-in user if staff of the guild; else the answer: the login page, or a 404
     exactly like an unknown guild's."""
@@ -46,7 +46,7 @@ async def guild_home(guild_id: int) -> Response:
 
 @router.get("/dead-letters", response_class=HTMLResponse)
 async def dead_letters(request: Request, guild_id: int) -> Response:
-    user = await _staff_user(request, guild_id)
+    user = await staff_user(request, guild_id)
     if not isinstance(user, ConsoleUser):
         return user
     q = request.query_params
@@ -74,7 +74,7 @@ async def dead_letters(request: Request, guild_id: int) -> Response:
 
 @router.get("/dead-letters/{entry_id}", response_class=HTMLResponse)
 async def entry(request: Request, guild_id: int, entry_id: int) -> Response:
-    user = await _staff_user(request, guild_id)
+    user = await staff_user(request, guild_id)
     if not isinstance(user, ConsoleUser):
         return user
     return await _entry_page(request, user, guild_id, entry_id)
@@ -98,7 +98,7 @@ ACTIONS = ("retry", "resolve", "dismiss", "reopen", "delete")
 
 @router.post("/dead-letters/{entry_id}/{action}")
 async def act(request: Request, guild_id: int, entry_id: int, action: str) -> Response:
-    user = await _staff_user(request, guild_id, fresh=True)  # re-checked on every write
+    user = await staff_user(request, guild_id, fresh=True)  # re-checked on every write
     if not isinstance(user, ConsoleUser):
         return user
     refused = await refuse_unsafe(request, user)

@@ -73,7 +73,8 @@ async def home(request: Request) -> Response:
         stats = await console.container.remediation.stats(guild.guild_id, top=1)
         failed = (await console.container.deliveries.summary(guild.guild_id)).failed
         oldest = stats.oldest_open_age_seconds
-        rows.append({"name": guild.name, "open": stats.by_status.get("open", 0),
+        rows.append({"guild_id": guild.guild_id, "name": guild.name,
+                     "open": stats.by_status.get("open", 0),
                      "failed": failed,
                      "oldest": _age(oldest) if oldest is not None else "none"})
     return render(request, "guilds.html", user=user, rows=rows)
