@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from bot.console.oauth import DiscordOAuth
+from bot.console.pages_audit import router as audit_router
 from bot.console.pages_dead_letters import router as dead_letters_router
 from bot.console.pages_deliveries import router as deliveries_router
 from bot.console.routes import ConsoleContext, router
@@ -41,6 +42,7 @@ def mount_console(app: FastAPI, container: Container, staff: StaffDirectory) -> 
     app.include_router(router)
     app.include_router(dead_letters_router)
     app.include_router(deliveries_router)
+    app.include_router(audit_router)
     app.mount("/console/static", StaticFiles(directory=Path(__file__).parent / "static"),
               name="console-static")
     app.add_middleware(ConsoleHeaders)

@@ -94,3 +94,22 @@ async def test_a_stale_retry_needs_replay_anyway(world: World) -> None:
             "SELECT note FROM remediation_actions WHERE dead_letter_id = :id"),
             {"id": entry})).scalars())
     assert len(notes) == 1 and (notes[0] or "").startswith("forced")
+
+
+async def test_the_audit_page_and_its_csv_show_who_did_what(world: World) -> None:
+    await setup_guild(world)
+    entry = await dead_letter(world.container, world.guild.id)
+    await world.container.remediation.dismiss(world.guild.id, entry, world.staff,
+                                              "=HYPERLINK(\"http://evil\") dup", Source.STAFF)
+    base = f"/console/g/{world.guild.id}"
+    async with console_client(world) as http:
+        await _login(world, http, world.staff, "staffer")
+        page = await http.get(f"{base}/audit", params={"dead_letter_id": str(entry)})
+        assert page.status_code == 200 and f"#{entry}" in page.text and "dismiss" in page.text
+        assert (await http.get(f"{base}/audit", params={"actor_id": "x1"})).status_code == 400
+        exported = await http.get(f"{base}/audit.csv")
+        assert exported.headers["content-type"].startswith("text/csv")
+        header, row, *rest = exported.text.strip().splitlines()
+        assert header.startswith("id,created_at,target_kind") and rest == []
+        assert f",dead_letter,{entry},{world.staff},staff,dismiss," in row
+        assert "'=HYPERLINK" in row  # a spreadsheet does not run it
