@@ -11,6 +11,7 @@ from bot.console.oauth import DiscordOAuth
 from bot.console.pages_audit import router as audit_router
 from bot.console.pages_dead_letters import router as dead_letters_router
 from bot.console.pages_deliveries import router as deliveries_router
+from bot.console.pages_members import router as members_router
 from bot.console.routes import ConsoleContext, router
 from bot.console.security import ConsoleHeaders, Signer
 from bot.console.staff import StaffDirectory
@@ -43,6 +44,7 @@ def mount_console(app: FastAPI, container: Container, staff: StaffDirectory) -> 
     app.include_router(dead_letters_router)
     app.include_router(deliveries_router)
     app.include_router(audit_router)
+    app.include_router(members_router)
     app.mount("/console/static", StaticFiles(directory=Path(__file__).parent / "static"),
               name="console-static")
     app.add_middleware(ConsoleHeaders)

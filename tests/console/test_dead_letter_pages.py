@@ -113,3 +113,16 @@ async def test_the_audit_page_and_its_csv_show_who_did_what(world: World) -> Non
         assert header.startswith("id,created_at,target_kind") and rest == []
         assert f",dead_letter,{entry},{world.staff},staff,dismiss," in row
         assert "'=HYPERLINK" in row  # a spreadsheet does not run it
+
+
+async def test_a_members_page_has_their_state_ledger_and_dead_letters(world: World) -> None:
+    await setup_guild(world)
+    user, entry = await replayable(world.container, world.guild.id)
+    base = f"/console/g/{world.guild.id}/members"
+    async with console_client(world) as http:
+        await _login(world, http, world.staff, "staffer")
+        page = await http.get(f"{base}/{user}")
+        assert page.status_code == 200
+        assert "verification_pending" in page.text and f"#{entry}" in page.text
+        assert "request_verification" in page.text  # a ledger row
+        assert (await http.get(f"{base}/999999")).status_code == 404
