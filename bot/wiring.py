@@ -9,6 +9,7 @@ from __future__ import annotations
 from bot.prometheus import PrometheusMetrics
 from bot.settings import Settings
 from domain.audit import AuditReads
+from domain.bulk_jobs import BulkJobs
 from domain.deadletters import DeadLetterRecorder
 from domain.deliveries import DeliveryService
 from domain.guilds import GuildSettingsService
@@ -51,4 +52,5 @@ def build_services(settings: Settings, db: Database, *, metrics: Metrics | None 
                                               counters),
                     RoleDriftRepair(stores.role_drift),
                     deliveries=DeliveryService(stores.deliveries),
-                    audit=AuditReads(stores.audit))
+                    audit=AuditReads(stores.audit),
+                    bulk_jobs=BulkJobs(stores.bulk_jobs, remediation))

@@ -196,3 +196,31 @@ class ConsoleSessionRow:
     csrf_token: str
     created_at: datetime
     expires_at: datetime
+
+
+@dataclass(frozen=True)
+class BulkJobRow:
+    """A console bulk retry as stored (its progress is written while it runs)."""
+
+    id: int
+    guild_id: int
+    actor_id: int
+    kind: str
+    filters: dict[str, Any]
+    force: bool
+    status: str
+    total: int
+    done: int
+    resolved: int
+    failed: int
+    skipped: int
+    stale: int
+    remaining: int
+    error: str | None
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None
+
+    @classmethod
+    def from_mapping(cls, data: Any) -> BulkJobRow:
+        return cls(**{name: data[name] for name in cls.__dataclass_fields__})

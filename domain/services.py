@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from domain.audit import AuditReads
+from domain.bulk_jobs import BulkJobs
 from domain.deliveries import DeliveryService
 from domain.guilds import GuildSettingsService
 from domain.ingest.applier import BatchApplier
@@ -36,3 +37,4 @@ class Services:
     role_drift: RoleDriftRepair  # the verified role back to what stored states call for
     deliveries: DeliveryService  # failed side effects: what staff see and retry
     audit: AuditReads  # the remediation audit trail of dead letters and deliveries
+    bulk_jobs: BulkJobs  # console bulk retries, their progress kept in PostgreSQL

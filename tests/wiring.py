@@ -18,7 +18,7 @@ from domain.persistence.database import Database
 from domain.persistence.faults import Faults
 
 TABLES = ("members", "member_transitions", "dead_letters", "remediation_actions",
-          "guild_settings", "outbox_attempts", "outbox", "console_sessions")
+          "guild_settings", "outbox_attempts", "outbox", "console_sessions", "bulk_jobs")
 
 
 def test_settings(**overrides: Any) -> Settings:

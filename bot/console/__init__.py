@@ -9,6 +9,7 @@ from fastapi.staticfiles import StaticFiles
 
 from bot.console.oauth import DiscordOAuth
 from bot.console.pages_audit import router as audit_router
+from bot.console.pages_bulk import router as bulk_router
 from bot.console.pages_dead_letters import router as dead_letters_router
 from bot.console.pages_deliveries import router as deliveries_router
 from bot.console.pages_members import router as members_router
@@ -41,6 +42,7 @@ def mount_console(app: FastAPI, container: Container, staff: StaffDirectory) -> 
         signer=Signer(settings.console_session_secret.get_secret_value()),
         staff=staff, base_url=base)
     app.include_router(router)
+    app.include_router(bulk_router)  # before the entry route: "retry-all" is not an id
     app.include_router(dead_letters_router)
     app.include_router(deliveries_router)
     app.include_router(audit_router)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from domain.persistence.audit import AuditStore
+from domain.persistence.bulk_jobs import BulkJobStore
 from domain.persistence.console_sessions import ConsoleSessionStore
 from domain.persistence.database import Database
 from domain.persistence.dead_letters import DeadLetterStore
@@ -32,6 +33,7 @@ class Stores:
     role_drift: RoleDriftStore  # the verified role's repair: member reads, role rows queued
     audit: AuditStore  # reading the remediation audit trail (staff pool)
     console_sessions: ConsoleSessionStore  # the staff web console's logins (staff pool)
+    bulk_jobs: BulkJobStore  # console bulk retries and their progress (staff pool)
     faults: Faults | None = None  # the test seam; None in production
 
 
@@ -53,4 +55,5 @@ def open_stores(db: Database, *, interactive: Database | None = None,
                   outbox=OutboxStore(db, faults), deliveries=DeliveryStore(staff, faults),
                   guilds=GuildStore(staff, faults), ops=OpsStore(staff, faults),
                   role_drift=RoleDriftStore(db), audit=AuditStore(staff),
-                  console_sessions=ConsoleSessionStore(staff), faults=faults)
+                  console_sessions=ConsoleSessionStore(staff),
+                  bulk_jobs=BulkJobStore(staff), faults=faults)

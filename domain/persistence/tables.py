@@ -309,6 +309,37 @@ class ConsoleSession(Base):
     )
 
 
+class BulkJob(Base):
+    """A console bulk retry and its progress (migration 0005), written by the process that
+    runs it, read by any page."""
+
+    __tablename__ = "bulk_jobs"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    guild_id: Mapped[int] = mapped_column(BigInteger)
+    actor_id: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(Text)
+    filters: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    force: Mapped[bool]
+    status: Mapped[str] = mapped_column(Text, server_default="running")
+    total: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    done: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    resolved: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    failed: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    skipped: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    stale: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    remaining: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True),
+                                                         nullable=True)
+    __table_args__ = (
+        CheckConstraint("status IN ('running', 'done', 'failed')", name="status"),
+        CheckConstraint("kind IN ('retry_all')", name="kind"),
+        Index("ix_bulk_jobs_guild", "guild_id", text("id DESC")),
+    )
+
+
 members = Member.__table__
 transitions = MemberTransition.__table__
 dead_letters = DeadLetter.__table__
@@ -319,3 +350,4 @@ outbox = OutboxRow.__table__
 outbox_attempts = OutboxAttempt.__table__
 installation = Installation.__table__
 console_sessions = ConsoleSession.__table__
+bulk_jobs = BulkJob.__table__
