@@ -7,6 +7,8 @@
     POST /api/v10/oauth2/token/revoke token (+ token_type_hint): 200 {} even when unknown
     GET  /api/v10/users/@me           the bot (Bot token) or the token's user (identify)
     GET  /api/v10/users/@me/guilds    the bot's guilds, or the user's (scope guilds)
+    GET  /api/v10/users/@me/guilds/{guild_id}/member   the user's member object there
+                                      (Bearer only, scope guilds.members.read)
 
 The token endpoints take ``application/x-www-form-urlencoded`` bodies and authenticate
 the client by HTTP Basic or by ``client_id``/``client_secret`` in the body, answering
@@ -51,6 +53,12 @@ def _redirect(location: str) -> web.Response:
     return web.Response(status=302, headers={"Location": location, "Cache-Control": "no-store"})
 
 
+def _oauth_error(exc: OAuthError) -> web.Response:
+    # RFC 6749 §5.2: a 401 names the authentication scheme the client should use.
+    headers = {"WWW-Authenticate": 'Basic realm="oauth2"'} if exc.status == 401 else None
+    return json_response(exc.body(), status=exc.status, headers=headers)
+
+
 def _unauthorized() -> errors.Unauthorized:
     return errors.Unauthorized(0, "401: Unauthorized")
 
@@ -82,6 +90,7 @@ class OAuthRoutes:
         server.add_api_route("POST", "/oauth2/token/revoke", self.revoke)
         server.add_api_route("GET", "/users/@me", self.me)
         server.add_api_route("GET", "/users/@me/guilds", self.my_guilds)
+        server.add_api_route("GET", "/users/@me/guilds/{guild_id}/member", self.my_member)
         router = server.app.router
         router.add_post("/_sandbox/oauth/authorize", json_action(self.control_authorize))
         router.add_post("/_sandbox/oauth/app", json_action(self.control_app))
@@ -156,7 +165,7 @@ class OAuthRoutes:
             else:
                 raise OAuthError("unsupported_grant_type")
         except OAuthError as exc:
-            return json_response(exc.body(), status=exc.status)
+            return _oauth_error(exc)
         finally:
             self.core.notifier.notify()
         return json_response(issued.grant(), headers={"Cache-Control": "no-store"})
@@ -169,7 +178,7 @@ class OAuthRoutes:
             if not token:
                 raise OAuthError("invalid_request", 'Missing "token" in request.')
         except OAuthError as exc:
-            return json_response(exc.body(), status=exc.status)
+            return _oauth_error(exc)
         self.oauth.revoke(client_id, token)
         self.core.notifier.notify()
         return json_response({})
@@ -211,6 +220,20 @@ class OAuthRoutes:
             )
         chosen = [g for g in guilds if g.id > after and (not before or g.id < before)]
         return json_response([_partial_guild(g, user_id) for g in chosen[:limit]])
+
+    async def my_member(self, request: web.Request) -> web.Response:
+        token = bearer_of(request)
+        if token is None:
+            raise _unauthorized()
+        if "guilds.members.read" not in token.scopes:
+            raise errors.missing_access()
+        try:
+            guild = self.core.world.guilds.get(int(request.match_info["guild_id"]))
+        except ValueError:
+            guild = None
+        if guild is None or token.user_id not in guild.members:
+            raise errors.unknown("Guild", errors.UNKNOWN_GUILD)
+        return json_response(payloads.member(guild.members[token.user_id]))
 
     # -- the control API ---------------------------------------------------
     async def control_authorize(self, data: JSON) -> JSON:

@@ -50,7 +50,9 @@ PUBLIC_ROUTES = frozenset(
 )
 # Routes that take a user's Bearer token as well as the bot's; handlers read the token's
 # user and scopes with bearer_of(request).
-BEARER_ROUTES = frozenset({"/users/@me", "/users/@me/guilds"})
+BEARER_ROUTES = frozenset(
+    {"/users/@me", "/users/@me/guilds", "/users/@me/guilds/{guild_id}/member"}
+)
 # Form fields never kept in the record of a call.
 SECRET_FIELDS = frozenset({"client_secret"})
 

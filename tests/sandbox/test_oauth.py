@@ -364,3 +364,31 @@ async def test_the_client_secret_and_redirect_uris_come_from_the_config(http):
         assert (await token(sandbox, http, form, basic(app)))[0] == 401
         app["client_secret"] = "rotated"
         assert (await token(sandbox, http, form, basic(app)))[0] == 200
+
+
+async def test_my_member_needs_guilds_members_read_and_a_user_token(sandbox, guild, app, http):
+    staff = guild.role_named("Staff")
+    alice = sandbox.member_join(guild, None, "alice", roles=[staff.id])
+    path = f"/users/@me/guilds/{guild.id}/member"
+    narrow = await login(sandbox, http, app, alice.id, "identify guilds")
+    status, body = await get(sandbox, http, path, f"Bearer {narrow['access_token']}")
+    assert (status, body) == (403, {"message": "Missing Access", "code": 50001})
+    assert (await get(sandbox, http, path, f"Bot {sandbox.token}"))[0] == 401
+
+    grant = await login(sandbox, http, app, alice.id, "identify guilds.members.read")
+    bearer = f"Bearer {grant['access_token']}"
+    status, member = await get(sandbox, http, path, bearer)
+    assert status == 200
+    assert member["user"]["id"] == str(alice.id) and member["roles"] == [str(staff.id)]
+    other = sandbox.create_guild("Other")
+    status, body = await get(sandbox, http, f"/users/@me/guilds/{other.id}/member", bearer)
+    assert (status, body) == (404, {"message": "Unknown Guild", "code": 10004})
+
+
+async def test_the_authorize_page_also_answers_under_the_api_prefix(sandbox, guild, app, http):
+    async with http.get(sandbox.api_url + "/oauth2/authorize", params=page_query(app)) as resp:
+        assert resp.status == 200
+        page = await resp.text()
+    assert 'action="/api/v10/oauth2/authorize"' in page
+    async with http.post(sandbox.api_url + "/oauth2/token", data={"grant_type": "x"}) as resp:
+        assert resp.status == 401 and resp.headers["WWW-Authenticate"].startswith("Basic")
