@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,6 +29,8 @@ from .errors import SandboxError
 from .world import User, World
 
 CODE_TTL = 600.0
+# RFC 7636 §4.1: 43 to 128 unreserved characters.
+VERIFIER = re.compile(r"[A-Za-z0-9\-._~]{43,128}")
 ACCESS_TTL = 604_800
 # Discord's OAuth2 scopes a sandbox user can grant (not `bot`/`webhook.incoming`: those
 # install an application, which the sandbox does with create_guild).
@@ -118,6 +121,11 @@ def s256(verifier: str) -> str:
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
+def same(given: str, expected: str) -> bool:
+    """Constant-time comparison that also takes non-ASCII input (a refusal, not a crash)."""
+    return hmac.compare_digest(given.encode(), expected.encode())
+
+
 def with_query(uri: str, params: dict[str, str | None]) -> str:
     """``uri`` plus ``params`` (None dropped), after whatever query it already has."""
     query = urlencode({k: v for k, v in params.items() if v is not None})
@@ -170,9 +178,10 @@ class OAuth:
         unknown = [s for s in scopes if s not in SCOPES]
         if unknown:
             raise AuthorizeRefused(f"invalid scope {unknown[0]!r}")
-        if code_challenge_method not in (None, "", "S256") or (
-            code_challenge_method and not code_challenge
+        if (code_challenge or code_challenge_method) and (
+            code_challenge_method != "S256" or not code_challenge
         ):
+            # Discord supports S256 only; RFC 7636's default without a method would be plain.
             raise AuthorizeRefused("code_challenge_method must be S256 with a code_challenge")
         return AuthorizeRequest(
             client_id=client_id,
@@ -235,7 +244,7 @@ class OAuth:
         if (
             client_id != self.client_id
             or client_secret is None
-            or not hmac.compare_digest(client_secret, self.config.oauth_client_secret)
+            or not same(client_secret, self.config.oauth_client_secret)
         ):
             raise OAuthError("invalid_client", status=401)
         return client_id
@@ -262,7 +271,7 @@ class OAuth:
             raise OAuthError("invalid_grant", 'Invalid "redirect_uri" in request.')
         challenge = found.request.code_challenge
         if challenge is not None and (
-            not verifier or not hmac.compare_digest(s256(verifier), challenge)
+            not verifier or not VERIFIER.fullmatch(verifier) or not same(s256(verifier), challenge)
         ):
             raise OAuthError("invalid_grant", 'Invalid "code_verifier" in request.')
         token = self._issue(found.user_id, client_id, found.request.scopes)
@@ -273,7 +282,7 @@ class OAuth:
         if not refresh_token:
             raise OAuthError("invalid_request", 'Missing "refresh_token" in request.')
         old = next(
-            (t for t in self.tokens if hmac.compare_digest(t.refresh_token, refresh_token)), None
+            (t for t in self.tokens if same(refresh_token, t.refresh_token)), None
         )
         if old is None or old.revoked is not None or old.client_id != client_id:
             raise OAuthError("invalid_grant", 'Invalid "refresh_token" in request.')
@@ -314,7 +323,7 @@ class OAuth:
         value = authorization.removeprefix("Bearer ").strip()
         now = self._now()
         for token in self.tokens:
-            if hmac.compare_digest(token.access_token, value):
+            if same(value, token.access_token):
                 return token if token.live(now) else None
         return None
 

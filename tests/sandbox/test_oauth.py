@@ -137,6 +137,7 @@ async def test_cancel_redirects_with_access_denied(sandbox, guild, app, http):
         ({"scope": "identify bot"}, "invalid scope"),
         ({"scope": ""}, "scope is required"),
         ({"code_challenge_method": "plain"}, "S256"),
+        ({"code_challenge_method": ""}, "S256"),
     ],
 )
 async def test_a_bad_request_gets_a_page_and_no_redirect(
@@ -192,6 +193,8 @@ async def test_a_code_expires_after_ten_minutes(sandbox, guild, app, http):
         ({"redirect_uri": CALLBACK + "/other"}, "invalid_grant"),
         ({"code_verifier": "not-the-verifier"}, "invalid_grant"),
         ({"code_verifier": None}, "invalid_grant"),
+        ({"code_verifier": "é" * 50}, "invalid_grant"),
+        ({"code_verifier": VERIFIER[:42]}, "invalid_grant"),
         ({"redirect_uri": None}, "invalid_request"),
         ({"code": "no-such-code"}, "invalid_grant"),
         ({"grant_type": "client_credentials"}, "unsupported_grant_type"),
@@ -221,6 +224,8 @@ async def test_the_client_authenticates_by_basic_or_in_the_body(sandbox, guild, 
     assert (status, body) == (401, {"error": "invalid_client"})
     status, body = await token(sandbox, http, form())
     assert (status, body) == (401, {"error": "invalid_client"})
+    not_ascii = form() | {"client_id": app["client_id"], "client_secret": "sécret"}
+    assert (await token(sandbox, http, not_ascii))[0] == 401
     in_body = form() | {"client_id": app["client_id"], "client_secret": app["client_secret"]}
     status, body = await token(sandbox, http, in_body)
     assert status == 200 and body["token_type"] == "Bearer"
@@ -229,8 +234,8 @@ async def test_the_client_authenticates_by_basic_or_in_the_body(sandbox, guild, 
     ) as resp:
         assert resp.status == 400 and (await resp.json())["error"] == "invalid_request"
     recorded = sandbox.calls_to("POST", "/oauth2/token")
-    assert len(recorded) == 4
-    assert recorded[2].json["client_secret"] == "[redacted]"
+    assert len(recorded) == 5
+    assert recorded[3].json["client_secret"] == "[redacted]"
     assert app["client_secret"] not in repr(sandbox.calls)
 
 
