@@ -21,7 +21,7 @@ import hmac
 import re
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit
 
 from .config import SandboxConfig
@@ -80,7 +80,6 @@ class Code:
     user_id: int
     issued: float
     used: bool = False
-    tokens: list[Token] = field(default_factory=list)
 
     @property
     def redirect_url(self) -> str:
@@ -99,6 +98,8 @@ class Token:
     scopes: tuple[str, ...]
     issued: float
     expires_at: float
+    # The code the grant began with; refreshed tokens keep it, so a reused code revokes them.
+    code: str
     revoked: str | None = None  # "revoke", "refresh" or "code_reuse"
 
     def live(self, now: float) -> bool:
@@ -260,8 +261,8 @@ class OAuth:
         if found is None or found.request.client_id != client_id:
             raise OAuthError("invalid_grant", 'Invalid "code" in request.')
         if found.used:
-            # RFC 6749 §4.1.2: a code used twice revokes what it gave.
-            for token in found.tokens:
+            # RFC 6749 §4.1.2: a code used twice revokes what it gave, refreshed or not.
+            for token in (t for t in self.tokens if t.code == found.value):
                 token.revoked = token.revoked or "code_reuse"
             raise OAuthError("invalid_grant", 'Invalid "code" in request.')
         found.used = True
@@ -274,16 +275,12 @@ class OAuth:
             not verifier or not VERIFIER.fullmatch(verifier) or not same(s256(verifier), challenge)
         ):
             raise OAuthError("invalid_grant", 'Invalid "code_verifier" in request.')
-        token = self._issue(found.user_id, client_id, found.request.scopes)
-        found.tokens.append(token)
-        return token
+        return self._issue(found.user_id, client_id, found.request.scopes, found.value)
 
     def refresh(self, client_id: str, refresh_token: str | None, scope: str | None) -> Token:
         if not refresh_token:
             raise OAuthError("invalid_request", 'Missing "refresh_token" in request.')
-        old = next(
-            (t for t in self.tokens if same(refresh_token, t.refresh_token)), None
-        )
+        old = next((t for t in self.tokens if same(refresh_token, t.refresh_token)), None)
         if old is None or old.revoked is not None or old.client_id != client_id:
             raise OAuthError("invalid_grant", 'Invalid "refresh_token" in request.')
         scopes = old.scopes
@@ -293,9 +290,11 @@ class OAuth:
                 raise OAuthError("invalid_scope", "The requested scope is invalid.")
             scopes = wanted
         old.revoked = "refresh"
-        return self._issue(old.user_id, client_id, scopes)
+        return self._issue(old.user_id, client_id, scopes, old.code)
 
-    def _issue(self, user_id: int, client_id: str, scopes: tuple[str, ...]) -> Token:
+    def _issue(
+        self, user_id: int, client_id: str, scopes: tuple[str, ...], code: str
+    ) -> Token:
         now = self._now()
         token = Token(
             access_token=secrets.token_urlsafe(24),
@@ -305,6 +304,7 @@ class OAuth:
             scopes=scopes,
             issued=now,
             expires_at=now + ACCESS_TTL,
+            code=code,
         )
         self.tokens.append(token)
         return token

@@ -74,9 +74,7 @@ async def login(
     return body
 
 
-async def get(
-    sandbox: Sandbox, http: aiohttp.ClientSession, path: str, auth: str
-) -> tuple[int, Any]:
+async def get(sandbox: Sandbox, http: aiohttp.ClientSession, path: str, auth: str) -> Any:
     async with http.get(sandbox.api_url + path, headers={"Authorization": auth}) as resp:
         return resp.status, await resp.json()
 
@@ -169,13 +167,16 @@ async def test_the_page_escapes_what_it_shows(sandbox, guild, app, http):
 async def test_a_code_works_once_and_reuse_revokes_its_tokens(sandbox, guild, app, http):
     code = sandbox.oauth.authorize(guild.owner_id, CALLBACK, "identify").value
     form = {"grant_type": "authorization_code", "code": code, "redirect_uri": CALLBACK}
-    status, grant = await token(sandbox, http, form, basic(app))
+    status, first = await token(sandbox, http, form, basic(app))
+    assert status == 200
+    refresh = {"grant_type": "refresh_token", "refresh_token": first["refresh_token"]}
+    status, grant = await token(sandbox, http, refresh, basic(app))
     assert status == 200
     status, error = await token(sandbox, http, form, basic(app))
     assert status == 400 and error["error"] == "invalid_grant"
     status, _ = await get(sandbox, http, "/users/@me", f"Bearer {grant['access_token']}")
     assert status == 401
-    assert [t.revoked for t in sandbox.oauth_tokens] == ["code_reuse"]
+    assert [t.revoked for t in sandbox.oauth_tokens] == ["refresh", "code_reuse"]
 
 
 async def test_a_code_expires_after_ten_minutes(sandbox, guild, app, http):
