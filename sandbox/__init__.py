@@ -17,7 +17,9 @@ commands and their visibility), ``limits`` (rate limits and faults),
 it), ``control`` (the ``/_sandbox/`` API for humans), ``scenario`` and
 ``readback`` (the :class:`Sandbox`), ``client`` (pointing discord.py at it), ``clock``
 (the time windows' clock, which tests advance), ``persistence`` and ``world_codec``
-(keeping the world in a data directory across restarts).
+(keeping the world in a data directory across restarts), ``oauth``, ``oauth_routes``
+and ``oauth_pages`` (OAuth2 login: the consent page, the token endpoints, a user's
+Bearer token).
 """
 
 from .client import api_base, client_overrides, gateway_url
@@ -25,6 +27,7 @@ from .config import SandboxConfig
 from .errors import ApiError, CommandRefused, NoGatewaySession, SandboxError
 from .gateway import GatewaySession
 from .interactions import InteractionHandle, Reply
+from .oauth import OAuth, OAuthError, Token
 from .permissions import ALL_PERMISSIONS, Intent, Perm
 from .persistence import WorldFileError
 from .records import Call, NonceHit, RoleChange
@@ -46,6 +49,8 @@ __all__ = [
     "Message",
     "NoGatewaySession",
     "NonceHit",
+    "OAuth",
+    "OAuthError",
     "Perm",
     "Reply",
     "Role",
@@ -53,6 +58,7 @@ __all__ = [
     "Sandbox",
     "SandboxConfig",
     "SandboxError",
+    "Token",
     "User",
     "WorldFileError",
     "api_base",

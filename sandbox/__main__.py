@@ -35,12 +35,29 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         type=Path,
         help="keep the world in DATA_DIR/world.json across restarts (default: in memory)",
     )
+    parser.add_argument(
+        "--redirect-uri",
+        action="append",
+        default=[],
+        help="an OAuth2 redirect URI registered for the application (repeatable)",
+    )
+    parser.add_argument(
+        "--client-secret",
+        default="sandbox-client-secret",
+        help="the OAuth2 client secret of the application",
+    )
     parser.add_argument("--verbose", action="store_true")
     return parser.parse_args(argv)
 
 
 async def serve(args: argparse.Namespace) -> int:
-    config = SandboxConfig(token=args.token, shard_count=args.shards, data_dir=args.data_dir)
+    config = SandboxConfig(
+        token=args.token,
+        shard_count=args.shards,
+        data_dir=args.data_dir,
+        oauth_client_secret=args.client_secret,
+        oauth_redirect_uris=list(args.redirect_uri),
+    )
     sandbox = Sandbox(config)
     try:
         await sandbox.start(args.port, args.host)
@@ -52,7 +69,9 @@ async def serve(args: argparse.Namespace) -> int:
         print(f"sandbox gateway:  {sandbox.gateway_url}")
         print(f"sandbox control:  {sandbox.base_url}/_sandbox/")
         print(f"bot token:        {sandbox.token}")
-        print(f"application id:   {sandbox.application_id}")
+        print(f"application id:   {sandbox.application_id} (the OAuth2 client id)")
+        print(f"OAuth2 authorize: {sandbox.base_url}/oauth2/authorize")
+        print(f"OAuth2 token:     {sandbox.api_url}/oauth2/token")
         if sandbox.resumed:
             world = sandbox.world
             print(

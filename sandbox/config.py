@@ -48,6 +48,11 @@ class SandboxConfig:
     data_dir: Path | None = None
     # A change is written at most this many seconds later (and always on stop).
     save_delay: float = 0.5
+    # OAuth2 (sandbox/oauth.py): the application's client secret (its client id is the
+    # application id) and the redirect URIs registered for it; /oauth2/authorize refuses
+    # any other redirect_uri. Both can be changed later with POST /_sandbox/oauth/app.
+    oauth_client_secret: str = "sandbox-client-secret"  # noqa: S105 - a fake, local secret
+    oauth_redirect_uris: list[str] = field(default_factory=list)
 
     def application_flags(self) -> int:
         flags = 0

@@ -29,6 +29,11 @@ numbers. Errors answer 400 ``{"error": "..."}``.
     POST /_sandbox/disconnect   {"shard_id"?, "code"?, "invalidate"?}
     POST /_sandbox/fault        {"method", "route", "kind", "count"?, "retry_after"?,
                                  "hang_seconds"?}
+    POST /_sandbox/oauth/authorize  {"user_id", "client_id"?, "redirect_uri", "scope",
+                                     "state"?, "code_challenge"?}: a user consents with no
+                                     browser; answers {"redirect_url", "code", "state"}
+    POST /_sandbox/oauth/app    {"client_secret"?, "redirect_uris"?}: the OAuth2 application
+    GET  /_sandbox/oauth/tokens the OAuth2 tokens issued: live, revoked or expired
 
 ``wait`` (seconds) makes command/button answer after the bot's first reply.
 Example::
@@ -73,6 +78,24 @@ def _ids(data: JSON, key: str) -> list[int] | None:
     return None if data.get(key) is None else [int(x) for x in data[key]]
 
 
+def json_action(action: Action) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """A POST handler: the JSON object body to ``action``, its answer as JSON, a refusal
+    as 400 ``{"error"}`` (504 when a wait timed out)."""
+
+    async def handler(request: web.Request) -> web.Response:
+        try:
+            data = json.loads(await request.text() or "{}")
+            if not isinstance(data, dict):
+                raise SandboxError("the body must be a JSON object")
+            return json_response(await action(data))
+        except (SandboxError, ValueError, TypeError) as exc:
+            return json_response({"error": str(exc)}, status=400)
+        except TimeoutError as exc:
+            return json_response({"error": str(exc)}, status=504)
+
+    return handler
+
+
 class ControlRoutes:
     def __init__(self, sandbox: Sandbox) -> None:
         self.sandbox = sandbox
@@ -103,21 +126,7 @@ class ControlRoutes:
             "fault": self.fault,
         }
         for name, action in actions.items():
-            router.add_post(f"/_sandbox/{name}", self._wrap(action))
-
-    def _wrap(self, action: Action) -> Callable[[web.Request], Awaitable[web.Response]]:
-        async def handler(request: web.Request) -> web.Response:
-            try:
-                data = json.loads(await request.text() or "{}")
-                if not isinstance(data, dict):
-                    raise SandboxError("the body must be a JSON object")
-                return json_response(await action(data))
-            except (SandboxError, ValueError, TypeError) as exc:
-                return json_response({"error": str(exc)}, status=400)
-            except TimeoutError as exc:
-                return json_response({"error": str(exc)}, status=504)
-
-        return handler
+            router.add_post(f"/_sandbox/{name}", json_action(action))
 
     # -- reading ---------------------------------------------------------
     async def index(self, request: web.Request) -> web.Response:
@@ -131,6 +140,14 @@ class ControlRoutes:
                 "application_id": str(sb.application_id),
                 "bot_user_id": str(sb.bot_user.id),
                 "guilds": {str(g.id): g.name for g in sb.core.world.guilds.values()},
+                "oauth": {
+                    "authorize_url": sb.base_url + "/oauth2/authorize",
+                    "token_url": sb.api_url + "/oauth2/token",
+                    "revoke_url": sb.api_url + "/oauth2/token/revoke",
+                    "client_id": sb.core.oauth.client_id,
+                    "client_secret": sb.config.oauth_client_secret,
+                    "redirect_uris": list(sb.config.oauth_redirect_uris),
+                },
                 "endpoints": [
                     r.resource.canonical
                     for r in request.app.router.routes()

@@ -14,6 +14,7 @@ from .commands import CommandRegistry
 from .config import SandboxConfig
 from .gateway import Gateway, GatewaySession
 from .limits import FaultInjector, RateLimiter
+from .oauth import OAuth
 from .permissions import Intent, Perm
 from .records import Notifier, Recorder, RoleChange
 from .world import Ban, Channel, Guild, Member, Message, Overwrite, Role, User, World, utcnow
@@ -37,6 +38,7 @@ class Core:
             config.message_rate_limit, config.message_rate_per, clock=self.clock.now
         )
         self.faults = FaultInjector()
+        self.oauth = OAuth(config, self.world, lambda: self.application_id)
         # (author_id, nonce) -> (message_id, clock time): Discord de-duplicates per author,
         # in any channel, whichever gateway session the author has.
         self.nonces: dict[tuple[int, str], tuple[int, float]] = {}

@@ -14,6 +14,7 @@ from typing import TypeVar
 from .core import Core
 from .gateway import GatewaySession
 from .interactions import InteractionHandle, Interactions
+from .oauth import OAuth, Token
 from .records import Call, NonceHit, RoleChange
 from .world import Channel, Guild, Message
 
@@ -39,6 +40,19 @@ class ReadBack:
                 raise ValueError("a channel name needs its guild")
             return self.guild(guild).channel_named(ref)
         return self.core.world.channel(int(ref))
+
+    # -- OAuth2 ------------------------------------------------------------
+    @property
+    def oauth(self) -> OAuth:
+        """The OAuth2 side: ``oauth.authorize(user_id, redirect_uri, "identify")`` logs a
+        user in with no browser (``.redirect_url`` of the code it answers is the callback)."""
+        return self.core.oauth
+
+    @property
+    def oauth_tokens(self) -> list[Token]:
+        """Every OAuth2 token issued, in order; ``revoked`` says why one stopped working
+        (``"revoke"``, ``"refresh"``, ``"code_reuse"``), ``live(now)`` whether it works."""
+        return list(self.core.oauth.tokens)
 
     # -- gateway sessions ------------------------------------------------
     @property

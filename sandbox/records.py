@@ -34,6 +34,8 @@ class Call:
     duration: float
     authorized: bool
     fault: str | None = None
+    # The user id of a live OAuth2 Bearer token the call came with (``authorized`` is the bot).
+    bearer_user: str | None = None
 
     def __str__(self) -> str:
         return f"{self.method} {self.path} -> {self.status}"

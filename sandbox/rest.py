@@ -44,7 +44,6 @@ class RestRoutes:
 
     def register(self, server: Server) -> None:
         add = server.add_api_route
-        add("GET", "/users/@me", self.get_me)
         add("POST", "/users/@me/channels", self.create_dm)
         add("GET", "/users/{user_id}", self.get_user)
         add("GET", "/oauth2/applications/@me", self.get_application)
@@ -85,9 +84,6 @@ class RestRoutes:
         add("DELETE", "/guilds/{guild_id}/bans/{user_id}", self.unban)
 
     # -- users, application, gateway -------------------------------------
-    async def get_me(self, request: web.Request) -> web.Response:
-        return json_response(payloads.current_user(self.core.bot))
-
     async def get_user(self, request: web.Request) -> web.Response:
         return json_response(payloads.user(self.world.user(_int(request, "user_id"))))
 

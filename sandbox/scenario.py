@@ -28,6 +28,7 @@ from .core import Core
 from .errors import CommandRefused, SandboxError
 from .interactions import InteractionHandle, Interactions
 from .limits import Fault
+from .oauth_routes import OAuthRoutes
 from .permissions import DEFAULT_BOT_PERMISSIONS, DEFAULT_EVERYONE, Perm
 from .persistence import WorldStore
 from .readback import ChannelRef, GuildRef, ReadBack
@@ -49,6 +50,7 @@ class Sandbox(ReadBack):
         RestRoutes(self.core).register(self.server)
         MessageRoutes(self.core, self.interactions).register(self.server)
         ControlRoutes(self).register(self.server.app.router)
+        OAuthRoutes(self).register(self.server)
         self.server.finish_routes()
         self.store: WorldStore | None = None
         # True when start() found a saved world in config.data_dir and loaded it.

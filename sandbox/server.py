@@ -6,8 +6,12 @@ middleware, in order: answers an unknown route with 404
 ``{"message": "404: Not Found", "code": 0}`` and records it in
 ``unknown_routes``; checks ``Authorization: Bot <token>`` (401 otherwise)
 except on the interaction callback and webhook routes, where the token in the
-path is the credential; applies an injected fault; runs the handler, turning
-an :class:`~sandbox.errors.ApiError` into Discord's JSON error.
+path is the credential, and the OAuth2 routes, which authenticate the client
+themselves; accepts a user's ``Authorization: Bearer <access token>`` on the
+few routes Discord serves to users (``BEARER_ROUTES``) and nowhere else (401,
+as Discord answers a user token on a bot route); applies an injected fault;
+runs the handler, turning an :class:`~sandbox.errors.ApiError` into Discord's
+JSON error.
 
 JSON answers carry ``Content-Type: application/json`` exactly (discord.py
 treats ``application/json; charset=utf-8`` as text) and every answer carries
@@ -22,12 +26,14 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qsl
 
 from aiohttp import BodyPartReader, web
 
 from .core import Core
 from .errors import ApiError
 from .limits import Fault
+from .oauth import Token
 from .records import Call
 
 API_PREFIX = "/api/v10"
@@ -37,8 +43,18 @@ PUBLIC_ROUTES = frozenset(
         "/interactions/{interaction_id}/{interaction_token}/callback",
         "/webhooks/{application_id}/{interaction_token}",
         "/webhooks/{application_id}/{interaction_token}/messages/{message_id}",
+        "/oauth2/authorize",
+        "/oauth2/token",
+        "/oauth2/token/revoke",
     }
 )
+# Routes that take a user's Bearer token as well as the bot's; handlers read the token's
+# user and scopes with bearer_of(request).
+BEARER_ROUTES = frozenset(
+    {"/users/@me", "/users/@me/guilds", "/users/@me/guilds/{guild_id}/member"}
+)
+# Form fields never kept in the record of a call.
+SECRET_FIELDS = frozenset({"client_secret"})
 
 JSON = dict[str, Any]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -63,6 +79,8 @@ def no_content() -> web.Response:
 class Body:
     json: Any = None
     attachments: list[JSON] = field(default_factory=list)
+    # An application/x-www-form-urlencoded body (the OAuth2 token endpoints, the consent form).
+    form: dict[str, str] | None = None
 
     @property
     def obj(self) -> JSON:
@@ -99,6 +117,10 @@ async def read_body(request: web.Request) -> Body:
                 index += 1
         return body
     raw_text = await request.text()
+    if request.content_type == "application/x-www-form-urlencoded":
+        form = dict(parse_qsl(raw_text, keep_blank_values=True))
+        recorded = {k: "[redacted]" if k in SECRET_FIELDS else v for k, v in form.items()}
+        return Body(json=recorded, form=form)
     try:
         return Body(json=json.loads(raw_text) if raw_text else None)
     except ValueError:
@@ -110,6 +132,12 @@ def body_of(request: web.Request) -> Body:
 
 
 BODY_KEY = web.RequestKey("sandbox_body", Body)
+BEARER_KEY = web.RequestKey("sandbox_bearer", Token)
+
+
+def bearer_of(request: web.Request) -> Token | None:
+    """The user's live OAuth2 token when the request came with ``Bearer``, else None."""
+    return request.get(BEARER_KEY)
 
 
 def rate_limited_body(retry_after: float) -> JSON:
@@ -185,11 +213,15 @@ class Server:
         relative = path.removeprefix(API_PREFIX)
         body = await read_body(request)
         request[BODY_KEY] = body
-        authorized = request.headers.get("Authorization") == f"Bot {self.core.config.token}"
+        header = request.headers.get("Authorization")
+        authorized = header == f"Bot {self.core.config.token}"
+        bearer = None if authorized else self.core.oauth.bearer(header)
+        if bearer is not None and template in BEARER_ROUTES:
+            request[BEARER_KEY] = bearer
         fault: Fault | None = None
         if unknown:
             response: web.StreamResponse = await self._unknown(request)
-        elif template not in PUBLIC_ROUTES and not authorized:
+        elif template not in PUBLIC_ROUTES and not authorized and BEARER_KEY not in request:
             response = json_response({"message": "401: Unauthorized", "code": 0}, status=401)
         else:
             fault = self.core.faults.take(request.method, relative, template)
@@ -215,6 +247,7 @@ class Server:
                 duration=time.monotonic() - started,
                 authorized=authorized,
                 fault=None if fault is None else fault.kind,
+                bearer_user=None if bearer is None else str(bearer.user_id),
             ),
             unknown=unknown,
         )

@@ -70,6 +70,10 @@ async def test_python_dash_m_sandbox_prints_its_urls():
         "sandbox",
         "--port",
         "0",
+        "--redirect-uri",
+        "http://127.0.0.1:1/callback",
+        "--client-secret",
+        "shh-local",
         cwd=ROOT,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
@@ -93,6 +97,16 @@ async def test_python_dash_m_sandbox_prints_its_urls():
             http.get(api + "/users/@me", headers={"Authorization": "Bot sandbox-token"}) as resp,
         ):
             assert resp.status == 200
+        assert urls["OAuth2 token"] == api + "/oauth2/token"
+        base = api.removesuffix("/api/v10")
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(base + "/_sandbox/") as resp,
+        ):
+            oauth = (await resp.json())["oauth"]
+        assert oauth["redirect_uris"] == ["http://127.0.0.1:1/callback"]
+        assert oauth["client_secret"] == "shh-local"
+        assert urls["OAuth2 authorize"] == oauth["authorize_url"] == base + "/oauth2/authorize"
     finally:
         process.terminate()
         await process.wait()
