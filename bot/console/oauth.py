@@ -55,10 +55,17 @@ class DiscordOAuth:
 
     async def identify(self, code: str, code_verifier: str) -> DiscordIdentity:
         """Who logged in: the code exchanged, the user read, the token revoked."""
-        auth = aiohttp.BasicAuth(self.client_id, self._secret)
+        try:
+            return await self._identify(code, code_verifier)
+        except (aiohttp.ClientError, TimeoutError, KeyError, ValueError) as exc:
+            raise OAuthError(f"Discord could not be asked who you are "
+                             f"({type(exc).__name__}); try again") from None
+
+    async def _identify(self, code: str, code_verifier: str) -> DiscordIdentity:
+        client = {"client_id": self.client_id, "client_secret": self._secret}
         async with aiohttp.ClientSession(timeout=TIMEOUT) as http:
-            async with http.post(f"{self.api_base}/oauth2/token", auth=auth, data={
-                    "grant_type": "authorization_code", "code": code,
+            async with http.post(f"{self.api_base}/oauth2/token", data={
+                    **client, "grant_type": "authorization_code", "code": code,
                     "redirect_uri": self.redirect_uri, "code_verifier": code_verifier}) as r:
                 if r.status != 200:
                     body = await r.json(content_type=None)
@@ -74,14 +81,13 @@ class DiscordOAuth:
                 return DiscordIdentity(int(me["id"]), str(me.get("global_name")
                                                           or me.get("username") or me["id"]))
             finally:
-                await self._revoke(http, auth, token)
+                await self._revoke(http, client, token)
 
-    async def _revoke(self, http: aiohttp.ClientSession, auth: aiohttp.BasicAuth,
+    async def _revoke(self, http: aiohttp.ClientSession, client: dict[str, str],
                       token: str) -> None:
         try:
-            async with http.post(f"{self.api_base}/oauth2/token/revoke", auth=auth,
-                                 data={"token": token, "token_type_hint": "access_token"}
-                                 ) as r:
+            async with http.post(f"{self.api_base}/oauth2/token/revoke", data={
+                    **client, "token": token, "token_type_hint": "access_token"}) as r:
                 if r.status != 200:
                     log.warning("console login: Discord did not revoke the token (%d)",
                                 r.status)

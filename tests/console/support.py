@@ -15,8 +15,9 @@ from tests.api.support import TOKEN
 from tests.bot.world import World
 
 BASE = "http://console.test"
+CALLBACK = BASE + "/console/callback"
 SESSION_SECRET = "s" * 40
-CLIENT_SECRET = "client-secret-of-the-sandbox"
+CLIENT_SECRET = "sandbox-client-secret"
 
 
 def console_container(world: World, **extra: object) -> Container:
@@ -24,13 +25,16 @@ def console_container(world: World, **extra: object) -> Container:
         "api_token": SecretStr(TOKEN), "discord_client_secret": SecretStr(CLIENT_SECRET),
         "console_session_secret": SecretStr(SESSION_SECRET),
         "discord_client_id": str(world.sandbox.application_id), "console_url": BASE,
-        **extra})
+        "discord_oauth_url": world.sandbox.base_url + "/oauth2/authorize",
+        "discord_api_base": world.sandbox.api_url, **extra})
     return Container(settings, world.container.db, world.container.services)
 
 
 @asynccontextmanager
 async def console_client(world: World, **extra: object) -> AsyncIterator[httpx.AsyncClient]:
     container = console_container(world, **extra)
+    if CALLBACK not in world.sandbox.config.oauth_redirect_uris:
+        world.sandbox.config.oauth_redirect_uris.append(CALLBACK)
     app = create_app(container, console_staff=GatewayStaff(world.bot, container.guilds))
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url=BASE) as http:
