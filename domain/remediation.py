@@ -119,7 +119,7 @@ class RemediationService(DeadLetterReads):
         `force` it is replayed anyway, and the audit row says so."""
         check_snowflake("actor_id", actor_id)
         claimed = await self._claim(guild_id, entry_id)
-        stale = await self._stale([claimed])
+        stale = await self.stale_members([claimed])
         note = None
         if stale:
             if not force:
@@ -133,8 +133,8 @@ class RemediationService(DeadLetterReads):
             note = FORCED_NOTE
         return await self._replay(claimed, actor_id, source, note)
 
-    async def _stale(self, entries: Sequence[DeadLetterEntry]
-                     ) -> dict[int, tuple[State | None, int]]:
+    async def stale_members(self, entries: Sequence[DeadLetterEntry]
+                            ) -> dict[int, tuple[State | None, int]]:
         """The entries whose member changed since they were recorded: entry id -> the
         member's state and version now. An entry recorded without the member's version is
         never stale, nor one whose own write is in the ledger. One statement for all."""
@@ -268,7 +268,7 @@ class RemediationService(DeadLetterReads):
                 if len(claimed) < len(batch):
                     counts["skipped"] += len(batch) - len(claimed)
                     await report()
-                stale = await self._stale(claimed)
+                stale = await self.stale_members(claimed)
                 if stale and not force:
                     await self.store.release([e for e in claimed if e.id in stale])
                     claimed = [e for e in claimed if e.id not in stale]

@@ -17,11 +17,13 @@ from domain.console_sessions import ConsoleUser
 from domain.dead_letter_reads import ALL, ORDERS, UNRESOLVED
 from domain.errors import DomainError, StaleEntry
 from domain.lifecycle import Operation, Source
+from domain.replay_preview import preview
 from domain.vocabulary import DeadLetterStatus
 
 router = APIRouter(prefix="/console/g/{guild_id}", include_in_schema=False)
 STATUSES = [UNRESOLVED, *(s.value for s in DeadLetterStatus), ALL]
 PAGE_SIZE = 25
+LEDGER_ROWS = 20  # the member's latest transitions, around and after the failure
 MAX_ID = 2**63 - 1
 
 
@@ -89,8 +91,11 @@ async def _entry_page(request: Request, user: ConsoleUser, guild_id: int, entry_
         return error_page(request, 404, "Not found", f"There is no dead letter #{entry_id} in "
                       "this server.", user)
     payload = json.dumps(discord_ids_as_strings(found.payload), indent=2, sort_keys=True)
+    container = console_of(request).container
+    now = await preview(container.remediation, found)
+    ledger = await container.transitions.history(guild_id, found.user_id, LEDGER_ROWS)
     return render(request, "entry.html", status, user=user, guild_id=guild_id, entry=found,
-                 history=history, payload=payload, **extra)
+                  history=history, payload=payload, now=now, ledger=ledger, **extra)
 
 
 ACTIONS = ("retry", "resolve", "dismiss", "reopen", "delete")

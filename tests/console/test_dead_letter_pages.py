@@ -83,6 +83,10 @@ async def test_a_stale_retry_needs_replay_anyway(world: World) -> None:
     url = f"/console/g/{world.guild.id}/dead-letters/{entry}/retry"
     async with console_client(world) as http:
         csrf = await _login(world, http, world.staff, "staffer")
+        shown = await http.get(url.removesuffix("/retry"))
+        assert "They changed since this was recorded" in shown.text
+        assert "would now be: refused" in shown.text  # verify from verified
+        assert "(after the failure)" in shown.text  # staff's verify, in the ledger
         stale = await http.post(url, data={"csrf": csrf}, headers=ORIGIN)
         assert stale.status_code == 409
         assert "The member changed since this was recorded" in stale.text
