@@ -19,6 +19,8 @@ import time
 from collections import Counter
 from typing import Any
 
+from pydantic import SecretStr
+
 from bench.bulk_retry import DEAD_LETTERS, FIRST_USER, SIGNATURE
 from bench.common import ACTOR, Context, Report, Target, services
 from bench.ledger import seed_members
@@ -30,7 +32,7 @@ from sandbox import Sandbox, SandboxConfig, client_overrides
 
 NAME = "mirror"
 TITLE = "Log-channel mirror of 1,000 remediation records under 5 messages / 5 s"
-RECORD = re.compile(r"retried #(\d+) ")
+RECORD = re.compile(r"retried \[?#(\d+)\b")
 POST = "/channels/{channel_id}/messages"
 
 
@@ -54,13 +56,19 @@ def channel_records(sandbox: Sandbox, channel_id: int) -> list[int]:
 async def run(ctx: Context) -> Report:
     count = 200 if ctx.quick else 1_000
     config = SandboxConfig()
-    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    # With the staff console on (as a deployment with it would run), so each line carries
+    # its link to the entry's console page: longer lines, fewer a message.
+    settings = Settings(_env_file=None, discord_client_id="1",  # type: ignore[call-arg]
+                        discord_client_secret=SecretStr("bench-client-secret"),
+                        console_session_secret=SecretStr("b" * 32),
+                        console_url="https://lifeline.example.org")
     report = ctx.report(NAME, TITLE, {
         "records": count, "rate_limit": f"{config.message_rate_limit} messages per "
                                         f"{config.message_rate_per:g} s per channel",
         "outbox_poll_seconds": settings.outbox_poll_seconds,
         "records_from": "RemediationService.retry_group over open `verify` dead letters",
-        "bot": "discord.py LifelineBot in process, outbox worker with default policy"})
+        "bot": "discord.py LifelineBot in process, outbox worker with default policy",
+        "console_links": "on (each line links its entry's console page)"})
     await ctx.reset()
     db = ctx.database(pool_size=12)
     container = Container(settings, db, services(db))

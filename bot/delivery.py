@@ -24,20 +24,22 @@ MIRROR_COLOUR = discord.Colour.greyple()
 
 
 class DiscordDeliverer:
-    def __init__(self, client: discord.Client) -> None:
+    def __init__(self, client: discord.Client,
+                 links: formatting.ConsoleLinks | None = None) -> None:
         self.client = client
+        self.links = links  # with the console on: mirrored lines link to its pages
 
     def max_batch(self, kind: OutboxKind) -> int:
         return formatting.max_batch(kind)
 
     def take(self, rows: Sequence[Claimed]) -> int:
-        return formatting.take(rows)
+        return formatting.take(rows, self.links)
 
     async def deliver(self, rows: Sequence[Claimed]) -> Receipt:
         head = rows[0]
         if head.kind is OutboxKind.MIRROR:
             try:
-                post = formatting.mirror_post(rows)
+                post = formatting.mirror_post(rows, self.links)
             except formatting.UnreadableRecord as exc:
                 raise DeliveryError(f"unreadable mirror record: {exc}", retryable=False,
                                     cause=DeliveryCause.UNREADABLE_RECORD) from exc

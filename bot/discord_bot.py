@@ -12,6 +12,7 @@ from discord.ext import commands
 
 from bot.container import Container
 from bot.delivery import DiscordDeliverer
+from bot.formatting import ConsoleLinks
 from domain.ingest.legacy import move_legacy_spool
 from domain.ingest.log import IngestLog, waiting_in
 from domain.outbox import OutboxWorker, WorkerPolicy
@@ -45,8 +46,11 @@ class LifelineMixin:
                          intents=lifeline_intents(), help_command=None, **options)
         self.container = container
         settings = container.settings
+        links = ConsoleLinks(settings.console_base_url) \
+            if settings.console_off_reason() is None else None
         self.worker = OutboxWorker(
-            container.services.stores.outbox, DiscordDeliverer(self),  # type: ignore[arg-type]
+            container.services.stores.outbox,
+            DiscordDeliverer(self, links),  # type: ignore[arg-type]
             container.metrics,
             WorkerPolicy(lock_seconds=settings.outbox_lock_seconds,
                          poll_seconds=settings.outbox_poll_seconds,

@@ -140,10 +140,34 @@ def discord_length(text: str) -> int:
     return len(text) + sum(1 for ch in text if ord(ch) > 0xFFFF)
 
 
-def mirror_text(payload: Mapping[str, Any]) -> str:
-    """The row's line as it is sent: cut to MAX_LINE with an ellipsis, so that a line alone
-    always fits a message, and never blank."""
+@dataclass(frozen=True)
+class ConsoleLinks:
+    """With the staff console on, a mirrored line links its dead letter (or a delivery
+    retry's deliveries) to the console's page."""
+
+    base_url: str
+
+    def add(self, line: str, facts: Mapping[str, Any], guild_id: int) -> str:
+        entry = facts.get("dead_letter_id")
+        if isinstance(entry, int) and f"#{entry}" in line:
+            url = f"{self.base_url}/console/g/{guild_id}/dead-letters/{entry}"
+            return line.replace(f"#{entry}", f"[#{entry}]({url})", 1)
+        ids = facts.get("delivery_ids")
+        if facts.get("record") == "delivery_retry" and isinstance(ids, list):
+            url = f"{self.base_url}/console/g/{guild_id}/deliveries"
+            for delivery in ids:
+                if isinstance(delivery, int):
+                    line = line.replace(f"D{delivery}", f"[D{delivery}]({url})", 1)
+        return line
+
+
+def mirror_text(payload: Mapping[str, Any], links: ConsoleLinks | None = None,
+                guild_id: int = 0) -> str:
+    """The row's line as it is sent (with console links when given): cut to MAX_LINE with an
+    ellipsis, so that a line alone always fits a message, and never blank."""
     line = mirror_line(payload)
+    if links is not None and guild_id:
+        line = links.add(line, payload, guild_id)
     if not line.strip():
         return NO_TEXT
     if discord_length(line) <= MAX_LINE:
@@ -215,7 +239,7 @@ def max_batch(kind: OutboxKind) -> int:
     return MAX_BATCH_ROWS if kind is OutboxKind.MIRROR else 1
 
 
-def take(rows: Sequence[Claimed]) -> int:
+def take(rows: Sequence[Claimed], links: ConsoleLinks | None = None) -> int:
     """How many leading rows go out in one delivery: for the mirror, the lines that fit one
     message's embeds, up to the first row that cannot be rendered (that one goes alone, and
     fails alone)."""
@@ -224,7 +248,7 @@ def take(rows: Sequence[Claimed]) -> int:
     texts: list[str] = []
     for row in rows:
         try:
-            texts.append(mirror_text(row.payload))
+            texts.append(mirror_text(row.payload, links, row.guild_id))
         except UnreadableRecord:
             break
     return max(pack_lines(texts), 1)
@@ -263,8 +287,9 @@ class MirrorPost:
     nonce: str
 
 
-def mirror_post(rows: Sequence[Claimed]) -> MirrorPost:
+def mirror_post(rows: Sequence[Claimed], links: ConsoleLinks | None = None) -> MirrorPost:
     """The message that delivers a batch of mirror rows (UnreadableRecord if a row's facts
     cannot be rendered)."""
     return MirrorPost(rows[0].channel_id,
-                      embed_descriptions([mirror_text(r.payload) for r in rows]), nonce(rows))
+                      embed_descriptions([mirror_text(r.payload, links, r.guild_id)
+                                          for r in rows]), nonce(rows))

@@ -286,3 +286,19 @@ def test_every_kind_of_line_fits_with_its_emoji() -> None:
         descriptions = _message(batch)
         assert fits_one_message(descriptions)
         _accepted_by_discord(descriptions)
+
+
+def test_with_the_console_on_a_line_links_its_dead_letter_or_deliveries() -> None:
+    links = formatting.ConsoleLinks("https://lifeline.example")
+    facts = {"record": "dead_letter", "dead_letter_id": 12, "user_id": 5,
+             "operation": "verify", "from_state": "verification_pending",
+             "to_state": "verified", "reason_code": "retries_exhausted", "attempts": 5,
+             "source": "api"}
+    line = formatting.mirror_text(facts, links, 777)
+    assert "[#12](https://lifeline.example/console/g/777/dead-letters/12)" in line
+    assert formatting.mirror_text(facts) == formatting.mirror_line(facts)  # console off
+    retry = {"record": "delivery_retry", "actor_id": 9, "delivery_ids": [41, 42],
+             "matched": 2, "requeued": 2, "stale": 0, "waiting": 0}
+    line = formatting.mirror_text(retry, links, 777)
+    assert line.count("](https://lifeline.example/console/g/777/deliveries)") == 2
+    assert formatting.discord_length(line) <= formatting.MAX_LINE
