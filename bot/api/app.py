@@ -15,6 +15,7 @@ from bot.api import (
     routes_ops,
 )
 from bot.api.deps import ApiContext, bearer_scheme, reject_unknown_query
+from bot.api.docs import install_docs
 from bot.api.errors import install_error_handlers, responses
 from bot.api.guard import AccessLog, RequestGuard
 from bot.container import Container
@@ -23,6 +24,8 @@ from domain.commands import MAX_SNOWFLAKE
 
 API_PREFIX = "/api/v1"
 OPENAPI_URL = f"{API_PREFIX}/openapi.json"
+DOCS_URL = f"{API_PREFIX}/docs"
+DOCS_ASSETS_URL = f"{API_PREFIX}/docs/assets"
 
 DESCRIPTION = """
 The second writer of Lifeline, used by the web app. Every route under `/api/v1` needs
@@ -41,7 +44,7 @@ def create_app(container: Container, *,
     if token is None:
         raise ValueError("API_TOKEN is not set: the HTTP API does not run without it")
     app = FastAPI(title="Lifeline API", version="1", description=DESCRIPTION,
-                  openapi_url=OPENAPI_URL, docs_url=f"{API_PREFIX}/docs", redoc_url=None,
+                  openapi_url=OPENAPI_URL, docs_url=None, redoc_url=None,
                   swagger_ui_oauth2_redirect_url=None)
     app.state.lifeline = ApiContext(container, gateway_status)
     metrics = container.metrics
@@ -59,6 +62,7 @@ def create_app(container: Container, *,
     api.include_router(routes_audit.router)
     app.include_router(api)
     app.include_router(routes_ops.router)
+    install_docs(app, docs_url=DOCS_URL, assets_url=DOCS_ASSETS_URL, openapi_url=OPENAPI_URL)
 
     install_error_handlers(app)
     app.add_middleware(RequestGuard, token=token.get_secret_value())
