@@ -45,6 +45,16 @@ async def test_the_api_docs_render_offline_without_errors(
                          has_text="/api/v1/guilds/{guild_id}/dead-letters/{entry_id}/retry")
     await expect(retry).to_be_visible()
     await screenshot(page, "api-docs")
+
+    # Trying a route from the page: the example highlighter styles and the fetch to the app
+    # stay within the policy (connect-src 'self', no inline style or script needed).
+    await page.locator(".opblock-summary-path", has_text="/healthz").click()
+    await page.get_by_role("button", name="Try it out").click()
+    await page.get_by_role("button", name="Execute").click()
+    live = page.locator(".live-responses-table tbody .response-col_status")
+    await expect(live).to_have_text("200")
+    await expect(page.locator(".live-responses-table")).to_contain_text('"database": "ok"')
+    await screenshot(page, "api-docs-try-healthz")
     assert watch.blocked == []
     assert watch.csp_violations == []
     assert watch.console_errors == []
