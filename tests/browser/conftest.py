@@ -8,13 +8,27 @@ tests fail with a one-line reason: they are never skipped.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+import re
+from collections.abc import AsyncIterator, Generator
 
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from tests.browser.chromium import NOT_FOUND, find_chromium
-from tests.browser.support import PageWatch
+from tests.browser.support import PageWatch, screenshot
+
+CALL_REPORT = pytest.StashKey[pytest.TestReport]()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item,
+                              call: pytest.CallInfo[None]
+                              ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Keeps the test's own outcome where the page fixture can read it at teardown."""
+    report: pytest.TestReport = yield
+    if report.when == "call":
+        item.stash[CALL_REPORT] = report
+    return report
 
 
 @pytest.fixture(scope="session")
@@ -51,7 +65,13 @@ async def context(browser: Browser, watch: PageWatch) -> AsyncIterator[BrowserCo
 
 
 @pytest.fixture
-async def page(context: BrowserContext, watch: PageWatch) -> Page:
+async def page(context: BrowserContext, watch: PageWatch,
+               request: pytest.FixtureRequest) -> AsyncIterator[Page]:
+    """A page of the test's context; when the test fails, its last view is kept as
+    test-artifacts/screenshots/failed-<test>.png."""
     new = await context.new_page()
     watch.attach(new)
-    return new
+    yield new
+    report = request.node.stash.get(CALL_REPORT, None)
+    if report is not None and report.failed and not new.is_closed():
+        await screenshot(new, "failed-" + re.sub(r"[^A-Za-z0-9_.-]+", "-", request.node.name))
