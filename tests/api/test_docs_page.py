@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from starlette.types import Message
 
 from bot.api.app import create_app
 from bot.api.docs import ASSETS_DIR
@@ -104,3 +105,26 @@ def test_every_docs_file_ships_in_the_installed_package() -> None:
     for file in ASSETS_DIR.iterdir():
         relative = file.relative_to(package).as_posix()
         assert any(fnmatch.fnmatch(relative, pattern) for pattern in patterns), relative
+
+
+async def test_a_dotted_path_under_the_docs_files_reaches_no_route(container: Container) -> None:
+    """The guard lets /api/v1/docs/assets/... through without a token: a `..` there (which
+    a raw client can send; uvicorn does not remove it) must not climb to an API route."""
+    app = create_app(container)
+    path = "/api/v1/docs/assets/../../guilds/1/dead-letters"
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+             "method": "GET", "scheme": "http", "path": path, "raw_path": path.encode(),
+             "root_path": "", "query_string": b"", "headers": [(b"host", b"api")],
+             "server": ("api", 80), "client": ("127.0.0.1", 1)}
+    await app(scope, receive, send)
+    assert sent[0]["status"] == 404
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    assert b"entries" not in body and b"dead" not in body
