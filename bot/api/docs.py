@@ -2,11 +2,12 @@
 
 swagger-ui comes from this package, not from a CDN: `static/swagger/` holds swagger-ui-dist
 5.35.0's `swagger-ui-bundle.js` and `swagger-ui.css` as npm ships them (Apache-2.0: LICENSE,
-NOTICE and the bundle's third-party licences beside them), plus `lifeline-init.js`, the
-page's start-up script. The page runs no inline script, so its Content-Security-Policy allows
-scripts from the app itself only; the same policy keeps the page out of frames and stops it
-from reaching any other host (swagger-ui's validator badge, which loads from
-validator.swagger.io, is turned off in the start-up script).
+NOTICE and the bundle's third-party licences beside them), plus Lifeline's own
+`lifeline-init.js`, the page's start-up script, and `lifeline-docs.css`, darker colours where
+swagger-ui's fall below WCAG AA contrast. The page runs no inline script, so its
+Content-Security-Policy allows scripts from the app itself only; the same policy keeps the
+page out of frames and stops it from reaching any other host (swagger-ui's validator badge,
+which loads from validator.swagger.io, is turned off in the start-up script).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ PAGE = """<!DOCTYPE html>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{title}: documentation</title>
 <link rel="stylesheet" href="{assets}/swagger-ui.css">
+<link rel="stylesheet" href="{assets}/lifeline-docs.css">
 <link rel="icon" type="image/png" href="{assets}/favicon-32x32.png">
 </head>
 <body>

@@ -50,7 +50,8 @@ async def test_the_docs_page_loads_everything_from_the_app_without_a_token(
         "an inline script: the page's CSP would block it"
     assets = scripts_and_styles(html)
     assert {f"{ASSETS}/swagger-ui.css", f"{ASSETS}/swagger-ui-bundle.js",
-            f"{ASSETS}/lifeline-init.js", f"{ASSETS}/favicon-32x32.png"} == set(assets)
+            f"{ASSETS}/lifeline-init.js", f"{ASSETS}/lifeline-docs.css",
+            f"{ASSETS}/favicon-32x32.png"} == set(assets)
     expected_type = {".js": "text/javascript", ".css": "text/css", ".png": "image/png"}
     for url in assets:
         served = await anonymous.get(url)
