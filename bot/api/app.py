@@ -17,6 +17,7 @@ from bot.api import (
     routes_ops,
 )
 from bot.api.deps import ApiContext, bearer_scheme, reject_unknown_query
+from bot.api.docs import install_docs
 from bot.api.errors import install_error_handlers, responses
 from bot.api.guard import AccessLog, RequestGuard
 from bot.console import mount_console
@@ -27,6 +28,8 @@ from domain.commands import MAX_SNOWFLAKE
 
 API_PREFIX = "/api/v1"
 OPENAPI_URL = f"{API_PREFIX}/openapi.json"
+DOCS_URL = f"{API_PREFIX}/docs"
+DOCS_ASSETS_URL = f"{API_PREFIX}/docs/assets"
 
 DESCRIPTION = """
 The second writer of Lifeline, used by the web app. Every route under `/api/v1` needs
@@ -53,7 +56,7 @@ def create_app(container: Container, *,
     # nobody has, and it has no routes.
     token = settings.api_token or SecretStr(secrets.token_urlsafe(32))
     app = FastAPI(title="Lifeline API", version="1", description=DESCRIPTION,
-                  openapi_url=OPENAPI_URL, docs_url=f"{API_PREFIX}/docs", redoc_url=None,
+                  openapi_url=OPENAPI_URL, docs_url=None, redoc_url=None,
                   swagger_ui_oauth2_redirect_url=None)
     app.state.lifeline = ApiContext(container, gateway_status)
     metrics = container.metrics
@@ -72,6 +75,9 @@ def create_app(container: Container, *,
         api.include_router(routes_audit.router)
         app.include_router(api)
     app.include_router(routes_ops.router)
+    if not console_only:
+        install_docs(app, docs_url=DOCS_URL, assets_url=DOCS_ASSETS_URL,
+                     openapi_url=OPENAPI_URL)
     if console_staff is not None:
         mount_console(app, container, console_staff)
 
