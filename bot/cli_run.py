@@ -102,7 +102,8 @@ async def serve(settings: Settings, *, shard_count: int | None = None,
     async with open_container(settings, application_name=name) as container:
         bot = build_bot(container, shard_count=shard_count, shard_ids=shard_ids)
         api: ApiServer | None = None
-        if settings.api_token is not None:
+        console_on = settings.console_off_reason() is None
+        if settings.api_token is not None or console_on:
             api = ApiServer(container, host=settings.api_host, port=settings.api_port,
                             gateway_status=lambda: bot.gateway_connected,
                             console_staff=GatewayStaff(bot, container.guilds))
@@ -111,14 +112,18 @@ async def serve(settings: Settings, *, shard_count: int | None = None,
             except ApiStartError as exc:
                 print(f"lifeline: {exc}", file=sys.stderr)
                 return 2
-            print(f"API listening on {api.url}", flush=True)
+            if settings.api_token is not None:
+                print(f"API listening on {api.url}", flush=True)
+            else:
+                log.info("the HTTP API is off (API_TOKEN is not set); the console is on")
             off = settings.console_off_reason()
             if off is None:
                 print(f"Staff console at {settings.console_base_url}/console", flush=True)
             else:
                 log.info("%s", off)
         else:
-            log.info("the HTTP API is off (API_TOKEN is not set)")
+            log.info("the HTTP API is off (API_TOKEN is not set); %s",
+                     settings.console_off_reason())
         bot_task = asyncio.create_task(bot.start(settings.discord_token.get_secret_value()))
         ready_task = asyncio.create_task(bot.wait_until_ready())
         stop_task = asyncio.create_task(stop.wait())

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Security
+from pydantic import SecretStr
 
 from bot.api import (
     routes_audit,
@@ -15,6 +17,7 @@ from bot.api import (
     routes_ops,
 )
 from bot.api.deps import ApiContext, bearer_scheme, reject_unknown_query
+from bot.api.docs import install_docs
 from bot.api.errors import install_error_handlers, responses
 from bot.api.guard import AccessLog, RequestGuard
 from bot.console import mount_console
@@ -25,6 +28,8 @@ from domain.commands import MAX_SNOWFLAKE
 
 API_PREFIX = "/api/v1"
 OPENAPI_URL = f"{API_PREFIX}/openapi.json"
+DOCS_URL = f"{API_PREFIX}/docs"
+DOCS_ASSETS_URL = f"{API_PREFIX}/docs/assets"
 
 DESCRIPTION = """
 The second writer of Lifeline, used by the web app. Every route under `/api/v1` needs
@@ -42,11 +47,16 @@ def create_app(container: Container, *,
     when the bot runs in the same process (reported by /healthz). With `console_staff` (who
     is staff where, from the bot in this process) and the console's settings, the staff web
     console is served at /console too."""
-    token = container.settings.api_token
-    if token is None:
+    settings = container.settings
+    console_only = settings.api_token is None and console_staff is not None \
+        and settings.console_off_reason() is None
+    if settings.api_token is None and not console_only:
         raise ValueError("API_TOKEN is not set: the HTTP API does not run without it")
+    # Without API_TOKEN (the console alone), /api/v1 stays off: its guard asks for a token
+    # nobody has, and it has no routes.
+    token = settings.api_token or SecretStr(secrets.token_urlsafe(32))
     app = FastAPI(title="Lifeline API", version="1", description=DESCRIPTION,
-                  openapi_url=OPENAPI_URL, docs_url=f"{API_PREFIX}/docs", redoc_url=None,
+                  openapi_url=OPENAPI_URL, docs_url=None, redoc_url=None,
                   swagger_ui_oauth2_redirect_url=None)
     app.state.lifeline = ApiContext(container, gateway_status)
     metrics = container.metrics
@@ -58,12 +68,16 @@ def create_app(container: Container, *,
     api = APIRouter(prefix=API_PREFIX,
                     dependencies=[Security(bearer_scheme), Depends(reject_unknown_query)],
                     responses=responses(401, 413, 422, 503))
-    api.include_router(routes_members.router)
-    api.include_router(routes_dead_letters.router)
-    api.include_router(routes_deliveries.router)
-    api.include_router(routes_audit.router)
-    app.include_router(api)
+    if not console_only:
+        api.include_router(routes_members.router)
+        api.include_router(routes_dead_letters.router)
+        api.include_router(routes_deliveries.router)
+        api.include_router(routes_audit.router)
+        app.include_router(api)
     app.include_router(routes_ops.router)
+    if not console_only:
+        install_docs(app, docs_url=DOCS_URL, assets_url=DOCS_ASSETS_URL,
+                     openapi_url=OPENAPI_URL)
     if console_staff is not None:
         mount_console(app, container, console_staff)
 

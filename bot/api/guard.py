@@ -29,6 +29,8 @@ access_log = logging.getLogger("bot.api.access")
 MAX_BODY_BYTES = 64 * 1024
 PROTECTED_PREFIX = "/api/v1/"
 PUBLIC_PATHS = frozenset({"/api/v1/openapi.json", "/api/v1/docs"})
+# The docs page's own files (swagger-ui, served from the package): static, no data.
+PUBLIC_PREFIXES = ("/api/v1/docs/assets/",)
 CREDENTIAL_PARAMS = frozenset({
     "token", "access_token", "api_token", "apitoken", "api_key", "apikey", "key", "auth",
     "authorization", "bearer", "secret", "password",
@@ -86,7 +88,8 @@ class RequestGuard:
             return
         headers = Headers(scope=scope)
         path: str = scope["path"]
-        if path.startswith(PROTECTED_PREFIX) and path not in PUBLIC_PATHS:
+        if path.startswith(PROTECTED_PREFIX) and path not in PUBLIC_PATHS \
+                and not path.startswith(PUBLIC_PREFIXES):
             raw = headers.getlist("authorization")
             if len(raw) != 1 or not bearer_matches(raw[0].encode("latin-1"), self.token):
                 detail = ("missing Authorization header: send Authorization: Bearer <API_TOKEN>"

@@ -13,6 +13,7 @@ from bot.console.pages_bulk import router as bulk_router
 from bot.console.pages_dead_letters import router as dead_letters_router
 from bot.console.pages_deliveries import router as deliveries_router
 from bot.console.pages_members import router as members_router
+from bot.console.pages_selection import router as selection_router
 from bot.console.routes import ConsoleContext, router
 from bot.console.security import ConsoleHeaders, Signer
 from bot.console.staff import StaffDirectory
@@ -43,6 +44,7 @@ def mount_console(app: FastAPI, container: Container, staff: StaffDirectory) -> 
         staff=staff, base_url=base)
     app.include_router(router)
     app.include_router(bulk_router)  # before the entry route: "retry-all" is not an id
+    app.include_router(selection_router)  # nor is "selected"
     app.include_router(dead_letters_router)
     app.include_router(deliveries_router)
     app.include_router(audit_router)

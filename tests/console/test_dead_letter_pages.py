@@ -130,3 +130,28 @@ async def test_a_members_page_has_their_state_ledger_and_dead_letters(world: Wor
         assert "verification_pending" in page.text and f"#{entry}" in page.text
         assert "request_verification" in page.text  # a ledger row
         assert (await http.get(f"{base}/999999")).status_code == 404
+
+
+async def test_acting_on_a_selection_goes_one_by_one_and_says_how_each_ended(
+        world: World) -> None:
+    await setup_guild(world)
+    fine = [await dead_letter(world.container, world.guild.id) for _ in range(2)]
+    url = f"/console/g/{world.guild.id}/dead-letters/selected"
+    async with console_client(world) as http:
+        csrf = await _login(world, http, world.staff, "staffer")
+        done = await http.post(url, data={"csrf": csrf, "action": "dismiss",
+                                          "note": "known noise",
+                                          "id": [str(fine[0]), str(fine[1]), "999999"]},
+                               headers=ORIGIN)
+        assert done.status_code == 200
+        assert f"#{fine[0]}</a>: dismissed" in done.text
+        assert "#999999</a>: not done" in done.text
+        for bad in ({"action": "delete", "id": [str(fine[0])]}, {"action": "retry"},
+                    {"action": "retry", "id": ["x"]}):
+            refused = await http.post(url, data={"csrf": csrf, **bad}, headers=ORIGIN)
+            assert refused.status_code == 400, bad
+    async with world.container.db.autocommit() as conn:
+        rows = (await conn.execute(text(
+            "SELECT count(*) FROM remediation_actions WHERE source = 'console' "
+            "AND action = 'dismiss'"))).scalar_one()
+    assert rows == 2

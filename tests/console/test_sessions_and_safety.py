@@ -91,3 +91,16 @@ def test_a_signed_value_is_refused_when_tampered_with_or_expired() -> None:
     ("null", False), (None, False), ("", False)])
 def test_same_origin(origin: str | None, ok: bool) -> None:
     assert same_origin(origin, BASE) is ok
+
+
+async def test_the_console_runs_without_api_token_and_the_api_stays_off(world: World) -> None:
+    await setup_guild(world)
+    async with console_client(world, api_token=None) as http:
+        assert "Log in with Discord" in (await http.get("/console")).text
+        cookie, _ = await _session(world, world.staff, "staffer")
+        http.cookies.set(SESSION_COOKIE, cookie)
+        assert world.guild.name in (await http.get("/console")).text
+        for token in ("", "guess-the-token-1234"):
+            off = await http.get(f"/api/v1/guilds/{world.guild.id}/dead-letters",
+                                 headers={"authorization": f"Bearer {token}"})
+            assert off.status_code == 401
