@@ -28,9 +28,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     # without it.
     from bot.api.server import ApiStartError
 
-    if settings.api_token is None:
-        print("lifeline: API_TOKEN is not set; the HTTP API refuses to start without it",
-              file=sys.stderr)
+    console_on = settings.console_off_reason() is None and settings.discord_token is not None
+    if settings.api_token is None and not console_on:
+        print("lifeline: API_TOKEN is not set; the HTTP API refuses to start without it "
+              "(and the console's settings are not set either)", file=sys.stderr)
         return 2
     try:
         return asyncio.run(_serve(settings))
@@ -51,9 +52,21 @@ async def _serve(settings: Settings) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     async with open_container(settings, application_name="lifeline-api") as container:
-        server = ApiServer(container, host=settings.api_host, port=settings.api_port)
+        # The console too, when its settings and DISCORD_TOKEN are set: who is staff comes
+        # from Discord's REST API, with the bot token (a replica has no gateway).
+        staff = None
+        if settings.console_off_reason() is None and settings.discord_token is not None:
+            from bot.console.staff_rest import RestStaff
+
+            staff = RestStaff(container.guilds, settings.discord_token.get_secret_value(),
+                              settings.discord_api_base)
+        server = ApiServer(container, host=settings.api_host, port=settings.api_port,
+                           console_staff=staff)
         await server.start()
-        print(f"API listening on {server.url}", flush=True)
+        if settings.api_token is not None:
+            print(f"API listening on {server.url}", flush=True)
+        if staff is not None:
+            print(f"Staff console at {settings.console_base_url}/console", flush=True)
         stopping = asyncio.create_task(stop.wait())
         serving = asyncio.create_task(server.wait())
         try:

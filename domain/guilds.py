@@ -20,6 +20,9 @@ class GuildSettingsService:
     async def get(self, guild_id: int) -> GuildConfig | None:
         return await self.store.get(guild_id)
 
+    async def set_up_ids(self) -> list[int]:
+        return await self.store.set_up_ids()
+
     async def require(self, guild_id: int) -> GuildConfig:
         config = await self.get(guild_id)
         if config is None:

@@ -10,6 +10,7 @@ from domain.records import GuildConfig
 from domain.vocabulary import MirrorLevel
 
 GET = text("SELECT * FROM guild_settings WHERE guild_id = :g")
+SET_UP_IDS = text("SELECT guild_id FROM guild_settings ORDER BY guild_id")
 UPSERT = text(
     """INSERT INTO guild_settings (guild_id, log_channel_id, staff_role_ids,
            verified_role_id, eligibility_role_id, mirror_level)
@@ -37,6 +38,11 @@ class GuildStore:
         return GuildConfig(row.guild_id, row.log_channel_id, tuple(row.staff_role_ids or ()),
                            row.verified_role_id, row.eligibility_role_id,
                            MirrorLevel(row.mirror_level))
+
+    async def set_up_ids(self) -> list[int]:
+        """Every guild with settings (Lifeline is set up there)."""
+        async with self.db.autocommit() as conn:
+            return list((await conn.execute(SET_UP_IDS)).scalars())
 
     async def save(self, config: GuildConfig) -> None:
         """Creates or replaces the guild's settings."""
