@@ -57,7 +57,8 @@ class LifelineMixin:
                          max_attempts=settings.outbox_max_attempts,
                          retention_days=settings.retention_days,
                          dead_letter_claim_seconds=settings.dead_letter_claim_seconds),
-            worker_id=worker_id, dead_letters=container.services.stores.dead_letter_writes)
+            worker_id=worker_id, dead_letters=container.services.stores.dead_letter_writes,
+            overview=container.services.overview)
         self.stopping = asyncio.Event()
         self.worker_task: asyncio.Task[None] | None = None
 

@@ -15,6 +15,7 @@ from domain.deliveries import DeliveryService
 from domain.guilds import GuildSettingsService
 from domain.ingest.applier import BatchApplier
 from domain.metrics import Metrics
+from domain.overview import OverviewService
 from domain.persistence.database import Database
 from domain.persistence.faults import Faults
 from domain.persistence.stores import open_stores
@@ -53,4 +54,5 @@ def build_services(settings: Settings, db: Database, *, metrics: Metrics | None 
                     RoleDriftRepair(stores.role_drift),
                     deliveries=DeliveryService(stores.deliveries),
                     audit=AuditReads(stores.audit),
-                    bulk_jobs=BulkJobs(stores.bulk_jobs, remediation))
+                    bulk_jobs=BulkJobs(stores.bulk_jobs, remediation),
+                    overview=OverviewService(stores.overview))

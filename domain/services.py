@@ -15,6 +15,7 @@ from domain.deliveries import DeliveryService
 from domain.guilds import GuildSettingsService
 from domain.ingest.applier import BatchApplier
 from domain.metrics import Metrics
+from domain.overview import OverviewService
 from domain.persistence.stores import Stores
 from domain.remediation import RemediationService
 from domain.role_drift import RoleDriftRepair
@@ -38,3 +39,4 @@ class Services:
     deliveries: DeliveryService  # failed side effects: what staff see and retry
     audit: AuditReads  # the remediation audit trail of dead letters and deliveries
     bulk_jobs: BulkJobs  # console bulk retries, their progress kept in PostgreSQL
+    overview: OverviewService  # the console overview's numbers and their snapshots

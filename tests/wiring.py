@@ -18,7 +18,9 @@ from domain.persistence.database import Database
 from domain.persistence.faults import Faults
 
 TABLES = ("members", "member_transitions", "dead_letters", "remediation_actions",
-          "guild_settings", "outbox_attempts", "outbox", "console_sessions", "bulk_jobs")
+          "guild_settings", "outbox_attempts", "outbox", "console_sessions", "bulk_jobs",
+          "daily_guild_stats", "daily_signature_open", "hourly_transitions",
+          "snapshot_watermarks")
 
 
 def test_settings(**overrides: Any) -> Settings:

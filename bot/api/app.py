@@ -15,6 +15,7 @@ from bot.api import (
     routes_deliveries,
     routes_members,
     routes_ops,
+    routes_overview,
 )
 from bot.api.deps import ApiContext, bearer_scheme, reject_unknown_query
 from bot.api.docs import install_docs
@@ -73,6 +74,7 @@ def create_app(container: Container, *,
         api.include_router(routes_dead_letters.router)
         api.include_router(routes_deliveries.router)
         api.include_router(routes_audit.router)
+        api.include_router(routes_overview.router)
         app.include_router(api)
     app.include_router(routes_ops.router)
     if not console_only:

@@ -13,6 +13,7 @@ from bot.console.pages_bulk import router as bulk_router
 from bot.console.pages_dead_letters import router as dead_letters_router
 from bot.console.pages_deliveries import router as deliveries_router
 from bot.console.pages_members import router as members_router
+from bot.console.pages_overview import router as overview_router
 from bot.console.pages_selection import router as selection_router
 from bot.console.routes import ConsoleContext, router
 from bot.console.security import ConsoleHeaders, Signer
@@ -49,6 +50,7 @@ def mount_console(app: FastAPI, container: Container, staff: StaffDirectory) -> 
     app.include_router(deliveries_router)
     app.include_router(audit_router)
     app.include_router(members_router)
+    app.include_router(overview_router)
     app.mount("/console/static", StaticFiles(directory=Path(__file__).parent / "static"),
               name="console-static")
     app.add_middleware(ConsoleHeaders)

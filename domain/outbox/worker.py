@@ -24,6 +24,7 @@ from typing import Final, Literal
 from domain.metrics import Metrics
 from domain.outbox.port import Deliverer, DeliveryError, Receipt
 from domain.outbox.retention import purge_expired
+from domain.overview import OverviewService
 from domain.persistence.dead_letters import DeadLetterStore
 from domain.persistence.outbox import OutboxStore
 from domain.records import Attempt, Claimed
@@ -57,15 +58,19 @@ class WorkerPolicy:
     line_probe_seconds: float = 60.0
     line_probe_quiet_seconds: float = 300.0  # a lane that failed within this is left alone
     line_probe_guilds: int = 20
+    # The console overview's snapshots are refreshed this often (0: never, in this worker).
+    overview_refresh_seconds: float = 300.0
 
 
 class OutboxWorker:
     def __init__(self, store: OutboxStore, deliverer: Deliverer, metrics: Metrics,
                  policy: WorkerPolicy | None = None, worker_id: str | None = None, *,
-                 dead_letters: DeadLetterStore | None = None) -> None:
+                 dead_letters: DeadLetterStore | None = None,
+                 overview: OverviewService | None = None) -> None:
         self.store = store
         # Retention also purges closed dead letters when given their store.
         self.dead_letters = dead_letters
+        self.overview = overview  # refreshes the console overview's snapshots when given
         self.deliverer = deliverer
         self.metrics = metrics
         self.policy = policy or WorkerPolicy()
@@ -79,6 +84,7 @@ class OutboxWorker:
         self._last_retention = float("-inf")
         self._last_claim_check = float("-inf")
         self._last_line_probe = time.monotonic()  # a first probe after one period
+        self._last_overview = float("-inf")
 
     async def claim(self) -> list[list[Claimed]]:
         """Claim the heads of due lanes, each with the rows that go out in the same delivery."""
@@ -173,6 +179,7 @@ class OutboxWorker:
         await self._maybe_purge()
         await self._maybe_reopen_claims()
         await self._maybe_probe_lines()
+        await self._maybe_refresh_overview()
         return sum(len(b) for b in batches)
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -233,6 +240,15 @@ class OutboxWorker:
         if guilds:
             log.info("log lines refused by their channel are tried again for guilds %s",
                      ", ".join(map(str, guilds)))
+
+    async def _maybe_refresh_overview(self) -> None:
+        if self.overview is None or self.policy.overview_refresh_seconds <= 0:
+            return
+        now = time.monotonic()
+        if now - self._last_overview < self.policy.overview_refresh_seconds:
+            return
+        self._last_overview = now
+        await self.overview.refresh()
 
     async def _maybe_purge(self) -> None:
         if self.policy.retention_days <= 0:

@@ -15,6 +15,7 @@ from domain.persistence.guilds import GuildStore
 from domain.persistence.members import MemberStore
 from domain.persistence.ops import OpsStore
 from domain.persistence.outbox import OutboxStore
+from domain.persistence.overview import OverviewStore
 from domain.persistence.role_drift import RoleDriftStore
 
 
@@ -34,6 +35,7 @@ class Stores:
     audit: AuditStore  # reading the remediation audit trail (staff pool)
     console_sessions: ConsoleSessionStore  # the staff web console's logins (staff pool)
     bulk_jobs: BulkJobStore  # console bulk retries and their progress (staff pool)
+    overview: OverviewStore  # the console overview's snapshots (staff pool)
     faults: Faults | None = None  # the test seam; None in production
 
 
@@ -56,4 +58,5 @@ def open_stores(db: Database, *, interactive: Database | None = None,
                   guilds=GuildStore(staff, faults), ops=OpsStore(staff, faults),
                   role_drift=RoleDriftStore(db), audit=AuditStore(staff),
                   console_sessions=ConsoleSessionStore(staff),
-                  bulk_jobs=BulkJobStore(staff), faults=faults)
+                  bulk_jobs=BulkJobStore(staff), overview=OverviewStore(staff),
+                  faults=faults)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
+    Date,
     DateTime,
     Enum,
     ForeignKey,
@@ -338,6 +339,39 @@ class BulkJob(Base):
         CheckConstraint("kind IN ('retry_all')", name="kind"),
         Index("ix_bulk_jobs_guild", "guild_id", text("id DESC")),
     )
+
+
+class DailyGuildStats(Base):
+    """The console overview's daily history (migration 0006), kept past retention."""
+
+    __tablename__ = "daily_guild_stats"
+    guild_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    new_entries: Mapped[int] = mapped_column(Integer)
+    resolved_entries: Mapped[int] = mapped_column(Integer)
+    open_entries: Mapped[int] = mapped_column(Integer)
+
+
+class DailySignatureOpen(Base):
+    __tablename__ = "daily_signature_open"
+    guild_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    signature: Mapped[str] = mapped_column(Text, primary_key=True)
+    open_entries: Mapped[int] = mapped_column(Integer)
+
+
+class HourlyTransitions(Base):
+    __tablename__ = "hourly_transitions"
+    guild_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    hour: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    source: Mapped[str] = mapped_column(Text, primary_key=True)
+    n: Mapped[int] = mapped_column(Integer)
+
+
+class SnapshotWatermark(Base):
+    __tablename__ = "snapshot_watermarks"
+    name: Mapped[str] = mapped_column(Text, primary_key=True)
+    last_id: Mapped[int] = mapped_column(BigInteger)
 
 
 members = Member.__table__

@@ -266,7 +266,7 @@ async def test_openapi_is_public_and_complete(anonymous: httpx.AsyncClient) -> N
         ("GET", g + "/audit"), ("GET", "/healthz"), ("GET", "/metrics"),
         ("GET", g + "/deliveries"), ("GET", g + "/deliveries/{delivery_id}"),
         ("POST", g + "/deliveries/{delivery_id}/retry"),
-        ("POST", g + "/deliveries/retry-failed")}
+        ("POST", g + "/deliveries/retry-failed"), ("GET", g + "/overview")}
     assert spec["components"]["securitySchemes"] == {"HTTPBearer": {
         "type": "http", "scheme": "bearer", "description": "Authorization: Bearer <API_TOKEN>"}}
     assert "HTTPValidationError" not in spec["components"]["schemas"]

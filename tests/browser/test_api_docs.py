@@ -40,7 +40,7 @@ async def test_the_api_docs_render_offline_without_errors(
     for tag in ("dead letters", "deliveries", "members", "audit", "operations"):
         heading = page.get_by_role("heading", level=3, name=re.compile(rf"^{tag}\b"))
         await expect(heading).to_be_visible()
-    await expect(page.locator(".opblock")).to_have_count(21)
+    await expect(page.locator(".opblock")).to_have_count(22)
     retry = page.locator(".opblock-summary-path",
                          has_text="/api/v1/guilds/{guild_id}/dead-letters/{entry_id}/retry")
     await expect(retry).to_be_visible()

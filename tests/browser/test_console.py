@@ -119,6 +119,11 @@ async def test_a_staff_member_works_through_the_console(world: World, console: s
 
     await page.goto(f"{console}/console/g/{world.guild.id}/deliveries")
     await _accessible(page, "deliveries")
+    await world.container.services.overview.refresh()
+    await page.goto(f"{console}/console/g/{world.guild.id}/overview")
+    await expect(page.get_by_role("img", name="New and resolved dead letters per day")
+                 ).to_be_visible()
+    await _accessible(page, "overview")
 
     # A POST without the CSRF token, with the session's cookie: refused.
     refused = await page.request.post(f"{console}/console/logout",
