@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import secrets
 import sys
 import uuid
@@ -22,7 +23,7 @@ from typing import Any
 import aiohttp
 from pydantic import SecretStr
 
-from bot.api.server import ApiServer
+from bot.api.server import ApiServer, ApiStartError
 from bot.container import Container, open_container
 from bot.demo_serve import print_serve_help
 from bot.demo_transcript import Transcript
@@ -309,9 +310,17 @@ async def main(settings: Settings, *, serve: bool = False, port: int = 8765) -> 
     except WorldFileError as exc:
         print(f"lifeline: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # the port is taken: most likely a demo already running
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        print(f"lifeline: the sandbox cannot listen on 127.0.0.1:{port}: {reason} (is a demo "
+              "already running? choose another port with --port)", file=sys.stderr)
+        return 2
     try:
         async with open_container(settings, application_name="lifeline-demo") as container:
             await run(container, sandbox, settings, token, serve=serve)
+    except ApiStartError as exc:
+        print(f"lifeline: {exc} (choose another port with API_PORT)", file=sys.stderr)
+        return 2
     finally:
         await sandbox.stop()
     return 0

@@ -8,6 +8,7 @@ import json
 import re
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 from pathlib import Path
@@ -97,3 +98,24 @@ async def test_the_readme_try_it_block_works_as_written() -> None:
     assert proc.stderr is not None
     assert "Traceback" not in (await proc.stderr.read()).decode()
     assert postmasters(data_dir / "pg") == []
+
+
+async def test_a_taken_port_is_one_line_naming_the_fix() -> None:
+    """A second `--serve` (a demo is already running) says so; no traceback."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        for args, settings, fix in ((["--port", port], {"API_PORT": "0"}, "--port"),
+                                    (["--port", "0"], {"API_PORT": port}, "API_PORT")):
+            data_dir = Path(tempfile.mkdtemp(prefix="llp-", dir="/tmp"))
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "bot", "sandbox", "--serve", *args, cwd=ROOT,
+                env=child_env(DATA_DIR=str(data_dir), **settings),
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            _, err = await asyncio.wait_for(proc.communicate(), 60)
+            lines = [line for line in err.decode().splitlines() if line.startswith("lifeline:")]
+            assert proc.returncode == 2, err.decode()[-2000:]
+            assert len(lines) == 1 and f"127.0.0.1:{port}" in lines[0] and fix in lines[0]
+            assert "Traceback" not in err.decode()
+            assert postmasters(data_dir / "pg") == []
