@@ -26,6 +26,7 @@ from pydantic import SecretStr
 from bot.api.server import ApiServer, ApiStartError
 from bot.container import Container, open_container
 from bot.demo_serve import print_serve_help
+from bot.demo_start import DemoStartError, until_ready
 from bot.demo_transcript import Transcript
 from bot.discord_bot import LifelineBot, build_bot
 from bot.settings import Settings
@@ -321,6 +322,12 @@ async def main(settings: Settings, *, serve: bool = False, port: int = 8765) -> 
     except ApiStartError as exc:
         print(f"lifeline: {exc} (choose another port with API_PORT)", file=sys.stderr)
         return 2
+    except DemoStartError as exc:
+        hint = (f" (is a demo already running in {settings.data_dir}? stop it, or start "
+                "this one beside it with another DATA_DIR, e.g. DATA_DIR=.data-2)"
+                if exc.log_in_use else "")
+        print(f"lifeline: {exc}{hint}", file=sys.stderr)
+        return 1
     finally:
         await sandbox.stop()
     return 0
@@ -337,8 +344,8 @@ async def run(container: Container, sandbox: Sandbox, settings: Settings, token:
     with client_overrides(sandbox.base_url):
         await api.start()
         bot_task = asyncio.create_task(bot.start(sandbox.token))
-        await asyncio.wait_for(bot.wait_until_ready(), timeout=30)
         try:
+            await until_ready(bot, bot_task)
             where = "DATABASE_URL" if settings.database_url \
                 else f"embedded PostgreSQL in {settings.data_dir / 'pg'}"
             print(f"Lifeline demo: sandbox Discord at {sandbox.base_url}, HTTP API at "

@@ -89,6 +89,7 @@ async def test_the_readme_try_it_block_works_as_written() -> None:
         assert isinstance(log, list) and log, "the log channel shows the demo's lines"
         assert "in total" in output or "shown of" in output, output[-2000:]  # dlq list
 
+        await beside_a_serving_demo(env)
         proc.send_signal(signal.SIGINT)
         assert await asyncio.wait_for(proc.wait(), 60) == 0
     finally:
@@ -98,6 +99,20 @@ async def test_the_readme_try_it_block_works_as_written() -> None:
     assert proc.stderr is not None
     assert "Traceback" not in (await proc.stderr.read()).decode()
     assert postmasters(data_dir / "pg") == []
+
+
+async def beside_a_serving_demo(env: dict[str, str]) -> None:
+    """While `--serve` runs, another demo in the same DATA_DIR (the scripted story, or a
+    second `--serve` on other ports) says in one line why it cannot, and what to do."""
+    for args in ([], ["--serve", "--port", "0"]):
+        other = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", "sandbox", *args, cwd=ROOT, env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        _, err = await asyncio.wait_for(other.communicate(), 60)
+        lines = [line for line in err.decode().splitlines() if line.startswith("lifeline:")]
+        assert other.returncode == 1 and len(lines) == 1, err.decode()[-3000:]
+        assert "in use by another process" in lines[0] and "DATA_DIR=.data-2" in lines[0]
+        assert "Traceback" not in err.decode()
 
 
 async def test_a_taken_port_is_one_line_naming_the_fix() -> None:
