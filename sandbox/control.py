@@ -27,7 +27,6 @@ from aiohttp import web
 from .control_endpoints import described
 from .errors import SandboxError
 from .interactions import InteractionHandle
-from .server import json_response
 from .world import MemberFlag
 
 if TYPE_CHECKING:
@@ -36,6 +35,12 @@ if TYPE_CHECKING:
 JSON = dict[str, Any]
 DEFERRED_MESSAGE = 5  # DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE: "thinking", the answer follows
 Action = Callable[[JSON], Awaitable[Any]]
+
+
+def json_response(data: Any, *, status: int = 200) -> web.Response:
+    """JSON ending with a newline: curl's output does not run into the shell's prompt."""
+    return web.Response(text=json.dumps(data) + "\n", status=status,
+                        content_type="application/json")
 
 
 def _id(data: JSON, key: str) -> int:

@@ -152,6 +152,7 @@ async def test_onboard_sends_a_newcomers_gateway_events_in_order(sandbox, guild)
 async def test_the_index_describes_every_control_endpoint_once(sandbox):
     async with aiohttp.ClientSession() as http, http.get(sandbox.base_url + "/_sandbox/") as r:
         index = await r.json()
+        assert (await r.text()).endswith("}\n"), "curl's output ends its line"
     described = [(e["method"], e["path"]) for e in index["endpoints"]]
     assert len(described) == len(set(described))
     registered = {(route.method, route.resource.canonical)
