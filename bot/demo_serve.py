@@ -40,7 +40,8 @@ def env_name(username: str) -> str:
 async def print_serve_help(container: Container, sandbox: Sandbox, api: ApiServer,
                            token: str, guild: Guild) -> None:
     states: dict[int, str] = {}
-    for user_id in guild.members:
+    shown = sorted(m.id for m in guild.members.values() if not m.user.bot)[:SHOWN]
+    for user_id in shown:  # a world grown by hand may hold thousands: read what is shown
         member = await container.transitions.get_member(guild.id, user_id)
         if member is not None:
             states[user_id] = member.state.value
