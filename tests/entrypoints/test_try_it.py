@@ -73,7 +73,12 @@ async def test_the_readme_try_it_block_works_as_written() -> None:
             "bash", "-e", "-o", "pipefail", "-c", try_it_block(), cwd=ROOT,
             env={**env, **values}, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE)
-        out, err = await asyncio.wait_for(shell.communicate(), 120)
+        try:
+            out, err = await asyncio.wait_for(shell.communicate(), 120)
+        finally:
+            if shell.returncode is None:  # stuck (its wait for Lifeline never ended)
+                shell.kill()
+                await shell.wait()
         output = out.decode()
         assert shell.returncode == 0, err.decode()[-3000:] + output[-3000:]
         verify, staff_verify, member, ledger, stats, page, log = json_values(output)[:7]
