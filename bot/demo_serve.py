@@ -7,11 +7,12 @@ ids, who is the owner and who is staff, and what Lifeline has stored for each.
 
 from __future__ import annotations
 
+import os
 import sys
 
 from bot.api.server import ApiServer
 from bot.container import Container
-from sandbox import Guild, Sandbox
+from sandbox import Guild, Member, Sandbox
 
 STAFF_ROLE = "Staff"
 SHOWN = 20  # members listed; the rest are in GET /_sandbox/state
@@ -37,6 +38,19 @@ def env_name(username: str) -> str:
     return name if name[:1].isalpha() else "U_" + name
 
 
+def member_exports(members: list[Member], taken: set[str]) -> str:
+    """`ALICE=123 CAROL=456`: one variable per member, never one the shell already has or
+    one printed above (a member called "path" or "sandbox" is left out, not exported over
+    PATH or SANDBOX), and the first of two members with one name."""
+    pairs: list[str] = []
+    for member in members[:SHOWN]:
+        name = env_name(member.user.username)
+        if name not in taken:
+            taken.add(name)
+            pairs.append(f"{name}={member.id}")
+    return " ".join(pairs)
+
+
 async def print_serve_help(container: Container, sandbox: Sandbox, api: ApiServer,
                            token: str, guild: Guild) -> None:
     states: dict[int, str] = {}
@@ -57,7 +71,7 @@ async def print_serve_help(container: Container, sandbox: Sandbox, api: ApiServe
         exports.append(f"MOD_LOG={mod_log}")
     others = [m for m in guild.members.values() if not m.user.bot
               and m.id != guild.owner_id and (staff is None or m.id != staff.id)]
-    names = " ".join(f"{env_name(m.user.username)}={m.id}" for m in others[:SHOWN])
+    names = member_exports(others, {e.split("=", 1)[0] for e in exports} | set(os.environ))
     staff_name = staff.user.username if staff is not None else "(nobody)"
     lines = ["", "Everything keeps running (Ctrl-C to stop). In another shell, paste:",
              "  export " + " ".join(exports[:3]), "  export " + " ".join(exports[3:])]
