@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import sys
 from pathlib import Path
 
@@ -183,3 +184,18 @@ async def test_wait_answers_with_the_reply_that_follows_a_deferral(sandbox, guil
             "guild_id": str(guild.id), "user_id": str(guild.owner_id), "command": "slow",
             "wait": 5})
     assert status == 200 and answer["text"] == ["done thinking"], answer
+
+
+async def test_python_dash_m_sandbox_on_a_taken_port_is_one_line():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "sandbox", "--port", port, "--no-demo", cwd=ROOT,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        _, err = await asyncio.wait_for(process.communicate(), 20)
+    assert process.returncode == 2
+    assert err.decode().splitlines() == [
+        f"sandbox: cannot listen on 127.0.0.1:{port}: Address already in use "
+        "(choose another port with --port)"]
