@@ -98,9 +98,13 @@ async def test_the_readme_try_it_block_works_as_written() -> None:
         proc.send_signal(signal.SIGINT)
         assert await asyncio.wait_for(proc.wait(), 60) == 0
     finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+        if proc.returncode is None:  # a failed check: SIGTERM stops its embedded PostgreSQL
+            proc.terminate()        # (a SIGKILL would leave that server running)
+            try:
+                await asyncio.wait_for(proc.wait(), 60)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
     assert proc.stderr is not None
     assert "Traceback" not in (await proc.stderr.read()).decode()
     assert postmasters(data_dir / "pg") == []
