@@ -117,8 +117,9 @@ def _render(command: str, result: Any) -> str:
         return out
     if command == "show":
         d: Delivery = result["delivery"]
-        lines = [f"{delivery_ref(d.id)} {d.kind.value} {d.status.value}: {what(d)}",
-                 f"cause: {result['cause_text']}"]
+        lines = [f"{delivery_ref(d.id)} {d.kind.value} {d.status.value}: {what(d)}"]
+        if d.cause is not None or d.status in FAILED_STATUSES:  # a requeued or delivered
+            lines.append(f"cause: {result['cause_text']}")  # one has no cause to fix
         if d.last_error:
             lines.append(f"last error: {d.last_error}")
         lines.append("attempts:" if result["attempts"] else "attempts: (none)")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import secrets
 import sys
 import uuid
@@ -22,8 +23,11 @@ from typing import Any
 import aiohttp
 from pydantic import SecretStr
 
-from bot.api.server import ApiServer
+from bot.api.server import ApiServer, ApiStartError
 from bot.container import Container, open_container
+from bot.demo_serve import print_serve_help
+from bot.demo_start import DemoStartError, until_ready
+from bot.demo_transcript import Transcript
 from bot.discord_bot import LifelineBot, build_bot
 from bot.settings import Settings
 from bot.wiring import build_services
@@ -44,25 +48,13 @@ STARTED, COMPLETED = 8, 2  # MemberFlags bits: started / completed onboarding
 DEMO_GUILD = "Lifeline Demo"
 
 
-class Transcript:
-    def __init__(self) -> None:
-        self.step = 0
-
-    def chapter(self, title: str) -> None:
-        self.step += 1
-        print(f"\n== {self.step}. {title}", flush=True)
-
-    def say(self, who: str, what: str) -> None:
-        print(f"  {who:>10} | {what}", flush=True)
-
-
 class Demo:
     def __init__(self, container: Container, sandbox: Sandbox, bot: LifelineBot,
                  api: ApiServer, token: str, guild: Guild) -> None:
         self.container, self.sandbox, self.bot, self.api = container, sandbox, bot, api
         self.token, self.guild = token, guild
-        self.t = Transcript()
         self.names: dict[int, str] = {}
+        self.t = Transcript(guild, self.names)
         self.owner = guild.owner_id
         self.staff = 0
 
@@ -91,8 +83,7 @@ class Demo:
                              options: dict[str, Any] | None = None
                              ) -> tuple[InteractionHandle, str]:
         """Run a slash command and print its answer; the handle, to press its buttons."""
-        shown = " ".join(f"{k}:{self.name(v) if k == 'user' else v}"
-                         for k, v in (options or {}).items())
+        shown = " ".join(f"{k}:{self.t.option(k, v)}" for k, v in (options or {}).items())
         self.t.say(self.name(user_id), f"/{line} {shown}".rstrip())
         handle = self.sandbox.slash_command(self.guild, user_id, line, options or {})
         message = await handle.wait_message(timeout=30)
@@ -101,15 +92,8 @@ class Demo:
             text += "\n" + "\n".join(x for x in (embed.get("title"), embed.get("description"))
                                      if x)
         for line_ in text.strip().splitlines()[:12]:
-            self.t.say("bot", self.mentions(line_))
+            self.t.say("bot", line_)
         return handle, text
-
-    def mentions(self, text: str) -> str:
-        for user_id, name in self.names.items():
-            text = text.replace(f"<@{user_id}>", f"@{name}")
-        for role in self.guild.roles.values():
-            text = text.replace(f"<@&{role.id}>", f"@{role.name}")
-        return text
 
     async def web_app(self, session: aiohttp.ClientSession, user_id: int, operation: str
                       ) -> tuple[int, dict[str, Any]]:
@@ -224,7 +208,7 @@ class Demo:
         await self.wait_mirror_drained()
         for message in self.sandbox.messages("mod-log", guild):
             for line in message.lines():  # the mirror's lines are in embeds
-                self.t.say("#mod-log", self.mentions(line))
+                self.t.say("#mod-log", line)
 
     async def refused_role_grant(self) -> None:
         """The Verified role above Lifeline's own: the refused grant is seen, fixed, retried."""
@@ -312,8 +296,9 @@ def seed(sandbox: Sandbox) -> Guild:
 
 
 async def main(settings: Settings, *, serve: bool = False, port: int = 8765) -> int:
-    if not serve:
-        logging.getLogger().setLevel(max(settings.log_level_number, logging.ERROR))
+    # The story's transcript is not interleaved with log lines (its dead letters are on
+    # purpose); --serve brings the configured level back once the story is told.
+    logging.getLogger().setLevel(max(settings.log_level_number, logging.ERROR))
     token = settings.api_token.get_secret_value() if settings.api_token \
         else secrets.token_urlsafe(24)
     settings = settings.model_copy(update={"api_token": SecretStr(token),
@@ -326,9 +311,23 @@ async def main(settings: Settings, *, serve: bool = False, port: int = 8765) -> 
     except WorldFileError as exc:
         print(f"lifeline: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # the port is taken: most likely a demo already running
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        print(f"lifeline: the sandbox cannot listen on 127.0.0.1:{port}: {reason} (is a demo "
+              "already running? choose another port with --port)", file=sys.stderr)
+        return 2
     try:
         async with open_container(settings, application_name="lifeline-demo") as container:
             await run(container, sandbox, settings, token, serve=serve)
+    except ApiStartError as exc:
+        print(f"lifeline: {exc} (choose another port with API_PORT)", file=sys.stderr)
+        return 2
+    except DemoStartError as exc:
+        hint = (f" (is a demo already running in {settings.data_dir}? stop it, or start "
+                "this one beside it with another DATA_DIR, e.g. DATA_DIR=.data-2)"
+                if exc.log_in_use else "")
+        print(f"lifeline: {exc}{hint}", file=sys.stderr)
+        return 1
     finally:
         await sandbox.stop()
     return 0
@@ -345,8 +344,8 @@ async def run(container: Container, sandbox: Sandbox, settings: Settings, token:
     with client_overrides(sandbox.base_url):
         await api.start()
         bot_task = asyncio.create_task(bot.start(sandbox.token))
-        await asyncio.wait_for(bot.wait_until_ready(), timeout=30)
         try:
+            await until_ready(bot, bot_task)
             where = "DATABASE_URL" if settings.database_url \
                 else f"embedded PostgreSQL in {settings.data_dir / 'pg'}"
             print(f"Lifeline demo: sandbox Discord at {sandbox.base_url}, HTTP API at "
@@ -361,7 +360,8 @@ async def run(container: Container, sandbox: Sandbox, settings: Settings, token:
                 demo = Demo(container, sandbox, bot, api, token, guild)  # type: ignore[arg-type]
                 await demo.play()
             if serve:
-                print_serve_help(sandbox, api, token, guild)
+                logging.getLogger().setLevel(settings.log_level_number)
+                await print_serve_help(container, sandbox, api, token, guild)
                 stop = asyncio.Event()
                 from bot.cli_run import stop_on_signals
 
@@ -378,24 +378,3 @@ async def run(container: Container, sandbox: Sandbox, settings: Settings, token:
 def demo_guild(sandbox: Sandbox) -> Guild | None:
     """The demo's guild in a world loaded from disk, if it has one."""
     return next((g for g in sandbox.world.guilds.values() if g.name == DEMO_GUILD), None)
-
-
-def guild_channel(guild: Guild, name: str) -> int:
-    return next(c.id for c in guild.channels.values() if c.name == name)
-
-
-def print_serve_help(sandbox: Sandbox, api: ApiServer, token: str, guild: Guild) -> None:
-    base = sandbox.base_url
-    print(f"""
-Everything keeps running (Ctrl-C to stop).
-  export LIFELINE_API=http://127.0.0.1:{api.port}  LIFELINE_API_TOKEN={token}
-  export GUILD={guild.id}
-  # the sandbox's control API injects Discord events (all endpoints: {base}/_sandbox/):
-  curl -s {base}/_sandbox/join -d '{{"guild_id": "{guild.id}", "username": "zoe"}}'
-  curl -s {base}/_sandbox/command -d '{{"guild_id": "{guild.id}", "user_id": "USER_ID", \
-       "command": "verify", "wait": 5}}'
-  curl -s "{base}/_sandbox/messages?channel_id={guild_channel(guild, 'mod-log')}"
-  # the HTTP API (see README):
-  curl -s -H "Authorization: Bearer $LIFELINE_API_TOKEN" \\
-       $LIFELINE_API/api/v1/guilds/$GUILD/dead-letters/stats
-""", file=sys.stdout, flush=True)

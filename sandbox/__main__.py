@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -63,6 +64,11 @@ async def serve(args: argparse.Namespace) -> int:
         await sandbox.start(args.port, args.host)
     except WorldFileError as exc:
         print(f"sandbox: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # the port is taken (a sandbox or a demo already runs there)
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        print(f"sandbox: cannot listen on {args.host}:{args.port}: {reason} (choose another "
+              "port with --port)", file=sys.stderr)
         return 2
     try:
         print(f"sandbox REST:     {sandbox.api_url}")

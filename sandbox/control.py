@@ -4,38 +4,11 @@ No authentication (the sandbox listens on 127.0.0.1 only); these calls are
 not recorded in ``calls``. Bodies and answers are JSON; ids may be strings or
 numbers. Errors answer 400 ``{"error": "..."}``.
 
-    GET  /_sandbox/                 addresses, token, endpoints
-    GET  /_sandbox/state            guilds with channels, roles, members
-    GET  /_sandbox/messages?channel_id=ID[&ephemeral=1]
-    GET  /_sandbox/calls[?since=N]  REST calls from index N on
-    GET  /_sandbox/unknown_routes
-    GET  /_sandbox/role_changes
-    GET  /_sandbox/sessions
-    GET  /_sandbox/interactions/ID
-    POST /_sandbox/guilds       {"name", "guild_id"?, "shard"?, "channels"?}
-    POST /_sandbox/join         {"guild_id", "user_id"?, "username"?, "pending"?, "roles"?,
-                                 "flags"?}
-    POST /_sandbox/leave        {"guild_id", "user_id"}
-    POST /_sandbox/update       {"guild_id", "user_id", "flags"?, "pending"?, "roles"?, "nick"?}
-    POST /_sandbox/role         {"guild_id", "role_id", "permissions"?, "position"?}
-    POST /_sandbox/ban          {"guild_id", "user_id", "reason"?}
-    POST /_sandbox/unban        {"guild_id", "user_id"}
-    POST /_sandbox/message      {"channel_id", "user_id", "content"}
-    POST /_sandbox/command      {"guild_id", "user_id", "command": "dlq retry", "options"?,
-                                 "channel_id"?, "wait"?}
-    POST /_sandbox/autocomplete {"guild_id", "user_id", "command", "options"?, "focused", "wait"?}
-    POST /_sandbox/button       {"interaction_id" | "message_id", "custom_id", "user_id", "wait"?}
-    POST /_sandbox/grant        {"guild_id", "command", "target_id", "allow"?}
-    POST /_sandbox/disconnect   {"shard_id"?, "code"?, "invalidate"?}
-    POST /_sandbox/fault        {"method", "route", "kind", "count"?, "retry_after"?,
-                                 "hang_seconds"?}
-    POST /_sandbox/oauth/authorize  {"user_id", "client_id"?, "redirect_uri", "scope",
-                                     "state"?, "code_challenge"?}: a user consents with no
-                                     browser; answers {"redirect_url", "code", "state"}
-    POST /_sandbox/oauth/app    {"client_secret"?, "redirect_uris"?}: the OAuth2 application
-    GET  /_sandbox/oauth/tokens the OAuth2 tokens issued: live, revoked or expired
+Every endpoint, with its body, is in ``control_endpoints.ENDPOINTS`` and answered by
+``GET /_sandbox/``.
 
-``wait`` (seconds) makes command/button answer after the bot's first reply.
+``wait`` (seconds) makes command/button answer once the bot's reply can be read (after a
+"thinking" deferral, its answer); ``text`` holds the readable messages' text.
 Example::
 
     curl -s localhost:8765/_sandbox/join -d '{"guild_id": "123", "username": "alice"}'
@@ -43,6 +16,7 @@ Example::
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 from collections.abc import Awaitable, Callable
@@ -50,15 +24,23 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from .control_endpoints import described
 from .errors import SandboxError
 from .interactions import InteractionHandle
-from .server import json_response
+from .world import MemberFlag
 
 if TYPE_CHECKING:
     from .scenario import Sandbox
 
 JSON = dict[str, Any]
+DEFERRED_MESSAGE = 5  # DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE: "thinking", the answer follows
 Action = Callable[[JSON], Awaitable[Any]]
+
+
+def json_response(data: Any, *, status: int = 200) -> web.Response:
+    """JSON ending with a newline: curl's output does not run into the shell's prompt."""
+    return web.Response(text=json.dumps(data) + "\n", status=status,
+                        content_type="application/json")
 
 
 def _id(data: JSON, key: str) -> int:
@@ -112,6 +94,7 @@ class ControlRoutes:
         actions: dict[str, Action] = {
             "guilds": self.create_guild,
             "join": self.join,
+            "onboard": self.onboard,
             "leave": self.leave,
             "update": self.update,
             "role": self.role,
@@ -148,11 +131,7 @@ class ControlRoutes:
                     "client_secret": sb.config.oauth_client_secret,
                     "redirect_uris": list(sb.config.oauth_redirect_uris),
                 },
-                "endpoints": [
-                    r.resource.canonical
-                    for r in request.app.router.routes()
-                    if r.resource is not None and r.resource.canonical.startswith("/_sandbox")
-                ],
+                "endpoints": described(),
             }
         )
 
@@ -232,6 +211,7 @@ class ControlRoutes:
             "response_type": handle.response_type,
             "replies": [{"type": r.type, "data": r.data} for r in handle.replies],
             "messages": [payload(m) for m in handle.messages],
+            "text": [m.text for m in handle.messages if not m.loading],
             "choices": handle.choices,
             "modal": handle.modal,
         }
@@ -265,6 +245,38 @@ class ControlRoutes:
             flags=int(data.get("flags", 0)),
         )
         return {"user_id": str(member.id), "username": member.user.username}
+
+    async def onboard(self, data: JSON) -> JSON:
+        """Join (unless a member), start and complete onboarding, pass the rules screen.
+
+        Each step is its own change, so the bot receives the gateway events a person's
+        first minutes produce, in order; ``until`` stops earlier.
+        """
+        steps = ("joined", "started_onboarding", "completed_onboarding", "rules_accepted")
+        until = str(data.get("until", steps[-1]))
+        if until not in steps:
+            raise SandboxError(f"'until' must be one of {', '.join(steps)}")
+        guild = self.sandbox.guild(_id(data, "guild_id"))
+        user_id = _opt_id(data, "user_id")
+        done: list[str] = []
+        if user_id is None or user_id not in guild.members:
+            user_id = self.sandbox.member_join(guild, user_id, data.get("username"),
+                                               pending=True).id
+            done.append("joined")
+        member = guild.members[user_id]
+        wanted = {
+            "started_onboarding": lambda: member.flags | MemberFlag.STARTED_ONBOARDING,
+            "completed_onboarding": lambda: member.flags | MemberFlag.COMPLETED_ONBOARDING,
+        }
+        for step in steps[1:steps.index(until) + 1]:
+            if step in wanted and wanted[step]() != member.flags:
+                self.sandbox.member_update(guild, user_id, flags=int(wanted[step]()))
+                done.append(step)
+            elif step == "rules_accepted" and member.pending:
+                self.sandbox.member_update(guild, user_id, pending=False)
+                done.append(step)
+        return {"user_id": str(user_id), "username": member.user.username, "events": done,
+                "flags": member.flags, "pending": member.pending}
 
     async def leave(self, data: JSON) -> JSON:
         self.sandbox.member_leave(_id(data, "guild_id"), _id(data, "user_id"))
@@ -311,8 +323,15 @@ class ControlRoutes:
         return {"message_id": str(message.id)}
 
     async def _answer(self, handle: InteractionHandle, data: JSON) -> JSON:
+        """With ``wait``, answer once the bot's reply can be read: a bot that first says
+        "thinking" (a deferral, as Lifeline always does) is waited for until its answer."""
         if data.get("wait"):
-            await handle.wait_reply(float(data["wait"]))
+            timeout = float(data["wait"])
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + timeout
+            reply = await handle.wait_reply(timeout)
+            if reply.type == DEFERRED_MESSAGE:
+                await handle.wait_message(max(0.0, deadline - loop.time()))
         return self._describe(handle)
 
     async def command(self, data: JSON) -> JSON:

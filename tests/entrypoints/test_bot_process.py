@@ -16,7 +16,7 @@ from tests.helpers import postmasters
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _env(**extra: str) -> dict[str, str]:
+def child_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if k not in ("DATABASE_URL", "TEST_DATABASE_URL", "API_TOKEN", "DISCORD_TOKEN")}
     env.update({"PYTHONPATH": str(ROOT), "LOG_LEVEL": "INFO"})
@@ -24,7 +24,7 @@ def _env(**extra: str) -> dict[str, str]:
     return env
 
 
-async def _read_until(stream: asyncio.StreamReader, marker: str, timeout: float) -> list[str]:
+async def read_until(stream: asyncio.StreamReader, marker: str, timeout: float) -> list[str]:
     lines: list[str] = []
 
     async def read() -> None:
@@ -48,12 +48,12 @@ async def test_run_logs_in_syncs_answers_and_stops_cleanly_on_sigterm() -> None:
                                      roles={"Verified": 0})
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "bot", "run", cwd=ROOT,
-            env=_env(DATA_DIR=str(data_dir), DISCORD_TOKEN=sandbox.token,
+            env=child_env(DATA_DIR=str(data_dir), DISCORD_TOKEN=sandbox.token,
                      DISCORD_API_BASE=sandbox.api_url, DISCORD_GATEWAY_URL=sandbox.gateway_url),
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
         try:
             assert proc.stdout is not None
-            await _read_until(proc.stdout, "Lifeline is running as", 60)
+            await read_until(proc.stdout, "Lifeline is running as", 60)
             synced = {c["name"] for c in sandbox.commands()}
             assert {"dlq", "member", "lifeline", "verify"} <= synced
             handle = sandbox.slash_command(guild, guild.owner_id, "lifeline setup", {
@@ -79,7 +79,7 @@ async def test_run_logs_in_syncs_answers_and_stops_cleanly_on_sigterm() -> None:
 
 async def test_run_without_a_token_is_one_line() -> None:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", "run", cwd=ROOT, env=_env(),
+        sys.executable, "-m", "bot", "run", cwd=ROOT, env=child_env(),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     _, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 2
@@ -91,7 +91,7 @@ async def test_run_with_a_rejected_token_is_one_line() -> None:
     async with Sandbox(SandboxConfig()) as sandbox:
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "bot", "run", cwd=ROOT,
-            env=_env(DATA_DIR=str(data_dir), DISCORD_TOKEN="not-the-token",
+            env=child_env(DATA_DIR=str(data_dir), DISCORD_TOKEN="not-the-token",
                      DISCORD_API_BASE=sandbox.api_url, DISCORD_GATEWAY_URL=sandbox.gateway_url),
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
         out, err = await asyncio.wait_for(proc.communicate(), 60)
@@ -105,7 +105,7 @@ async def test_run_with_a_rejected_token_is_one_line() -> None:
 async def test_the_sandbox_demo_tells_the_whole_story() -> None:
     data_dir = Path(tempfile.mkdtemp(prefix="lld-", dir="/tmp"))
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", "sandbox", cwd=ROOT, env=_env(DATA_DIR=str(data_dir)),
+        sys.executable, "-m", "bot", "sandbox", cwd=ROOT, env=child_env(DATA_DIR=str(data_dir)),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(proc.communicate(), 180)
     transcript = out.decode()
@@ -122,5 +122,11 @@ async def test_the_sandbox_demo_tells_the_whole_story() -> None:
     # is stale: shown with what changed, and not replayed.
     assert "resolved:" in transcript or (
         "is stale" in transcript and "Not replayed." in transcript), transcript[-3000:]
+    # Names, not Discord's markup: users, roles, channels and times as a person reads them.
+    for markup in ("<@", "<#", "<t:"):
+        assert markup not in transcript, transcript[transcript.index(markup) - 200:][:400]
+    for named in ("log_channel:#mod-log", "verified_role:@Verified", "Log channel: #mod-log",
+                  "user:@dave", "@carol"):
+        assert named in transcript, named
     assert "Traceback" not in err.decode()
     assert postmasters(data_dir / "pg") == []
