@@ -24,8 +24,9 @@ import aiohttp
 from pydantic import SecretStr
 
 from bot.api.server import ApiServer, ApiStartError
+from bot.console.staff import GatewayStaff
 from bot.container import Container, open_container
-from bot.demo_serve import print_serve_help
+from bot.demo_serve import print_serve_help, with_console
 from bot.demo_start import DemoStartError, until_ready
 from bot.demo_transcript import Transcript
 from bot.discord_bot import LifelineBot, build_bot
@@ -316,6 +317,8 @@ async def main(settings: Settings, *, serve: bool = False, port: int = 8765) -> 
         print(f"lifeline: the sandbox cannot listen on 127.0.0.1:{port}: {reason} (is a demo "
               "already running? choose another port with --port)", file=sys.stderr)
         return 2
+    if serve:
+        settings = with_console(settings, sandbox)
     try:
         async with open_container(settings, application_name="lifeline-demo") as container:
             await run(container, sandbox, settings, token, serve=serve)
@@ -340,7 +343,8 @@ async def run(container: Container, sandbox: Sandbox, settings: Settings, token:
     bot = build_bot(container, guild_ready_timeout=0.1)
     api = ApiServer(container, host=settings.api_host,
                     port=settings.api_port if serve else 0,
-                    gateway_status=lambda: bot.gateway_connected)
+                    gateway_status=lambda: bot.gateway_connected,
+                    console_staff=GatewayStaff(bot, container.guilds) if serve else None)
     with client_overrides(sandbox.base_url):
         await api.start()
         bot_task = asyncio.create_task(bot.start(sandbox.token))

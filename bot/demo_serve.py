@@ -8,10 +8,15 @@ ids, who is the owner and who is staff, and what Lifeline has stored for each.
 from __future__ import annotations
 
 import os
+import secrets
+import socket
 import sys
+
+from pydantic import SecretStr
 
 from bot.api.server import ApiServer
 from bot.container import Container
+from bot.settings import Settings
 from sandbox import Guild, Member, Sandbox
 
 STAFF_ROLE = "Staff"
@@ -49,6 +54,28 @@ def member_exports(members: list[Member], taken: set[str]) -> str:
             taken.add(name)
             pairs.append(f"{name}={member.id}")
     return " ".join(pairs)
+
+
+def with_console(settings: Settings, sandbox: Sandbox) -> Settings:
+    """The staff console on, logging in through the sandbox's OAuth2 (its consent page lets
+    you pick any of its users): the sandbox's application, a session secret of this run,
+    and the callback registered with the sandbox. API_PORT 0 becomes a free port now, since
+    the console's address must be known before it starts."""
+    port = settings.api_port
+    if port == 0:
+        with socket.socket() as probe:
+            probe.bind((settings.api_host, 0))
+            port = probe.getsockname()[1]
+    console_url = f"http://{settings.api_host}:{port}"
+    sandbox.config.oauth_redirect_uris.append(f"{console_url}/console/callback")
+    return settings.model_copy(update={
+        "api_port": port, "console_url": console_url,
+        "discord_client_id": str(sandbox.application_id),
+        "discord_client_secret": SecretStr(sandbox.config.oauth_client_secret),
+        "console_session_secret": settings.console_session_secret
+        or SecretStr(secrets.token_urlsafe(32)),
+        "discord_oauth_url": f"{sandbox.base_url}/oauth2/authorize",
+        "discord_api_base": sandbox.api_url})
 
 
 async def print_serve_help(container: Container, sandbox: Sandbox, api: ApiServer,
@@ -91,4 +118,8 @@ async def print_serve_help(container: Container, sandbox: Sandbox, api: ApiServe
         '  curl -s "$SANDBOX/_sandbox/messages?channel_id=$MOD_LOG"',
         "Every control endpoint and its body: curl -s $SANDBOX/_sandbox/",
     ]
+    if container.settings.console_off_reason() is None:
+        lines += ["", f"Staff console: {container.settings.console_base_url}/console "
+                      f"(log in on the sandbox's page as {staff_name} or the owner; a "
+                      "member who is not staff sees no server)"]
     print("\n".join(lines), file=sys.stdout, flush=True)

@@ -57,21 +57,26 @@ async def dead_letters(request: Request, guild_id: int) -> Response:
     signature = (q.get("signature") or "").strip() or None
     order = q.get("order") or "newest"
     cursor = q.get("cursor") or None
+    source = q.get("source") or None
+    member = (q.get("member") or "").strip() or None
     if status not in STATUSES or order not in ORDERS or (
             operation is not None and operation not in {o.value for o in Operation}) or (
             cursor is not None and not (cursor.isascii() and cursor.isdigit()
                                         and len(cursor) <= 19)) or (
-            signature is not None and len(signature) > 300):
+            signature is not None and len(signature) > 300) or (
+            source is not None and source not in {x.value for x in Source}) or (
+            member is not None and not (member.isascii() and member.isdigit()
+                                        and 0 < int(member) <= MAX_ID)):
         return error_page(request, 400, "Bad filter", "One of the filters is not a value the "
                       "list knows; clear the filters and try again.", user)
     page = await console_of(request).container.remediation.page(
-        guild_id, status=status, operation=operation, signature=signature, limit=PAGE_SIZE,
-        cursor=cursor, order=order)
+        guild_id, status=status, operation=operation, signature=signature, source=source,
+        user_id=int(member) if member else None, limit=PAGE_SIZE, cursor=cursor, order=order)
     filters = {"status": status, "operation": operation or "", "signature": signature or "",
-               "order": order}
+               "order": order, "source": source or "", "member": member or ""}
     return render(request, "dead_letters.html", user=user, guild_id=guild_id, page=page,
-                 filters=filters, statuses=STATUSES, operations=[o.value for o in Operation],
-                 orders=list(ORDERS))
+                  filters=filters, statuses=STATUSES, operations=[o.value for o in Operation],
+                  orders=list(ORDERS), sources=[x.value for x in Source])
 
 
 @router.get("/dead-letters/{entry_id}", response_class=HTMLResponse)

@@ -38,6 +38,11 @@ async def test_staff_list_filter_and_open_an_entry_others_get_404(world: World) 
         page = (await http.get(base, params={"operation": "leave"})).text
         assert f"#{leave}" in page and f"#{verify}" not in page
         assert (await http.get(base, params={"status": "lost"})).status_code == 400
+        for bad in ({"source": "mail"}, {"member": "١٢"}, {"member": "0"}):
+            assert (await http.get(base, params=bad)).status_code == 400, bad
+        page = (await http.get(base, params={"source": "api"})).text
+        assert f"#{verify}" in page and f"#{leave}" in page  # dead_letter() records api
+        assert f"#{verify}" not in (await http.get(base, params={"source": "bot"})).text
         shown = await http.get(f"{base}/{verify}")
         assert shown.status_code == 200 and "Payload" in shown.text
         assert "user_id&#34;: &#34;" in shown.text  # the payload (escaped), ids as strings

@@ -11,6 +11,7 @@ import signal
 import socket
 import sys
 import tempfile
+import urllib.request
 from pathlib import Path
 
 from tests.entrypoints.test_bot_process import ROOT, child_env, read_until
@@ -51,6 +52,11 @@ def json_values(output: str) -> list[object]:
     return values
 
 
+def _get(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as answer:
+        return str(answer.read().decode())
+
+
 async def test_the_readme_try_it_block_works_as_written() -> None:
     assert shutil.which("curl"), "curl is needed to run README's Try it as written"
     assert (ROOT / ".venv/bin/python").exists(), "README's Try it uses .venv/bin/python"
@@ -61,13 +67,17 @@ async def test_the_readme_try_it_block_works_as_written() -> None:
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     try:
         assert proc.stdout is not None
-        printed = await read_until(proc.stdout, "Every control endpoint", 120)
+        printed = await read_until(proc.stdout, "Staff console:", 120)
         values = exports(printed)
         assert {"SANDBOX", "LIFELINE_API", "LIFELINE_API_TOKEN", "GUILD", "OWNER", "STAFF",
                 "MOD_LOG", "ALICE", "CAROL", "DAVE"} <= set(values), printed
         members = "".join(printed)
         assert "sam-staff" in members and values["STAFF"] in members and "staff" in members
         assert not MARKUP.search(members), members
+        # The staff console answers at the address printed, offline.
+        console = next(line for line in printed if "Staff console:" in line).split()[2]
+        page = await asyncio.to_thread(_get, console)
+        assert "Log in with Discord" in page
 
         shell = await asyncio.create_subprocess_exec(
             "bash", "-e", "-o", "pipefail", "-c", try_it_block(), cwd=ROOT,
