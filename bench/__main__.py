@@ -20,8 +20,8 @@ from bench.common import Context, Report, bench_database, load_average, now_iso
 
 HERE = Path(__file__).resolve().parent
 # Run order: the database benchmarks first, the ones with the bot and subprocesses last.
-BENCHMARKS = ("throughput", "contention", "dlq_queries", "bulk_retry", "mirror", "startup",
-              "raid", "interactions", "reconcile")
+BENCHMARKS = ("throughput", "contention", "dlq_queries", "console_pages", "bulk_retry",
+              "mirror", "startup", "raid", "interactions", "reconcile")
 
 
 class Benchmark(Protocol):
