@@ -13,6 +13,7 @@ from discord.ext import commands
 from bot.container import Container
 from bot.delivery import DiscordDeliverer
 from bot.formatting import ConsoleLinks
+from domain.console_sessions import ConsoleSessions
 from domain.ingest.legacy import move_legacy_spool
 from domain.ingest.log import IngestLog, waiting_in
 from domain.outbox import OutboxWorker, WorkerPolicy
@@ -58,7 +59,8 @@ class LifelineMixin:
                          retention_days=settings.retention_days,
                          dead_letter_claim_seconds=settings.dead_letter_claim_seconds),
             worker_id=worker_id, dead_letters=container.services.stores.dead_letter_writes,
-            overview=container.services.overview)
+            overview=container.services.overview,
+            sessions=ConsoleSessions(container.services.stores.console_sessions))
         self.stopping = asyncio.Event()
         self.worker_task: asyncio.Task[None] | None = None
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final, Literal
 
+from domain.console_sessions import ConsoleSessions
 from domain.metrics import Metrics
 from domain.outbox.port import Deliverer, DeliveryError, Receipt
 from domain.outbox.retention import purge_expired
@@ -66,11 +67,13 @@ class OutboxWorker:
     def __init__(self, store: OutboxStore, deliverer: Deliverer, metrics: Metrics,
                  policy: WorkerPolicy | None = None, worker_id: str | None = None, *,
                  dead_letters: DeadLetterStore | None = None,
-                 overview: OverviewService | None = None) -> None:
+                 overview: OverviewService | None = None,
+                 sessions: ConsoleSessions | None = None) -> None:
         self.store = store
         # Retention also purges closed dead letters when given their store.
         self.dead_letters = dead_letters
         self.overview = overview  # refreshes the console overview's snapshots when given
+        self.sessions = sessions  # purges expired console sessions when given
         self.deliverer = deliverer
         self.metrics = metrics
         self.policy = policy or WorkerPolicy()
@@ -242,13 +245,18 @@ class OutboxWorker:
                      ", ".join(map(str, guilds)))
 
     async def _maybe_refresh_overview(self) -> None:
-        if self.overview is None or self.policy.overview_refresh_seconds <= 0:
+        """The console's overview snapshots, and its expired sessions gone, every
+        `overview_refresh_seconds`."""
+        if self.policy.overview_refresh_seconds <= 0:
             return
         now = time.monotonic()
         if now - self._last_overview < self.policy.overview_refresh_seconds:
             return
         self._last_overview = now
-        await self.overview.refresh()
+        if self.overview is not None:
+            await self.overview.refresh()
+        if self.sessions is not None:
+            await self.sessions.purge_expired(self.policy.retention_batch)
 
     async def _maybe_purge(self) -> None:
         if self.policy.retention_days <= 0:

@@ -69,3 +69,22 @@ async def test_bad_identities_are_refused_and_write_nothing(clean_db: Database, 
     with pytest.raises(InvalidInput):
         await ConsoleSessions(ConsoleSessionStore(clean_db)).login(user_id, name)
     assert await _rows(clean_db) == []
+
+
+async def test_the_delivery_worker_purges_expired_sessions(clean_db: Database) -> None:
+    from domain.metrics import CountingMetrics
+    from domain.outbox import OutboxWorker, WorkerPolicy
+    from domain.persistence.outbox import OutboxStore
+    from tests.integration.test_outbox import RecordingDiscord
+
+    sessions = ConsoleSessions(ConsoleSessionStore(clean_db))
+    old = await sessions.login(USER, "a")
+    await sessions.login(USER, "b")
+    async with clean_db.transaction() as conn:
+        await conn.execute(text("UPDATE console_sessions SET expires_at = now() - "
+                                "interval '1 second' WHERE id_hash = :h"),
+                           {"h": session_key(old.cookie_value)})
+    worker = OutboxWorker(OutboxStore(clean_db), RecordingDiscord(), CountingMetrics(),
+                          WorkerPolicy(), sessions=sessions)
+    await worker.run_once()
+    assert len(await _rows(clean_db)) == 1
