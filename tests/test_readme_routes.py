@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PREFIX = "/api/v1/guilds/{}"
 URL = "postgresql://readme@localhost/readme"  # never connected: only the routes are read
 ASYNC_URL = "postgresql+asyncpg://readme@localhost/readme"
+OWN_PROSE_ROOTS = ("healthz", "metrics")
 
 
 def _shape(path: str) -> str:
@@ -39,7 +40,10 @@ def quoted() -> set[tuple[str, str]]:
             if path.startswith("/api/"):
                 continue
             if not line.startswith("| `"):  # prose: a path of its own (/healthz, /metrics)
-                found.add((method, _shape(path)))
+                # (Prose also quotes Discord's and the sandbox's routes: /oauth2/..., the
+                # bot token's /guilds/...; those are not Lifeline's.)
+                if path.split("/")[1] in OWN_PROSE_ROOTS:
+                    found.add((method, _shape(path)))
                 continue
             head, _, tail = path.partition("\\|")
             stem = head.rsplit("/", 1)[0] if tail else head

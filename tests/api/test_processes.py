@@ -215,7 +215,8 @@ async def test_api_without_a_token_refuses_to_start_with_one_line(tmp_path: Path
     assert process.returncode == 2
     assert stdout == b""
     assert stderr.decode().splitlines() == [
-        "lifeline: API_TOKEN is not set; the HTTP API refuses to start without it"]
+        "lifeline: API_TOKEN is not set; the HTTP API refuses to start without it (and the "
+        "console's settings are not set either)"]
     assert not (tmp_path / "pg").exists()  # it gave up before starting anything
 
 
