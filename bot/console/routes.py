@@ -101,7 +101,7 @@ async def callback(request: Request) -> Response:
     started = console.signer.unsign(request.cookies.get(LOGIN_COOKIE))
     state = params.get("state")
     if started is None or not state or not secrets.compare_digest(
-            str(started.get("state")), state):
+            str(started.get("state")).encode(), state.encode("utf-8", "surrogateescape")):
         log.info("console login refused: missing or wrong state")
         return error_page(request, 400, "Login expired",
                       "This login link is not the one this browser started, or it is "

@@ -65,6 +65,8 @@ async def test_a_callback_this_browser_did_not_start_is_refused(world: World) ->
                                              code_challenge=query["code_challenge"])
         refused = await http.get(_callback(code.redirect_url))
         assert refused.status_code == 400 and "Login expired" in refused.text
+        refused = await http.get("/console/callback?code=x&state=%C3%A9t%C3%A9")
+        assert refused.status_code == 400  # a state that is not ASCII: refused, not a 500
         http.cookies.clear()  # no login started in this browser at all
         refused = await http.get(f"/console/callback?code=x&state={query['state']}")
         assert refused.status_code == 400
