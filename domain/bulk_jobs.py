@@ -12,6 +12,7 @@ from typing import Any
 from domain.lifecycle import Source
 from domain.persistence.bulk_jobs import BulkJobStore
 from domain.records import BulkJobRow
+from domain.redaction import redact
 from domain.remediation import RemediationService
 
 log = logging.getLogger(__name__)
@@ -57,13 +58,15 @@ class BulkJobs:
             await self.store.progress(job_id, done, total, resolved)
 
         try:
+            member = filters.get("member")
             result = await self.remediation.retry_all(
                 guild_id, actor_id, source, progress, status=filters.get("status"),
                 operation=filters.get("operation"), signature=filters.get("signature"),
-                force=force)
+                entry_source=filters.get("source"),
+                user_id=int(member) if member else None, force=force)
         except Exception as exc:
             log.exception("bulk job %s of guild %s failed", job_id, guild_id)
-            await self.store.finish(job_id, status="failed", error=str(exc)[:500])
+            await self.store.finish(job_id, status="failed", error=redact(str(exc), 500))
             return
         done = result.resolved + result.failed + result.skipped + result.stale
         await self.store.finish(job_id, done=done, total=result.matched - result.remaining,

@@ -12,7 +12,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bot.api.schemas import ErrorBody, LedgerEntryOut
@@ -118,17 +118,35 @@ def validation_error_response(exc: RequestValidationError) -> JSONResponse:
     return error_response(422, InvalidInput.code, summary or "invalid request", errors=errors)
 
 
+def _console_page(request: Request, status: int, title: str, detail: str) -> Response | None:
+    """On the console's paths (when it is mounted), errors are its HTML pages with its
+    headers, not the API's JSON."""
+    if not request.url.path.startswith("/console") \
+            or getattr(request.app.state, "console", None) is None:
+        return None
+    from bot.console.routes import error_page_with_headers
+
+    return error_page_with_headers(request, status, title, detail)
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    async def on_domain_error(request: Request, exc: Exception) -> JSONResponse:
+    async def on_domain_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, DomainError)
-        return domain_error_response(exc)
+        return _console_page(request, 400, "Refused", str(exc)) \
+            or domain_error_response(exc)
 
-    async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
+    async def on_validation_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
-        return validation_error_response(exc)
+        return _console_page(request, 404, "Not found", "There is no such page.") \
+            or validation_error_response(exc)
 
-    async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
+    async def on_http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
+        page = _console_page(request, exc.status_code, "Not found" if exc.status_code == 404
+                             else "Refused", "There is no such page." if exc.status_code == 404
+                             else "This request was refused.")
+        if page is not None:
+            return page
         if exc.status_code == 400:
             # FastAPI's answer to a body json.loads cannot read (too deep, huge integers):
             # bad input like any other.
@@ -138,18 +156,22 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(exc.status_code, error, str(exc.detail),
                               headers=exc.headers)
 
-    async def on_database_error(request: Request, exc: Exception) -> JSONResponse:
+    async def on_database_error(request: Request, exc: Exception) -> Response:
         if not is_unavailable(exc):
             raise exc  # a real bug: ServerErrorMiddleware answers 500 and logs it
         log.warning("database unavailable answering %s %s: %s", request.method,
                     request.url.path, type(exc).__name__)
-        return domain_error_response(DatabaseUnavailable(type(exc).__name__))
+        return _console_page(request, 503, "Unavailable", "The database is unavailable "
+                             "right now; try again in a moment.") \
+            or domain_error_response(DatabaseUnavailable(type(exc).__name__))
 
-    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    async def on_unexpected(request: Request, exc: Exception) -> Response:
         correlation_id = request.scope.get("state", {}).get("correlation_id", "-")
         log.error("unexpected error answering %s %s (correlation %s)", request.method,
                   request.url.path, correlation_id, exc_info=exc)
-        return error_response(500, "internal_error",
+        return _console_page(request, 500, "Something went wrong", "The error is logged "
+                             f"(correlation id {correlation_id}).") \
+            or error_response(500, "internal_error",
                               f"unexpected server error; correlation id {correlation_id}")
 
     app.add_exception_handler(DomainError, on_domain_error)

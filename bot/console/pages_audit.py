@@ -55,7 +55,7 @@ async def audit(request: Request, guild_id: int) -> Response:
 @router.get("/audit.csv")
 async def audit_csv(request: Request, guild_id: int) -> Response:
     """The newest CSV_ROWS rows matching the filters. Cells that a spreadsheet would run
-    as a formula (=, +, -, @ first) are prefixed with a quote."""
+    as a formula (=, +, -, @, tab or carriage return first) are prefixed with a quote."""
     user = await staff_user(request, guild_id)
     if not isinstance(user, ConsoleUser):
         return user
@@ -76,11 +76,11 @@ async def audit_csv(request: Request, guild_id: int) -> Response:
     writer = csv.writer(out)
     writer.writerow(COLUMNS)
     for r in rows[:CSV_ROWS]:
-        writer.writerow([_cell(getattr(r, c)) for c in COLUMNS])
+        writer.writerow([csv_cell(getattr(r, c)) for c in COLUMNS])
     return Response(out.getvalue(), media_type="text/csv; charset=utf-8", headers={
         "content-disposition": f'attachment; filename="lifeline-audit-{guild_id}.csv"'})
 
 
-def _cell(value: object) -> str:
+def csv_cell(value: object) -> str:
     text = "" if value is None else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text

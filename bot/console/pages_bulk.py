@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from bot.console.pages_dead_letters import staff_user
+from bot.console.pages_dead_letters import MAX_ID, staff_user
 from bot.console.routes import console_of, error_page, refuse_unsafe, render
 from domain.bulk_jobs import STALLED_SECONDS
 from domain.console_sessions import ConsoleUser
@@ -22,13 +22,21 @@ BULK_STATUSES = (UNRESOLVED, *UNRESOLVED_STATUSES)
 
 
 def _filters(values: dict[str, str]) -> dict[str, str | None] | None:
+    """The list's filters (the same names), checked; None when one is not valid."""
     status = values.get("status") or UNRESOLVED
     operation = values.get("operation") or None
     signature = (values.get("signature") or "").strip() or None
+    source = values.get("source") or None
+    member = (values.get("member") or "").strip() or None
     if status not in BULK_STATUSES or (operation is not None and operation not in {
-            o.value for o in Operation}) or (signature is not None and len(signature) > 300):
+            o.value for o in Operation}) or (signature is not None and (
+            len(signature) > 300 or "\x00" in signature)) or (
+            source is not None and source not in {x.value for x in Source}) or (
+            member is not None and not (member.isascii() and member.isdigit()
+                                        and 0 < int(member) <= MAX_ID)):
         return None
-    return {"status": status, "operation": operation, "signature": signature}
+    return {"status": status, "operation": operation, "signature": signature,
+            "source": source, "member": member}
 
 
 @router.get("/dead-letters/retry-all", response_class=HTMLResponse)
@@ -42,7 +50,9 @@ async def preview(request: Request, guild_id: int) -> Response:
                           "clear the filters and try again.", user)
     counted = await console_of(request).container.remediation.retry_all(
         guild_id, user.user_id, Source.CONSOLE, status=filters["status"],
-        operation=filters["operation"], signature=filters["signature"], dry_run=True)
+        operation=filters["operation"], signature=filters["signature"],
+        entry_source=filters["source"],
+        user_id=int(filters["member"]) if filters["member"] else None, dry_run=True)
     return render(request, "retry_all.html", user=user, guild_id=guild_id, filters=filters,
                   matched=counted.matched)
 

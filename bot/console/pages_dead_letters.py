@@ -6,12 +6,20 @@ who may see and act is re-checked on the server for every page and every write."
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from bot.console.routes import console_of, current_user, error_page, refuse_unsafe, render
+from bot.console.routes import (
+    console_of,
+    current_user,
+    error_page,
+    has_nul,
+    refuse_unsafe,
+    render,
+)
 from bot.ids import discord_ids_as_strings
 from domain.console_sessions import ConsoleUser
 from domain.dead_letter_reads import ALL, ORDERS, UNRESOLVED
@@ -20,6 +28,7 @@ from domain.lifecycle import Operation, Source
 from domain.replay_preview import preview
 from domain.vocabulary import DeadLetterStatus
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/console/g/{guild_id}", include_in_schema=False)
 STATUSES = [UNRESOLVED, *(s.value for s in DeadLetterStatus), ALL]
 PAGE_SIZE = 25
@@ -36,6 +45,8 @@ async def staff_user(request: Request, guild_id: int, *, fresh: bool = False
         return RedirectResponse("/console", status_code=303)
     if not 0 < guild_id <= MAX_ID or not await console_of(request).staff.is_staff(
             user.user_id, guild_id, fresh=fresh):
+        log.info("console: user %s refused guild %s (not staff there)", user.user_id,
+                 guild_id)
         return error_page(request, 404, "Not found", "There is no such server in your console.",
                       user)
     return user
@@ -52,6 +63,9 @@ async def dead_letters(request: Request, guild_id: int) -> Response:
     if not isinstance(user, ConsoleUser):
         return user
     q = request.query_params
+    if has_nul(request):
+        return error_page(request, 400, "Bad filter", "A filter holds a NUL character.",
+                          user)
     status = q.get("status") or UNRESOLVED
     operation = q.get("operation") or None
     signature = (q.get("signature") or "").strip() or None

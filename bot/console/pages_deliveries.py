@@ -7,7 +7,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
-from bot.console.pages_dead_letters import staff_user
+from bot.console.pages_dead_letters import MAX_ID, staff_user
 from bot.console.routes import console_of, error_page, refuse_unsafe, render
 from domain.console_sessions import ConsoleUser
 from domain.deliveries import FAILED_STATUSES, delivery_ref, describe
@@ -18,10 +18,16 @@ router = APIRouter(prefix="/console/g/{guild_id}", include_in_schema=False)
 
 
 @router.get("/deliveries", response_class=HTMLResponse)
-async def deliveries(request: Request, guild_id: int, done: str | None = None) -> Response:
+async def deliveries(request: Request, guild_id: int) -> Response:
     user = await staff_user(request, guild_id)
     if not isinstance(user, ConsoleUser):
         return user
+    return await _page(request, user, guild_id, None)
+
+
+async def _page(request: Request, user: ConsoleUser, guild_id: int,
+                done: str | None) -> Response:
+    """The page, with what an action just did (never text from the URL)."""
     service = console_of(request).container.deliveries
     page = await service.page(guild_id, statuses=FAILED_STATUSES, limit=50)
     rows = []
@@ -41,6 +47,8 @@ async def retry(request: Request, guild_id: int, delivery_id: int) -> Response:
     refused = await refuse_unsafe(request, user)
     if refused is not None:
         return refused
+    if not 0 < delivery_id <= MAX_ID:
+        return error_page(request, 404, "Not found", "No such delivery.", user)
     try:
         result = await console_of(request).container.deliveries.retry(
             guild_id, delivery_id, user.user_id, Source.CONSOLE)
@@ -50,4 +58,4 @@ async def retry(request: Request, guild_id: int, delivery_id: int) -> Response:
     done = (f"{ref} no longer applies (the member changed since): skipped" if result.stale
             else f"{ref} waits for a log channel" if result.waiting
             else f"{ref} queued again")
-    return await deliveries(request, guild_id, done)
+    return await _page(request, user, guild_id, done)

@@ -15,6 +15,7 @@ from fastapi.templating import Jinja2Templates
 
 from bot.console.oauth import DiscordOAuth, OAuthError, pkce_pair
 from bot.console.security import (
+    HEADERS,
     LOGIN_COOKIE,
     LOGIN_SECONDS,
     SESSION_COOKIE,
@@ -58,6 +59,21 @@ def error_page(request: Request, status: int, title: str, detail: str,
     return render(request, "error.html", status, title=title, detail=detail, user=user)
 
 
+def has_nul(request: Request) -> bool:
+    """A query parameter holding NUL (PostgreSQL refuses it in text): bad input."""
+    return any("\x00" in v for v in request.query_params.values())
+
+
+def error_page_with_headers(request: Request, status: int, title: str,
+                            detail: str) -> HTMLResponse:
+    """An error page for the app's error handlers (which may answer from outside the
+    console's header middleware): the console's headers set here."""
+    response = error_page(request, status, title, detail)
+    for name, value in HEADERS:
+        response.headers[name.decode()] = value.decode()
+    return response
+
+
 async def current_user(request: Request) -> ConsoleUser | None:
     return await console_of(request).sessions.current(request.cookies.get(SESSION_COOKIE))
 
@@ -66,7 +82,9 @@ async def current_user(request: Request) -> ConsoleUser | None:
 async def home(request: Request) -> Response:
     user = await current_user(request)
     if user is None:
-        return render(request, "login.html", user=None)
+        problem = LOGIN_PROBLEMS.get(request.query_params.get("login") or "")
+        return render(request, "login.html", 400 if problem else 200, user=None,
+                      problem=problem)
     console = console_of(request)
     rows = []
     for guild in await console.staff.staff_guilds(user.user_id):
@@ -103,17 +121,15 @@ async def callback(request: Request) -> Response:
     if started is None or not state or not secrets.compare_digest(
             str(started.get("state")).encode(), state.encode("utf-8", "surrogateescape")):
         log.info("console login refused: missing or wrong state")
-        return error_page(request, 400, "Login expired",
-                      "This login link is not the one this browser started, or it is "
-                      "more than 10 minutes old. Log in again.")
+        return _login_failed("expired")
     if params.get("error") or not params.get("code"):
         log.info("console login: declined at Discord")
-        return error_page(request, 400, "Login cancelled", "Discord did not log you in.")
+        return _login_failed("cancelled")
     try:
         who = await console.oauth.identify(params["code"], str(started["verifier"]))
     except OAuthError as exc:
         log.info("console login refused: %s", exc)
-        return error_page(request, 400, "Login failed", str(exc))
+        return _login_failed("failed")
     new = await console.sessions.login(who.user_id, who.username)
     log.info("console login: user %s", who.user_id)
     response = RedirectResponse("/console", status_code=303)
@@ -121,6 +137,24 @@ async def callback(request: Request) -> Response:
     response.set_cookie(SESSION_COOKIE, new.cookie_value,
                         max_age=int(console.sessions.ttl_seconds), path="/console",
                         httponly=True, samesite="lax", secure=console.secure)
+    return response
+
+
+# Why a login did not happen, as the login page says it: fixed words chosen by a code in the
+# redirect (never text from the URL).
+LOGIN_PROBLEMS = {
+    "expired": "That login was not the one this browser started, or it is more than 10 "
+               "minutes old. Log in again.",
+    "cancelled": "Discord did not log you in (the login was cancelled).",
+    "failed": "Discord could not confirm who you are right now; try again in a moment.",
+}
+
+
+def _login_failed(reason: str) -> Response:
+    """Away from the callback URL at once (its code must not stay in the address bar), to
+    the login page saying why; nothing else of the login is kept."""
+    response = RedirectResponse(f"/console?login={reason}", status_code=303)
+    response.delete_cookie(LOGIN_COOKIE, path="/console/callback")
     return response
 
 
@@ -143,6 +177,9 @@ async def refuse_unsafe(request: Request, user: ConsoleUser | None) -> Response 
     if user is None:
         return error_page(request, 401, "Not logged in", "Log in first.")
     form = await request.form()
+    if any(isinstance(v, str) and "\x00" in v for v in form.values()):
+        return error_page(request, 400, "Refused", "A field holds a character no text "
+                          "may hold (NUL).", user)
     token = form.get("csrf")
     if not same_origin(request.headers.get("origin"), console_of(request).base_url) \
             or not user.csrf_ok(token if isinstance(token, str) else None):

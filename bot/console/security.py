@@ -89,9 +89,12 @@ def same_origin(origin: str | None, base_url: str) -> bool:
     """The request's Origin is the console's own (scheme, host and port)."""
     if not origin or origin == "null":
         return False
-    want, got = urlsplit(base_url), urlsplit(origin)
-    return (got.scheme, got.hostname, got.port or _port(got.scheme)) == \
-        (want.scheme, want.hostname, want.port or _port(want.scheme))
+    try:
+        want, got = urlsplit(base_url), urlsplit(origin)
+        return (got.scheme, got.hostname, got.port or _port(got.scheme)) == \
+            (want.scheme, want.hostname, want.port or _port(want.scheme))
+    except ValueError:  # a malformed Origin (a port out of range, a broken IPv6 address)
+        return False
 
 
 def _port(scheme: str) -> int:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import discord
 
@@ -14,6 +14,7 @@ from domain.guilds import GuildSettingsService
 from domain.records import GuildConfig
 
 CACHE_SECONDS = 60.0
+CACHE_MAX = 10_000  # (user, guild) answers kept; past it the expired ones are dropped
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,18 @@ class StaffDirectory(Protocol):
 
     async def is_staff(self, user_id: int, guild_id: int, *, fresh: bool = False) -> bool:
         ...
+
+
+def remember(cache: dict[tuple[int, int], Any], key: tuple[int, int], value: Any) -> None:
+    """Keep an answer; a full cache first drops its expired answers (the last element of
+    each value is its expiry), then the oldest, so guessed guild ids cannot grow it."""
+    if len(cache) >= CACHE_MAX:
+        now = time.monotonic()
+        for old in [k for k, v in cache.items() if v[-1] <= now]:
+            del cache[old]
+        while len(cache) >= CACHE_MAX:
+            del cache[next(iter(cache))]
+    cache[key] = value
 
 
 def member_is_staff(member: discord.Member, config: GuildConfig) -> bool:
@@ -59,7 +72,7 @@ class GatewayStaff:
         if not fresh and cached is not None and cached[1] > time.monotonic():
             return cached[0]
         answer = await self._judge(user_id, guild_id)
-        self._cache[key] = (answer, time.monotonic() + CACHE_SECONDS)
+        remember(self._cache, key, (answer, time.monotonic() + CACHE_SECONDS))
         return answer
 
     async def _judge(self, user_id: int, guild_id: int) -> bool:

@@ -13,7 +13,7 @@ from typing import Any
 import aiohttp
 
 from bot.console.oauth import DISCORD_API
-from bot.console.staff import CACHE_SECONDS, StaffGuild
+from bot.console.staff import CACHE_SECONDS, StaffGuild, remember
 from domain.guilds import GuildSettingsService
 from domain.records import GuildConfig
 
@@ -64,26 +64,29 @@ class RestStaff:
         cached = self._cache.get(key)
         if not fresh and cached is not None and cached[2] > time.monotonic():
             return cached[0], cached[1]
-        staff, name = await self._judge(user_id, guild_id)
-        self._cache[key] = (staff, name, time.monotonic() + CACHE_SECONDS)
+        staff, name, definitive = await self._judge(user_id, guild_id)
+        if definitive:  # a 429, a 5xx or no answer is not remembered as "not staff"
+            remember(self._cache, key, (staff, name, time.monotonic() + CACHE_SECONDS))
         return staff, name
 
-    async def _judge(self, user_id: int, guild_id: int) -> tuple[bool, str]:
+    async def _judge(self, user_id: int, guild_id: int) -> tuple[bool, str, bool]:
+        """(staff, the guild's name, whether the answer is Discord's last word: a 200 or a
+        404, not a 429, a 5xx or silence)."""
         config = await self.guilds.get(guild_id)
         if config is None:
-            return False, str(guild_id)
+            return False, str(guild_id), True
         try:
             async with aiohttp.ClientSession(timeout=TIMEOUT, headers=self._auth) as http:
                 async with http.get(f"{self.api_base}/guilds/{guild_id}") as r:
                     if r.status != 200:
-                        return False, str(guild_id)
+                        return False, str(guild_id), r.status in (403, 404)
                     guild = await r.json()
                 async with http.get(f"{self.api_base}/guilds/{guild_id}/members/{user_id}"
                                     ) as r:
                     if r.status != 200:  # 404: not a member
-                        return False, str(guild.get("name", guild_id))
+                        return False, str(guild.get("name", guild_id)), r.status == 404
                     member = await r.json()
         except (aiohttp.ClientError, TimeoutError):
             log.warning("console: Discord did not answer who is staff in guild %s", guild_id)
-            return False, str(guild_id)
-        return staff_from(guild, member, config), str(guild.get("name", guild_id))
+            return False, str(guild_id), False
+        return staff_from(guild, member, config), str(guild.get("name", guild_id)), True

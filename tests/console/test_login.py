@@ -47,8 +47,10 @@ async def test_a_staff_member_logs_in_and_their_discord_token_is_revoked(
         [token] = world.sandbox.oauth_tokens
         assert token.revoked == "revoke"  # used once to learn who it is, then revoked
         # The callback URL again (a reload, a leaked link): refused, nothing logged in.
+        before = http.cookies[SESSION_COOKIE]
         again = await http.get(_callback(code.redirect_url))
-        assert again.status_code == 400
+        assert again.headers["location"] == "/console?login=expired"
+        assert http.cookies[SESSION_COOKIE] == before  # no new session
     # Lifeline's own log lines (not the test's HTTP client's, nor the sandbox's, which
     # plays Discord).
     logged = "\n".join(r.getMessage() for r in caplog.records
@@ -64,11 +66,18 @@ async def test_a_callback_this_browser_did_not_start_is_refused(world: World) ->
                                              state="someone-elses-state",
                                              code_challenge=query["code_challenge"])
         refused = await http.get(_callback(code.redirect_url))
-        assert refused.status_code == 400 and "Login expired" in refused.text
-        refused = await http.get("/console/callback?code=x&state=%C3%A9t%C3%A9")
+        # Away from the callback URL (its code) at once, to the login page saying why.
+        assert refused.status_code == 303
+        assert refused.headers["location"] == "/console?login=expired"
+        refused = await http.get(refused.headers["location"])
+        assert refused.status_code == 400
+        assert "was not the one this browser started" in refused.text
+        refused = await http.get("/console/callback?code=x&state=%C3%A9t%C3%A9",
+                                 follow_redirects=True)
         assert refused.status_code == 400  # a state that is not ASCII: refused, not a 500
         http.cookies.clear()  # no login started in this browser at all
-        refused = await http.get(f"/console/callback?code=x&state={query['state']}")
+        refused = await http.get(f"/console/callback?code=x&state={query['state']}",
+                                 follow_redirects=True)
         assert refused.status_code == 400
         assert SESSION_COOKIE not in http.cookies
     assert world.sandbox.oauth_tokens == []  # no code was exchanged
@@ -79,7 +88,9 @@ async def test_cancel_at_discord_logs_nobody_in(world: World) -> None:
         query = await _start(http)
         cancelled = await http.get(f"/console/callback?error=access_denied&state="
                                    f"{query['state']}")
-        assert cancelled.status_code == 400 and "Login cancelled" in cancelled.text
+        assert cancelled.headers["location"] == "/console?login=cancelled"
+        cancelled = await http.get(cancelled.headers["location"])
+        assert cancelled.status_code == 400 and "the login was cancelled" in cancelled.text
         assert SESSION_COOKIE not in http.cookies
 
 
@@ -108,6 +119,14 @@ async def test_discord_unreachable_at_login_is_a_clear_page_not_a_500(world: Wor
         code = world.sandbox.oauth.authorize(world.staff, CALLBACK, "identify",
                                              state=query["state"],
                                              code_challenge=query["code_challenge"])
-        answer = await http.get(_callback(code.redirect_url))
-        assert answer.status_code == 400 and "Discord could not be asked" in answer.text
+        answer = await http.get(_callback(code.redirect_url), follow_redirects=True)
+        assert answer.status_code == 400
+        assert "Discord could not confirm who you are" in answer.text
         assert SESSION_COOKIE not in http.cookies
+
+
+async def test_the_login_page_says_only_its_own_words(world: World) -> None:
+    async with console_client(world) as http:
+        page = await http.get("/console", params={"login": "Your session expired: go to "
+                                                            "https://evil.example"})
+        assert page.status_code == 200 and "evil.example" not in page.text
