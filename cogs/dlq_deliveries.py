@@ -93,6 +93,10 @@ class DeliveryCommands(commands.Cog):
     deliveries: DeliveryService
     guilds: GuildSettingsService
 
+    async def _require_staff(self, interaction: Interaction) -> None:
+        await require_staff(interaction, self.guilds)
+        delivery_notice(interaction)  # these answers are about them: no notice on top
+
     async def delivery_autocomplete(self, interaction: Interaction,
                                     current: str) -> list[app_commands.Choice[str]]:
         if interaction.guild_id is None:
@@ -111,8 +115,7 @@ class DeliveryCommands(commands.Cog):
     @app_commands.choices(kind=KIND_CHOICES)
     async def deliveries_list(self, interaction: Interaction,
                               kind: app_commands.Choice[str] | None = None) -> None:
-        await require_staff(interaction, self.guilds)
-        delivery_notice(interaction)  # this answer is about them: no notice on top
+        await self._require_staff(interaction)
         guild_id = guild_id_of(interaction)
         page = await self.deliveries.page(guild_id, statuses=FAILED_STATUSES,
                                           kind=OutboxKind(kind.value) if kind else None,
@@ -129,8 +132,7 @@ class DeliveryCommands(commands.Cog):
     @app_commands.autocomplete(delivery=delivery_autocomplete)
     @app_commands.describe(delivery="its D number, like D42")
     async def delivery_show(self, interaction: Interaction, delivery: str) -> None:
-        await require_staff(interaction, self.guilds)
-        delivery_notice(interaction)  # this answer is about them: no notice on top
+        await self._require_staff(interaction)
         found, attempts = await self.deliveries.show(guild_id_of(interaction),
                                                      parse_delivery_id(delivery))
         await answer(interaction, embed=delivery_embed(found, attempts))
@@ -139,8 +141,7 @@ class DeliveryCommands(commands.Cog):
     @app_commands.autocomplete(delivery=delivery_autocomplete)
     @app_commands.describe(delivery="its D number, like D42")
     async def delivery_retry(self, interaction: Interaction, delivery: str) -> None:
-        await require_staff(interaction, self.guilds)
-        delivery_notice(interaction)  # this answer is about them: no notice on top
+        await self._require_staff(interaction)
         delivery_id = parse_delivery_id(delivery)
         result = await self.deliveries.retry(guild_id_of(interaction), delivery_id,
                                              interaction.user.id, Source.STAFF)
@@ -151,8 +152,7 @@ class DeliveryCommands(commands.Cog):
     @app_commands.choices(kind=KIND_CHOICES)
     async def deliveries_retry(self, interaction: Interaction,
                                kind: app_commands.Choice[str] | None = None) -> None:
-        await require_staff(interaction, self.guilds)
-        delivery_notice(interaction)  # this answer is about them: no notice on top
+        await self._require_staff(interaction)
         result = await self.deliveries.retry_failed(
             guild_id_of(interaction), interaction.user.id, Source.STAFF,
             kind=OutboxKind(kind.value) if kind else None)

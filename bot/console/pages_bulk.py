@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from bot.console.pages_dead_letters import MAX_ID, staff_user
-from bot.console.routes import console_of, error_page, refuse_unsafe, render
+from bot.console.pages_dead_letters import MAX_ID, staff_user, staff_write
+from bot.console.routes import console_of, error_page, render
 from domain.bulk_jobs import STALLED_SECONDS
 from domain.console_sessions import ConsoleUser
 from domain.dead_letter_reads import UNRESOLVED, UNRESOLVED_STATUSES
@@ -59,12 +59,9 @@ async def preview(request: Request, guild_id: int) -> Response:
 
 @router.post("/dead-letters/retry-all")
 async def start(request: Request, guild_id: int) -> Response:
-    user = await staff_user(request, guild_id, fresh=True)
+    user = await staff_write(request, guild_id)
     if not isinstance(user, ConsoleUser):
         return user
-    refused = await refuse_unsafe(request, user)
-    if refused is not None:
-        return refused
     form = await request.form()
     filters = _filters({k: str(v) for k, v in form.items()})
     if filters is None:

@@ -52,6 +52,17 @@ async def staff_user(request: Request, guild_id: int, *, fresh: bool = False
     return user
 
 
+async def staff_write(request: Request, guild_id: int) -> ConsoleUser | Response:
+    """A state-changing request: the user, staff of the guild as Discord shows it now (not
+    the cached answer), with the session's CSRF token and the console's Origin; else the
+    answer that refuses it."""
+    user = await staff_user(request, guild_id, fresh=True)
+    if not isinstance(user, ConsoleUser):
+        return user
+    refused = await refuse_unsafe(request, user)
+    return refused if refused is not None else user
+
+
 @router.get("", response_class=HTMLResponse)
 async def guild_home(guild_id: int) -> Response:
     return RedirectResponse(f"/console/g/{guild_id}/dead-letters", status_code=303)
@@ -122,12 +133,9 @@ ACTIONS = ("retry", "resolve", "dismiss", "reopen", "delete")
 
 @router.post("/dead-letters/{entry_id}/{action}")
 async def act(request: Request, guild_id: int, entry_id: int, action: str) -> Response:
-    user = await staff_user(request, guild_id, fresh=True)  # re-checked on every write
+    user = await staff_write(request, guild_id)
     if not isinstance(user, ConsoleUser):
         return user
-    refused = await refuse_unsafe(request, user)
-    if refused is not None:
-        return refused
     if action not in ACTIONS:
         return error_page(request, 404, "Not found", "No such action.", user)
     form = await request.form()

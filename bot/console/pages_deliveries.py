@@ -7,8 +7,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
-from bot.console.pages_dead_letters import MAX_ID, staff_user
-from bot.console.routes import console_of, error_page, refuse_unsafe, render
+from bot.console.pages_dead_letters import MAX_ID, staff_user, staff_write
+from bot.console.routes import console_of, error_page, render
 from domain.console_sessions import ConsoleUser
 from domain.deliveries import FAILED_STATUSES, delivery_ref, describe
 from domain.errors import DomainError
@@ -41,12 +41,9 @@ async def _page(request: Request, user: ConsoleUser, guild_id: int,
 
 @router.post("/deliveries/{delivery_id}/retry")
 async def retry(request: Request, guild_id: int, delivery_id: int) -> Response:
-    user = await staff_user(request, guild_id, fresh=True)
+    user = await staff_write(request, guild_id)
     if not isinstance(user, ConsoleUser):
         return user
-    refused = await refuse_unsafe(request, user)
-    if refused is not None:
-        return refused
     if not 0 < delivery_id <= MAX_ID:
         return error_page(request, 404, "Not found", "No such delivery.", user)
     try:

@@ -7,8 +7,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from bot.console.pages_dead_letters import MAX_ID, staff_user
-from bot.console.routes import console_of, error_page, refuse_unsafe, render
+from bot.console.pages_dead_letters import MAX_ID, staff_write
+from bot.console.routes import console_of, error_page, render
 from domain.console_sessions import ConsoleUser
 from domain.errors import DomainError, StaleEntry
 from domain.lifecycle import Source
@@ -20,12 +20,9 @@ SELECTION_ACTIONS = ("retry", "resolve", "dismiss")
 
 @router.post("/dead-letters/selected")
 async def act_on_selection(request: Request, guild_id: int) -> Response:
-    user = await staff_user(request, guild_id, fresh=True)
+    user = await staff_write(request, guild_id)
     if not isinstance(user, ConsoleUser):
         return user
-    refused = await refuse_unsafe(request, user)
-    if refused is not None:
-        return refused
     form = await request.form()
     action = str(form.get("action") or "")
     raw = [str(v) for v in form.getlist("id")]
