@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from domain.commands import new_correlation_id
+from domain.dead_letter_reads import parse_cursor
 from domain.errors import InvalidInput, InvalidStatus, NotFound
 from domain.lifecycle import Source, State
 from domain.persistence.deliveries import DeliveryStore, RequeuePlan
@@ -101,7 +102,7 @@ class DeliveryService:
                    limit: int = 20) -> DeliveryPage:
         if not 1 <= limit <= MAX_PAGE:
             raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}")
-        before = int(cursor) if cursor else None
+        before = parse_cursor(cursor)
         items = await self.store.page(guild_id, [s.value for s in statuses],
                                       kind.value if kind else None, before, limit + 1)
         more = len(items) > limit
