@@ -115,7 +115,12 @@ class DeliveryService:
         if found is None:
             raise NotFound(f"delivery {delivery_ref(delivery_id)} does not exist in this "
                            "guild")
-        return found, await self.store.attempts(delivery_id)
+        return found, (await self.store.attempts(guild_id, [delivery_id]))[delivery_id]
+
+    async def timelines(self, guild_id: int, delivery_ids: Sequence[int]
+                        ) -> dict[int, list[DeliveryAttempt]]:
+        """The attempts of each of a page's deliveries, oldest first, read at once."""
+        return await self.store.attempts(guild_id, delivery_ids)
 
     async def summary(self, guild_id: int) -> DeliverySummary:
         return await self.store.summary(guild_id)

@@ -21,6 +21,11 @@ from bot.console.staff import StaffDirectory
 from bot.container import Container
 from domain.console_sessions import ConsoleSessions
 
+# In this order: bulk and selection before the entry route ("retry-all" and "selected" are
+# not entry ids).
+ROUTERS = (router, bulk_router, selection_router, dead_letters_router, deliveries_router,
+           audit_router, members_router, overview_router)
+
 
 def mount_console(app: FastAPI, container: Container, staff: StaffDirectory) -> None:
     """Serve /console on `app`, if its settings are set (else nothing: see
@@ -43,14 +48,8 @@ def mount_console(app: FastAPI, container: Container, staff: StaffDirectory) -> 
                            api_base=settings.discord_api_base),
         signer=Signer(settings.console_session_secret.get_secret_value()),
         staff=staff, base_url=base)
-    app.include_router(router)
-    app.include_router(bulk_router)  # before the entry route: "retry-all" is not an id
-    app.include_router(selection_router)  # nor is "selected"
-    app.include_router(dead_letters_router)
-    app.include_router(deliveries_router)
-    app.include_router(audit_router)
-    app.include_router(members_router)
-    app.include_router(overview_router)
+    for console_router in ROUTERS:
+        app.include_router(console_router)
     app.mount("/console/static", StaticFiles(directory=Path(__file__).parent / "static"),
               name="console-static")
     app.add_middleware(ConsoleHeaders)

@@ -37,9 +37,11 @@ PAGE = text(f"""
 ONE = text(f"SELECT {_COLUMNS} FROM outbox o WHERE o.guild_id = :g AND o.id = :id")  # noqa: S608
 
 ATTEMPTS = text("""
-    SELECT attempt, started_at, duration_ms, outcome, retryable, http_status, discord_code,
-           error_summary, worker
-    FROM outbox_attempts WHERE outbox_id = :id ORDER BY id
+    SELECT a.outbox_id, a.attempt, a.started_at, a.duration_ms, a.outcome, a.retryable,
+           a.http_status, a.discord_code, a.error_summary, a.worker
+    FROM outbox_attempts a JOIN outbox o ON o.id = a.outbox_id
+    WHERE o.guild_id = :g AND a.outbox_id = ANY(:ids)
+    ORDER BY a.outbox_id, a.id
 """)
 
 SUMMARY = text("""
@@ -162,13 +164,19 @@ class DeliveryStore:
             row = (await conn.execute(ONE, {"g": guild_id, "id": delivery_id})).first()
         return _delivery(row) if row is not None else None
 
-    async def attempts(self, delivery_id: int) -> list[DeliveryAttempt]:
-        """Every attempt of a delivery, oldest first (call after `get` checked the guild)."""
+    async def attempts(self, guild_id: int, delivery_ids: Sequence[int]
+                       ) -> dict[int, list[DeliveryAttempt]]:
+        """Every attempt of each of the guild's deliveries named, oldest first, in one
+        query (a delivery with none, or of another guild, maps to an empty list)."""
+        timelines: dict[int, list[DeliveryAttempt]] = {i: [] for i in delivery_ids}
         async with self.db.autocommit() as conn:
-            rows = (await conn.execute(ATTEMPTS, {"id": delivery_id})).all()
-        return [DeliveryAttempt(r.attempt, r.started_at, r.duration_ms, r.outcome,
-                                r.retryable, r.http_status, r.discord_code, r.error_summary,
-                                r.worker) for r in rows]
+            rows = (await conn.execute(ATTEMPTS, {"g": guild_id,
+                                                  "ids": list(delivery_ids)})).all()
+        for r in rows:
+            timelines[r.outbox_id].append(DeliveryAttempt(
+                r.attempt, r.started_at, r.duration_ms, r.outcome, r.retryable, r.http_status,
+                r.discord_code, r.error_summary, r.worker))
+        return timelines
 
     async def summary(self, guild_id: int) -> DeliverySummary:
         async with self.db.autocommit() as conn:

@@ -9,8 +9,10 @@ import httpx
 from pydantic import SecretStr
 
 from bot.api.app import create_app
+from bot.console.security import SESSION_COOKIE
 from bot.console.staff import GatewayStaff
 from bot.container import Container
+from domain.console_sessions import ConsoleSessions
 from tests.api.support import TOKEN
 from tests.bot.world import World
 
@@ -39,3 +41,12 @@ async def console_client(world: World, **extra: object) -> AsyncIterator[httpx.A
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url=BASE) as http:
         yield http
+
+
+async def staff_login(world: World, http: httpx.AsyncClient) -> str:
+    """Log the staff member in (the session a login through Discord leaves): its CSRF
+    token."""
+    new = await ConsoleSessions(world.container.services.stores.console_sessions).login(
+        world.staff, "staffer")
+    http.cookies.set(SESSION_COOKIE, new.cookie_value)
+    return new.csrf_token

@@ -8,19 +8,10 @@ import time
 
 import pytest
 
-from bot.console.security import SESSION_COOKIE
 from bot.console.staff import CACHE_MAX, remember
-from domain.console_sessions import ConsoleSessions
 from tests.bot.support import dead_letter, replayable
 from tests.bot.world import World, setup_guild
-from tests.console.support import BASE, console_client
-
-
-async def _login(world: World, http: object) -> str:
-    new = await ConsoleSessions(world.container.services.stores.console_sessions).login(
-        world.staff, "staffer")
-    http.cookies.set(SESSION_COOKIE, new.cookie_value)  # type: ignore[attr-defined]
-    return new.csrf_token
+from tests.console.support import BASE, console_client, staff_login
 
 
 async def test_odd_input_gets_a_page_never_a_500(world: World) -> None:
@@ -28,7 +19,7 @@ async def test_odd_input_gets_a_page_never_a_500(world: World) -> None:
     entry = await dead_letter(world.container, world.guild.id)
     g = f"/console/g/{world.guild.id}"
     async with console_client(world) as http:
-        csrf = await _login(world, http)
+        csrf = await staff_login(world, http)
         for origin in ("http://console.test:99999", "http://[::1", "http://console.test:abc"):
             answer = await http.post("/console/logout", data={"csrf": csrf},
                                      headers={"origin": origin})
@@ -63,7 +54,7 @@ async def test_retry_all_keeps_the_lists_member_filter(world: World) -> None:
     made = [await replayable(world.container, world.guild.id) for _ in range(3)]
     member = made[0][0]
     async with console_client(world) as http:
-        await _login(world, http)
+        await staff_login(world, http)
         listed = await http.get(f"/console/g/{world.guild.id}/dead-letters",
                                 params={"member": str(member)})
         assert "1 matching" in listed.text and f"member={member}" in listed.text
