@@ -12,13 +12,15 @@ from bot.settings import Settings
 from domain.deliveries import (
     FAILED_STATUSES,
     MAX_PAGE,
+    STAFF_RETRY,
     delivery_ref,
     describe,
     parse_delivery_id,
+    staff_retried_before,
 )
 from domain.errors import InvalidInput
 from domain.lifecycle import Source
-from domain.records import Delivery, DeliveryPage, RetryResult
+from domain.records import Delivery, DeliveryAttempt, DeliveryPage, RetryResult
 from domain.vocabulary import DeliveryStatus, OutboxKind
 
 COLUMNS = ("id", "kind", "status", "what", "cause", "attempts", "age")
@@ -123,10 +125,14 @@ def _render(command: str, result: Any) -> str:
         if d.last_error:
             lines.append(f"last error: {d.last_error}")
         lines.append("attempts:" if result["attempts"] else "attempts: (none)")
-        lines += [f"  {a.started_at:%Y-%m-%d %H:%M:%S} #{a.attempt} {a.outcome or '?'} "
-                  f"{'retryable' if a.retryable else 'final'} http {a.http_status or '-'} "
-                  f"code {a.discord_code or '-'} {a.duration_ms} ms"
-                  + (f": {a.error}" if a.error else "") for a in result["attempts"]]
+        attempts: list[DeliveryAttempt] = result["attempts"]
+        for i, a in enumerate(attempts):
+            if staff_retried_before(attempts, i):
+                lines.append(f"  -- {STAFF_RETRY}")
+            lines.append(f"  {a.started_at:%Y-%m-%d %H:%M:%S} #{a.attempt} {a.outcome or '?'} "
+                         f"{'retryable' if a.retryable else 'final'} http "
+                         f"{a.http_status or '-'} code {a.discord_code or '-'} "
+                         f"{a.duration_ms} ms" + (f": {a.error}" if a.error else ""))
         return "\n".join(lines)
     r: RetryResult = result
     out = f"{r.matched} failed deliveries taken: {r.requeued} requeued"

@@ -17,10 +17,12 @@ from cogs.dlq_views import age
 from cogs.groups import DLQ
 from domain.deliveries import (
     FAILED_STATUSES,
+    STAFF_RETRY,
     DeliveryService,
     delivery_ref,
     describe,
     parse_delivery_id,
+    staff_retried_before,
 )
 from domain.guilds import GuildSettingsService
 from domain.lifecycle import Source
@@ -54,18 +56,28 @@ def delivery_line(d: Delivery) -> str:
 def delivery_embed(d: Delivery, attempts: list[DeliveryAttempt]) -> discord.Embed:
     embed = discord.Embed(title=f"Delivery {delivery_ref(d.id)} · {d.status.value}",
                           colour=discord.Colour.orange())
-    embed.description = f"{what(d)}\n**Cause:** {cause_of(d)}"
+    embed.description = what(d)
+    failed = d.status in FAILED_STATUSES
+    if failed:  # a requeued or delivered one has no cause to fix
+        embed.description += f"\n**Cause:** {cause_of(d)}"
     if d.last_error:
         embed.description += f"\n**Error:** {discord.utils.escape_markdown(d.last_error)[:800]}"
-    shown = attempts[-TIMELINE_SIZE:]
-    timeline = "\n".join(
-        f"`#{a.attempt}` {discord.utils.format_dt(a.started_at, 'R')} {a.outcome or '?'} · "
-        f"{'retryable' if a.retryable else 'final'} · HTTP {a.http_status or '-'}"
-        + (f" code {a.discord_code}" if a.discord_code else "") + f" · {a.duration_ms} ms"
-        for a in shown)
+    first = max(0, len(attempts) - TIMELINE_SIZE)
+    lines = []
+    for i in range(first, len(attempts)):
+        a = attempts[i]
+        if staff_retried_before(attempts, i):
+            lines.append(f"↻ {STAFF_RETRY}")
+        lines.append(
+            f"`#{a.attempt}` {discord.utils.format_dt(a.started_at, 'R')} {a.outcome or '?'} · "
+            f"{'retryable' if a.retryable else 'final'} · HTTP {a.http_status or '-'}"
+            + (f" code {a.discord_code}" if a.discord_code else "") + f" · {a.duration_ms} ms")
+    timeline = "\n".join(lines)
     embed.add_field(name=f"Attempts ({len(attempts)})", value=timeline[:1024] or "none",
                     inline=False)
-    embed.set_footer(text=f"/dlq delivery-retry {delivery_ref(d.id)} once the cause is fixed")
+    if failed:
+        embed.set_footer(text=f"/dlq delivery-retry {delivery_ref(d.id)} once the cause is "
+                              "fixed")
     return embed
 
 

@@ -68,6 +68,15 @@ def delivery_ref(delivery_id: int) -> str:
     return f"D{delivery_id}"
 
 
+STAFF_RETRY = "retried by staff: attempts count from 1 again"
+
+
+def staff_retried_before(attempts: Sequence[DeliveryAttempt], index: int) -> bool:
+    """Whether a staff retry came just before `attempts[index]` (a retry requeues the row
+    with its attempt count at 0, so the numbers start again at 1)."""
+    return index > 0 and attempts[index].attempt <= attempts[index - 1].attempt
+
+
 def parse_delivery_id(raw: str) -> int:
     """`D42`, `d42` or `42`: ASCII digits only, at most a bigint."""
     value = raw.strip()

@@ -23,15 +23,21 @@ async def refused_grant(services: ProcessServices, guild: int = GUILD) -> tuple[
             "ON CONFLICT (guild_id) DO NOTHING"), {"g": guild, "r": ROLE})
     user = next_user()
     await drive(services, user, State.VERIFIED, guild)
+    assert await refuse_role_order(services) == 1
+    async with services.db.autocommit() as conn:
+        delivery = (await conn.execute(text(
+            "SELECT id FROM outbox WHERE guild_id = :g AND payload->>'user_id' = :u"),
+            {"g": guild, "u": str(user)})).scalar_one()
+    return user, delivery
+
+
+async def refuse_role_order(services: ProcessServices) -> int:
+    """One worker round in which Discord refuses the first delivery for the role order:
+    how many rows the round took."""
     discord = RecordingDiscord()
     discord.fail_next = [DeliveryError("403 Forbidden (code 50013): Missing Permissions",
                                        status=403, retryable=False, code=50013,
                                        cause=DeliveryCause.ROLE_BELOW)]
     worker = OutboxWorker(services.services.stores.outbox, discord, CountingMetrics(),
                           WorkerPolicy())
-    assert await worker.run_once() == 1
-    async with services.db.autocommit() as conn:
-        delivery = (await conn.execute(text(
-            "SELECT id FROM outbox WHERE guild_id = :g AND payload->>'user_id' = :u"),
-            {"g": guild, "u": str(user)})).scalar_one()
-    return user, delivery
+    return await worker.run_once()

@@ -14,7 +14,7 @@ from sqlalchemy import text
 from bot.formatting import nonce
 from domain.lifecycle import Operation
 from tests.bot.support import enqueue_records
-from tests.delivery_support import ROLE, refused_grant
+from tests.delivery_support import ROLE, refuse_role_order, refused_grant
 from tests.helpers import GUILD, STAFF, cmd, count, setup_log_channel
 from tests.wiring import ProcessServices
 
@@ -57,6 +57,11 @@ async def test_deliveries_cli_lists_shows_and_retries(services: ProcessServices,
     assert retried.returncode == 0 and "1 requeued" in retried.stdout, retried.stdout
     requeued = _cli(migrated, "show", "--guild", g, f"D{delivery}").stdout
     assert "cause:" not in requeued and "http 403 code 50013" in requeued, requeued
+    assert await refuse_role_order(services) >= 1  # a second round for it
+    again = _cli(migrated, "show", "--guild", g, f"D{delivery}").stdout.splitlines()
+    rounds = [line.split()[2] for line in again if line.startswith("  20")]
+    assert rounds == ["#1", "#1"] and again[-2] == "  -- retried by staff: attempts count " \
+        "from 1 again", again
     unknown = _cli(migrated, "retry", "--guild", g, "D999999", "--actor", str(STAFF))
     assert unknown.returncode == 1 and "does not exist in this guild" in unknown.stderr
     for bad in (("show", "--guild", g, "X1"), ("show", "--guild", g, "D١٢"),
