@@ -9,10 +9,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 from domain.commands import check_snowflake
-from domain.persistence.overview import OverviewStore
+from domain.persistence.overview import Kept, OverviewStore
 
 DAYS = 30
 HOURS = 48
+# Kept a while past what the charts show (a chart may grow); the daily totals for a year.
+KEPT = Kept(hourly_days=7, signature_days=2 * DAYS, daily_days=400)
 TOP_SIGNATURES = 5
 
 
@@ -47,7 +49,7 @@ class OverviewService:
     async def refresh(self) -> int:
         """Refresh today's snapshots and count new ledger rows by hour (the worker calls it
         every few minutes; safe from several processes at once)."""
-        return await self.store.refresh(datetime.now(UTC).date())
+        return await self.store.refresh(datetime.now(UTC).date(), KEPT)
 
     async def read(self, guild_id: int) -> Overview:
         check_snowflake("guild_id", guild_id)

@@ -4,6 +4,7 @@ day's delivered outbox rows for the delivery lag."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -56,6 +57,17 @@ HOURLY = text("""
     RETURNING last_id
 """)
 
+# What no chart reads any more goes, a refresh at a time (a few rows each: the ones that
+# aged out since the last refresh).
+PURGE = (
+    text("DELETE FROM hourly_transitions "
+         "WHERE hour < now() - make_interval(days => :hourly_days)"),
+    text("DELETE FROM daily_signature_open "
+         "WHERE day < CAST(:today AS date) - CAST(:signature_days AS integer)"),
+    text("DELETE FROM daily_guild_stats "
+         "WHERE day < CAST(:today AS date) - CAST(:daily_days AS integer)"),
+)
+
 READ_DAILY = text("""
     SELECT day, new_entries, resolved_entries, open_entries FROM daily_guild_stats
     WHERE guild_id = :g AND day > CAST(:today AS date) - CAST(:days AS integer) ORDER BY day
@@ -80,17 +92,30 @@ READ_LAG = text("""
 """)
 
 
+@dataclass(frozen=True)
+class Kept:
+    """How many days of each snapshot table the overview keeps."""
+
+    hourly_days: int
+    signature_days: int
+    daily_days: int
+
+
 class OverviewStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def refresh(self, today: date, limit: int = 50_000) -> int:
+    async def refresh(self, today: date, kept: Kept, limit: int = 50_000) -> int:
         """Today's daily rows, and the ledger rows counted by hour since the last refresh
-        (at most `limit`); how many ledger rows were counted."""
+        (at most `limit`); rows older than `kept` go. How many ledger rows were counted."""
         async with self.db.transaction() as conn:
             await conn.execute(DAILY, {"day": today})
             await conn.execute(CLEAR_SIGNATURES, {"day": today})
             await conn.execute(SIGNATURES, {"day": today})
+            for purge in PURGE:
+                await conn.execute(purge, {
+                    "today": today, "hourly_days": kept.hourly_days,
+                    "signature_days": kept.signature_days, "daily_days": kept.daily_days})
         async with self.db.transaction() as conn:
             before = (await conn.execute(text(
                 "SELECT last_id FROM snapshot_watermarks WHERE name = 'transitions'"))
