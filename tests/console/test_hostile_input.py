@@ -8,9 +8,12 @@ from __future__ import annotations
 import re
 from urllib.parse import quote
 
+from sqlalchemy import text
 from starlette.routing import Route
 
 from bot.console import ROUTERS
+from bot.console.security import SESSION_COOKIE
+from domain.console_sessions import ConsoleSessions
 from tests.bot.support import dead_letter
 from tests.bot.world import World, setup_guild
 from tests.console.support import BASE, console_client, staff_login
@@ -67,3 +70,39 @@ async def test_no_console_route_answers_hostile_input_with_a_500(world: World) -
                     await call(method, bad, {})
     assert tried > 1500
     assert await world.container.remediation.get(world.guild.id, entry)
+
+
+async def test_every_console_write_refuses_a_forged_or_foreign_request(world: World) -> None:
+    """Each POST route (today's and any added later): without the session's CSRF token, from
+    another Origin, or by a logged-in user who is not staff, it is refused and changes
+    nothing."""
+    await setup_guild(world)
+    entry = await dead_letter(world.container, world.guild.id)
+    outsider = world.sandbox.member_join(world.guild, None, "not-staff").user.id
+    valid = {"guild_id": str(world.guild.id), "entry_id": str(entry), "action": "dismiss",
+             "delivery_id": "1"}
+    form = {"note": "forged", "action": "dismiss", "id": str(entry), "kind": ""}
+    writes = [path for method, path in _console_routes() if method == "POST"
+              and path != "/console/logout"]
+    assert len(writes) >= 5, writes
+    async with console_client(world) as http:
+        csrf = await staff_login(world, http)
+        for template in writes:
+            path = template.format(**{p: valid[p] for p in re.findall(r"{(\w+)}", template)})
+            no_token = await http.post(path, data=form, headers={"origin": BASE})
+            elsewhere = await http.post(path, data={"csrf": csrf, **form},
+                                        headers={"origin": "https://evil.example"})
+            assert (no_token.status_code, elsewhere.status_code) == (403, 403), path
+        outsider_csrf = await ConsoleSessions(
+            world.container.services.stores.console_sessions).login(outsider, "not-staff")
+        http.cookies.set(SESSION_COOKIE, outsider_csrf.cookie_value)
+        for template in writes:
+            path = template.format(**{p: valid[p] for p in re.findall(r"{(\w+)}", template)})
+            answer = await http.post(path, data={"csrf": outsider_csrf.csrf_token, **form},
+                                     headers={"origin": BASE})
+            assert answer.status_code == 404, path
+    assert (await world.container.remediation.get(world.guild.id, entry)).status == "open"
+    async with world.container.db.autocommit() as conn:
+        assert (await conn.execute(text("SELECT count(*) FROM remediation_actions"))
+                ).scalar_one() == 0
+        assert (await conn.execute(text("SELECT count(*) FROM bulk_jobs"))).scalar_one() == 0
