@@ -27,7 +27,7 @@ from aiohttp import web
 from .control_endpoints import described
 from .errors import SandboxError
 from .interactions import InteractionHandle
-from .world import MemberFlag
+from .models import MemberFlag
 
 if TYPE_CHECKING:
     from .scenario import Sandbox

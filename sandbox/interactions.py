@@ -25,8 +25,8 @@ from . import errors, payloads
 from .commands import build_options
 from .core import Core
 from .errors import CommandRefused, NoGatewaySession
+from .models import Channel, Guild, InteractionRef, Message, MessageFlag
 from .validation import validate_choices, validate_edit, validate_message
-from .world import Channel, Guild, InteractionRef, Message, MessageFlag
 
 JSON = dict[str, Any]
 T = TypeVar("T")

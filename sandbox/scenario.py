@@ -28,6 +28,7 @@ from .core import Core
 from .errors import CommandRefused, SandboxError
 from .interactions import InteractionHandle, Interactions
 from .limits import Fault
+from .models import Channel, Guild, Member, Message, Role, User
 from .oauth_routes import OAuthRoutes
 from .permissions import DEFAULT_BOT_PERMISSIONS, DEFAULT_EVERYONE, Perm
 from .persistence import WorldStore
@@ -36,7 +37,7 @@ from .rest import RestRoutes
 from .rest_messages import POST_MESSAGE, MessageRoutes
 from .server import Server
 from .validation import validate_nonce
-from .world import Channel, Guild, Member, Message, Role, User, World
+from .world import World
 
 
 class Sandbox(ReadBack):
