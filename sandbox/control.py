@@ -26,7 +26,7 @@ from aiohttp import web
 
 from .control_endpoints import described
 from .errors import SandboxError
-from .interactions import InteractionHandle
+from .interaction_handle import InteractionHandle
 from .models import MemberFlag
 
 if TYPE_CHECKING:

@@ -13,7 +13,8 @@ from typing import TypeVar
 
 from .core import Core
 from .gateway import GatewaySession
-from .interactions import InteractionHandle, Interactions
+from .interaction_handle import InteractionHandle
+from .interactions import Interactions
 from .models import Channel, Guild, Message
 from .oauth import OAuth, Token
 from .records import Call, NonceHit, RoleChange

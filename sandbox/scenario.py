@@ -26,7 +26,8 @@ from .config import SandboxConfig
 from .control import ControlRoutes
 from .core import Core
 from .errors import CommandRefused, SandboxError
-from .interactions import InteractionHandle, Interactions
+from .interaction_handle import InteractionHandle
+from .interactions import Interactions
 from .limits import Fault
 from .models import Channel, Guild, Member, Message, Role, User
 from .oauth_routes import OAuthRoutes
