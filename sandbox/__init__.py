@@ -15,11 +15,11 @@ gateway events), ``interactions`` (slash commands, buttons, replies) and
 ``interaction_handle`` (what a test holds of one), ``commands`` (synced commands and their
 visibility), ``limits`` (rate limits and faults), ``validation`` (message limits),
 ``records`` (what was seen, and waiting on it), ``control`` (the ``/_sandbox/`` API for
-humans), ``scenario`` and ``readback`` (the :class:`Sandbox`), ``client`` (pointing
-discord.py at it), ``clock`` (the time windows' clock, which tests advance), ``persistence``
-and ``world_codec`` (keeping the world in a data directory across restarts), ``oauth``,
-``oauth_routes`` and ``oauth_pages`` (OAuth2 login: the consent page, the token endpoints,
-a user's Bearer token).
+humans), ``scenario``, ``injections`` and ``readback`` (the :class:`Sandbox`), ``client``
+(pointing discord.py at it), ``clock`` (the time windows' clock, which tests advance),
+``persistence`` and ``world_codec`` (keeping the world in a data directory across
+restarts), ``oauth``, ``oauth_routes`` and ``oauth_pages`` (OAuth2 login: the consent page,
+the token endpoints, a user's Bearer token).
 """
 
 from .client import api_base, client_overrides, gateway_url
