@@ -8,14 +8,7 @@ from sqlalchemy import text
 
 from domain.lifecycle import Operation, State
 from sandbox import CommandRefused
-from tests.bot.support import (
-    ask_in,
-    dead_letter,
-    drive,
-    read,
-    replayable,
-    setup_other_guild,
-)
+from tests.bot.support import ask_in, dead_letter, drive, read, replayable, setup_other_guild
 from tests.bot.world import World, eventually, message_text, setup_guild
 from tests.helpers import next_user
 

@@ -12,12 +12,7 @@ from domain.lifecycle import Operation, Source
 from domain.metrics import CountingMetrics
 from domain.persistence.faults import Point
 from sandbox import CommandRefused
-from tests.bot.support import (
-    dead_letter,
-    hopeless,
-    read,
-    replayable,
-)
+from tests.bot.support import dead_letter, hopeless, read, replayable
 from tests.bot.world import World, message_text, setup_guild
 
 SIGNATURE = "verify/retries_exhausted/WriteConflict"
