@@ -42,9 +42,7 @@ import psutil
 
 from bench.botproc import (
     API_TOKEN,
-    OPTIONAL_GAUGES,
     BotProcess,
-    Monitor,
     SandboxProcess,
     bot_database_url,
     remove,
@@ -53,6 +51,7 @@ from bench.botproc import (
     workdir,
 )
 from bench.common import Context, Report, Target
+from bench.monitor import OPTIONAL_GAUGES, Monitor
 from bench.raid_outcome import dead_letters, drain, outcome
 
 NAME = "raid"

@@ -36,15 +36,14 @@ import asyncpg
 
 from bench.botproc import (
     BotProcess,
-    Monitor,
     SandboxProcess,
     bot_database_url,
     remove,
-    scrape,
     start_bot,
     workdir,
 )
 from bench.common import Context, Report, Target
+from bench.monitor import Monitor, scrape
 from bench.raid import set_up_guilds
 from bench.sandbox_host import COMPLETED, STARTED
 

@@ -27,7 +27,7 @@ from typing import Any
 import aiohttp
 
 from sandbox import InteractionHandle, MemberFlag, Sandbox, SandboxConfig
-from sandbox.world import Guild
+from sandbox.models import Guild
 
 JSON = dict[str, Any]
 STARTED = int(MemberFlag.STARTED_ONBOARDING)

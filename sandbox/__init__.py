@@ -8,31 +8,31 @@ with the two overrides that :func:`client_overrides` sets::
     discord.http.Route.BASE = f"http://127.0.0.1:{port}/api/v10"
     discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(f"ws://127.0.0.1:{port}/gateway")
 
-Modules: ``world`` (the model and permission maths), ``payloads`` (every
-JSON payload), ``gateway`` (the websocket), ``server``/``rest``/``rest_messages``
-(the HTTP API), ``core`` (world changes that become gateway events),
-``interactions`` (slash commands, buttons, replies), ``commands`` (synced
-commands and their visibility), ``limits`` (rate limits and faults),
-``validation`` (message limits), ``records`` (what was seen, and waiting on
-it), ``control`` (the ``/_sandbox/`` API for humans), ``scenario`` and
-``readback`` (the :class:`Sandbox`), ``client`` (pointing discord.py at it), ``clock``
-(the time windows' clock, which tests advance), ``persistence`` and ``world_codec``
-(keeping the world in a data directory across restarts), ``oauth``, ``oauth_routes``
-and ``oauth_pages`` (OAuth2 login: the consent page, the token endpoints, a user's
-Bearer token).
+Modules: ``models`` (the model and permission maths), ``world`` (the world that holds it:
+lookups and building), ``payloads`` (every JSON payload), ``gateway`` (the websocket),
+``server``/``rest``/``rest_messages`` (the HTTP API), ``core`` (world changes that become
+gateway events), ``interactions`` (slash commands, buttons, replies) and
+``interaction_handle`` (what a test holds of one), ``commands`` (synced commands and their
+visibility), ``limits`` (rate limits and faults), ``validation`` (message limits),
+``records`` (what was seen, and waiting on it), ``control`` (the ``/_sandbox/`` API for
+humans), ``scenario``, ``injections`` and ``readback`` (the :class:`Sandbox`), ``client``
+(pointing discord.py at it), ``clock`` (the time windows' clock, which tests advance),
+``persistence`` and ``world_codec`` (keeping the world in a data directory across
+restarts), ``oauth``, ``oauth_routes`` and ``oauth_pages`` (OAuth2 login: the consent page,
+the token endpoints, a user's Bearer token).
 """
 
 from .client import api_base, client_overrides, gateway_url
 from .config import SandboxConfig
 from .errors import ApiError, CommandRefused, NoGatewaySession, SandboxError
 from .gateway import GatewaySession
-from .interactions import InteractionHandle, Reply
+from .interaction_handle import InteractionHandle, Reply
+from .models import Channel, Guild, Member, MemberFlag, Message, Role, User
 from .oauth import OAuth, OAuthError, Token
 from .permissions import ALL_PERMISSIONS, Intent, Perm
 from .persistence import WorldFileError
 from .records import Call, NonceHit, RoleChange
 from .scenario import Sandbox
-from .world import Channel, Guild, Member, MemberFlag, Message, Role, User
 
 __all__ = [
     "ALL_PERMISSIONS",

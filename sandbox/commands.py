@@ -16,8 +16,9 @@ from typing import Any
 from . import payloads
 from .errors import CommandRefused
 from .ids import SnowflakeGenerator
+from .models import Guild
 from .permissions import ALL_PERMISSIONS
-from .world import Guild, World
+from .world import World
 
 JSON = dict[str, Any]
 

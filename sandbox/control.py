@@ -26,8 +26,8 @@ from aiohttp import web
 
 from .control_endpoints import described
 from .errors import SandboxError
-from .interactions import InteractionHandle
-from .world import MemberFlag
+from .interaction_handle import InteractionHandle
+from .models import MemberFlag
 
 if TYPE_CHECKING:
     from .scenario import Sandbox

@@ -14,10 +14,11 @@ from .commands import CommandRegistry
 from .config import SandboxConfig
 from .gateway import Gateway, GatewaySession
 from .limits import FaultInjector, RateLimiter
+from .models import Ban, Channel, Guild, Member, Message, Overwrite, Role, User, utcnow
 from .oauth import OAuth
 from .permissions import Intent, Perm
 from .records import Notifier, Recorder, RoleChange
-from .world import Ban, Channel, Guild, Member, Message, Overwrite, Role, User, World, utcnow
+from .world import World
 
 JSON = dict[str, Any]
 

@@ -1,8 +1,8 @@
 """Interactions: injecting them (slash command, autocomplete, button) and answering them.
 
-An :class:`InteractionHandle` is what a test holds after injecting an
-interaction: every callback, follow-up and edit the bot makes lands on it,
-and ``await handle.wait_reply()`` / ``wait_message()`` wait for them.
+Every callback, follow-up and edit the bot makes lands on the interaction's
+:class:`~sandbox.interaction_handle.InteractionHandle`, what a test holds after
+injecting it (``await handle.wait_reply()`` / ``wait_message()`` wait for them).
 
 Discord rules kept here: the initial response must come within
 ``interaction_ack_timeout`` (3 s; later it is 404 code 10062), only once
@@ -17,19 +17,18 @@ ephemeral messages never reach the gateway.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from collections.abc import Mapping
+from typing import Any
 
 from . import errors, payloads
 from .commands import build_options
 from .core import Core
 from .errors import CommandRefused, NoGatewaySession
+from .interaction_handle import InteractionHandle, Reply
+from .models import Channel, Guild, InteractionRef, Message, MessageFlag
 from .validation import validate_choices, validate_edit, validate_message
-from .world import Channel, Guild, InteractionRef, Message, MessageFlag
 
 JSON = dict[str, Any]
-T = TypeVar("T")
 
 APPLICATION_COMMAND = 2
 MESSAGE_COMPONENT = 3
@@ -47,98 +46,6 @@ AUTOCOMPLETE = 4
 
 MESSAGE_TYPE_DEFAULT = 0
 MESSAGE_TYPE_CHAT_INPUT = 20
-
-
-@dataclass(frozen=True)
-class Reply:
-    """One accepted interaction callback."""
-
-    type: int
-    data: JSON
-    message: Message | None
-    # When the sandbox accepted it (config.clock, like InteractionHandle.created_at).
-    at: float
-
-
-@dataclass(eq=False)
-class InteractionHandle:
-    id: int
-    token: str
-    type: int
-    name: str
-    guild_id: int
-    channel_id: int
-    user_id: int
-    payload: JSON
-    core: Core
-    # When it was created, on config.clock: the 3-second and 15-minute windows start here.
-    created_at: float
-    source_message: Message | None = None
-    replies: list[Reply] = field(default_factory=list)
-    original: Message | None = None
-    followups: list[Message] = field(default_factory=list)
-    choices: list[JSON] | None = None
-    modal: JSON | None = None
-
-    @property
-    def acknowledged(self) -> bool:
-        return bool(self.replies)
-
-    @property
-    def response_type(self) -> int | None:
-        return self.replies[0].type if self.replies else None
-
-    @property
-    def messages(self) -> list[Message]:
-        """Messages the bot showed for this interaction, original first."""
-        first = (
-            [] if self.original is None or self.original is self.source_message else [self.original]
-        )
-        return [m for m in [*first, *self.followups] if not m.deleted]
-
-    async def wait_until(
-        self,
-        predicate: Callable[[InteractionHandle], T | None],
-        timeout: float = 5.0,  # noqa: ASYNC109
-    ) -> T:
-        return await self.core.notifier.wait_until(
-            lambda: predicate(self),
-            timeout,
-            what=f"interaction {self.name!r}: {getattr(predicate, '__name__', 'condition')}",
-        )
-
-    async def wait_reply(self, timeout: float = 5.0) -> Reply:  # noqa: ASYNC109
-        """The initial response (message, deferral, update, autocomplete or modal)."""
-
-        def first_reply(handle: InteractionHandle) -> Reply | None:
-            return handle.replies[0] if handle.replies else None
-
-        return await self.wait_until(first_reply, timeout)
-
-    async def wait_message(self, timeout: float = 5.0) -> Message:  # noqa: ASYNC109
-        """The first message the user can read: a non-loading original, or else a follow-up."""
-
-        def readable(handle: InteractionHandle) -> Message | None:
-            return next((m for m in handle.messages if not m.loading), None)
-
-        return await self.wait_until(readable, timeout)
-
-    async def wait_followups(self, count: int = 1, timeout: float = 5.0) -> list[Message]:  # noqa: ASYNC109
-        if count <= 0:
-            return list(self.followups)
-
-        def enough(handle: InteractionHandle) -> list[Message] | None:
-            return list(handle.followups) if len(handle.followups) >= count else None
-
-        return await self.wait_until(enough, timeout)
-
-    async def wait_choices(self, timeout: float = 5.0) -> list[JSON]:  # noqa: ASYNC109
-        # An empty list of choices is an answer too: wait on the reply, not on its truthiness.
-        def answered(handle: InteractionHandle) -> Reply | None:
-            return handle.replies[0] if handle.choices is not None else None
-
-        await self.wait_until(answered, timeout)
-        return list(self.choices or [])
 
 
 class Interactions:

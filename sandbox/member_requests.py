@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import payloads
-from .world import Guild
+from .models import Guild
 
 JSON = dict[str, Any]
 

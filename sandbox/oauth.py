@@ -26,7 +26,8 @@ from urllib.parse import urlencode, urlsplit
 
 from .config import SandboxConfig
 from .errors import SandboxError
-from .world import User, World
+from .models import User
+from .world import World
 
 CODE_TTL = 600.0
 # RFC 7636 §4.1: 43 to 128 unreserved characters.

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from html import escape
 
+from .models import User
 from .oauth import AuthorizeRequest
-from .world import User
 
 _STYLE = """
 body{font-family:system-ui,sans-serif;background:#313338;color:#dbdee1;margin:0;

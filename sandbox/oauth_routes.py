@@ -29,10 +29,10 @@ from aiohttp import web
 
 from . import errors, payloads
 from .control import json_action
+from .models import Guild
 from .oauth import AuthorizeRefused, AuthorizeRequest, OAuthError
 from .oauth_pages import consent_page, refusal_page
 from .server import API_PREFIX, Server, bearer_of, body_of, json_response
-from .world import Guild
 
 if TYPE_CHECKING:
     from .scenario import Sandbox

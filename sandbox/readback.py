@@ -13,10 +13,11 @@ from typing import TypeVar
 
 from .core import Core
 from .gateway import GatewaySession
-from .interactions import InteractionHandle, Interactions
+from .interaction_handle import InteractionHandle
+from .interactions import Interactions
+from .models import Channel, Guild, Message
 from .oauth import OAuth, Token
 from .records import Call, NonceHit, RoleChange
-from .world import Channel, Guild, Message
 
 T = TypeVar("T")
 GuildRef = Guild | int

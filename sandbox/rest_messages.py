@@ -19,12 +19,12 @@ from . import errors, payloads
 from .core import Core
 from .errors import ApiError
 from .interactions import Interactions
+from .models import Channel, ChannelType
 from .permissions import Perm
 from .records import NonceHit
 from .rest import _int
 from .server import Server, body_of, json_response, no_content, rate_limited_body
 from .validation import validate_edit, validate_message, validate_nonce
-from .world import Channel, ChannelType
 
 JSON = dict[str, Any]
 

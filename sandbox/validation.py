@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import errors
-from .world import Message
+from .models import Message
 
 JSON = dict[str, Any]
 

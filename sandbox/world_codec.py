@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from .commands import CommandRegistry
 from .core import Core
-from .world import Ban, Channel, Guild, InteractionRef, Member, Message, Overwrite, Role, User
+from .models import Ban, Channel, Guild, InteractionRef, Member, Message, Overwrite, Role, User
 
 JSON = dict[str, Any]
 T = TypeVar("T")

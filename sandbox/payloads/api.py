@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..world import User
+from ..models import User
 from .objects import JSON, user
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..world import Guild, Member, Message, Role, User
+from ..models import Guild, Member, Message, Role, User
 from .objects import API_VERSION, JSON, current_user, member, role, unavailable_guild, user
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..world import Channel, Guild, Member, User
+from ..models import Channel, Guild, Member, User
 from .objects import ATTACHMENT_SIZE_LIMIT, JSON, channel, member, role, user
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-from ..world import Channel, ChannelType, Guild, Member, Message, Role, User
+from ..models import Channel, ChannelType, Guild, Member, Message, Role, User
 
 JSON = dict[str, Any]
 

@@ -28,8 +28,7 @@ from domain.persistence.database import Database
 from domain.persistence.outbox import OutboxStore
 from domain.transitions import WriteConflict
 from domain.vocabulary import ReasonCode
-from sandbox import Guild, Sandbox
-from sandbox.interactions import InteractionHandle
+from sandbox import Guild, InteractionHandle, Sandbox
 from tests.bot.world import message_text
 from tests.helpers import next_user, path_to
 

@@ -7,7 +7,8 @@ import pytest
 from sandbox import ALL_PERMISSIONS, CommandRefused, MemberFlag, Perm
 from sandbox.commands import CommandRegistry, build_options
 from sandbox.ids import SnowflakeGenerator, shard_for, snowflake_time_ms
-from sandbox.world import Channel, Guild, Member, Overwrite, Role, World
+from sandbox.models import Channel, Guild, Member, Overwrite, Role
+from sandbox.world import World
 
 
 def test_snowflakes_increase_and_can_target_a_shard():
