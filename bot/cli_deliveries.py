@@ -12,11 +12,11 @@ from bot.settings import Settings
 from domain.deliveries import (
     FAILED_STATUSES,
     MAX_PAGE,
-    STAFF_RETRY,
+    REQUEUED,
     delivery_ref,
     describe,
     parse_delivery_id,
-    staff_retried_before,
+    requeued_before,
 )
 from domain.errors import InvalidInput
 from domain.lifecycle import Source
@@ -91,9 +91,9 @@ async def _act(c: Container, a: argparse.Namespace) -> Any:
                                        kind=OutboxKind(a.kind) if a.kind else None,
                                        cursor=a.cursor, limit=a.limit)
     if command == "show":
-        delivery, attempts = await c.deliveries.show(a.guild, a.id)
+        delivery, timeline = await c.deliveries.show(a.guild, a.id)
         return {"delivery": delivery, "cause_text": describe(delivery.cause),
-                "attempts": attempts}
+                "attempts": timeline.attempts, "earlier_attempts": timeline.earlier}
     if command == "retry":
         return await c.deliveries.retry(a.guild, a.id, a.actor, Source.CLI)
     return await c.deliveries.retry_failed(a.guild, a.actor, Source.CLI,
@@ -126,9 +126,11 @@ def _render(command: str, result: Any) -> str:
             lines.append(f"last error: {d.last_error}")
         lines.append("attempts:" if result["attempts"] else "attempts: (none)")
         attempts: list[DeliveryAttempt] = result["attempts"]
+        if result["earlier_attempts"]:
+            lines.append(f"  (earlier attempts not shown: the newest {len(attempts)} follow)")
         for i, a in enumerate(attempts):
-            if staff_retried_before(attempts, i):
-                lines.append(f"  -- {STAFF_RETRY}")
+            if requeued_before(attempts, i):
+                lines.append(f"  -- {REQUEUED}")
             lines.append(f"  {a.started_at:%Y-%m-%d %H:%M:%S} #{a.attempt} {a.outcome or '?'} "
                          f"{'retryable' if a.retryable else 'final'} http "
                          f"{a.http_status or '-'} code {a.discord_code or '-'} "

@@ -17,16 +17,16 @@ from cogs.dlq_views import age
 from cogs.groups import DLQ
 from domain.deliveries import (
     FAILED_STATUSES,
-    STAFF_RETRY,
+    REQUEUED,
     DeliveryService,
     delivery_ref,
     describe,
     parse_delivery_id,
-    staff_retried_before,
+    requeued_before,
 )
 from domain.guilds import GuildSettingsService
 from domain.lifecycle import Source
-from domain.records import Delivery, DeliveryAttempt, RetryResult
+from domain.records import Delivery, DeliveryTimeline, RetryResult
 from domain.vocabulary import OutboxKind
 
 Interaction = discord.Interaction[Any]
@@ -34,6 +34,7 @@ KIND_CHOICES = [app_commands.Choice(name="role changes", value=OutboxKind.ROLE_S
                 app_commands.Choice(name="log-channel lines", value=OutboxKind.MIRROR.value)]
 LIST_SIZE = 15
 TIMELINE_SIZE = 10
+FIELD_MAX = 1024  # an embed field value, as Discord allows
 
 
 def what(d: Delivery) -> str:
@@ -53,7 +54,7 @@ def delivery_line(d: Delivery) -> str:
            f"{age(d.updated_at)} ago"
 
 
-def delivery_embed(d: Delivery, attempts: list[DeliveryAttempt]) -> discord.Embed:
+def delivery_embed(d: Delivery, timeline: DeliveryTimeline) -> discord.Embed:
     embed = discord.Embed(title=f"Delivery {delivery_ref(d.id)} · {d.status.value}",
                           colour=discord.Colour.orange())
     embed.description = what(d)
@@ -62,19 +63,23 @@ def delivery_embed(d: Delivery, attempts: list[DeliveryAttempt]) -> discord.Embe
         embed.description += f"\n**Cause:** {cause_of(d)}"
     if d.last_error:
         embed.description += f"\n**Error:** {discord.utils.escape_markdown(d.last_error)[:800]}"
-    first = max(0, len(attempts) - TIMELINE_SIZE)
-    lines = []
-    for i in range(first, len(attempts)):
+    attempts = timeline.attempts
+    lines: list[str] = []  # newest first, as many as fit, then put in order
+    for i in range(len(attempts) - 1, max(-1, len(attempts) - 1 - TIMELINE_SIZE), -1):
         a = attempts[i]
-        if staff_retried_before(attempts, i):
-            lines.append(f"↻ {STAFF_RETRY}")
-        lines.append(
+        block = [
             f"`#{a.attempt}` {discord.utils.format_dt(a.started_at, 'R')} {a.outcome or '?'} · "
             f"{'retryable' if a.retryable else 'final'} · HTTP {a.http_status or '-'}"
-            + (f" code {a.discord_code}" if a.discord_code else "") + f" · {a.duration_ms} ms")
-    timeline = "\n".join(lines)
-    embed.add_field(name=f"Attempts ({len(attempts)})", value=timeline[:1024] or "none",
-                    inline=False)
+            + (f" code {a.discord_code}" if a.discord_code else "") + f" · {a.duration_ms} ms"]
+        if requeued_before(attempts, i):
+            block.insert(0, f"↻ {REQUEUED}")
+        if sum(len(line) + 1 for line in lines + block) > FIELD_MAX:
+            break
+        lines = block + lines
+    older = len(attempts) - sum(1 for line in lines if line.startswith("`#"))
+    name = f"Attempts (the newest {len(attempts) - older})" if older or timeline.earlier \
+        else f"Attempts ({len(attempts)})"
+    embed.add_field(name=name, value="\n".join(lines) or "none", inline=False)
     if failed:
         embed.set_footer(text=f"/dlq delivery-retry {delivery_ref(d.id)} once the cause is "
                               "fixed")
@@ -145,9 +150,9 @@ class DeliveryCommands(commands.Cog):
     @app_commands.describe(delivery="its D number, like D42")
     async def delivery_show(self, interaction: Interaction, delivery: str) -> None:
         await self._require_staff(interaction)
-        found, attempts = await self.deliveries.show(guild_id_of(interaction),
+        found, timeline = await self.deliveries.show(guild_id_of(interaction),
                                                      parse_delivery_id(delivery))
-        await answer(interaction, embed=delivery_embed(found, attempts))
+        await answer(interaction, embed=delivery_embed(found, timeline))
 
     @DLQ.command(name="delivery-retry", description="Retry one failed delivery")
     @app_commands.autocomplete(delivery=delivery_autocomplete)

@@ -19,7 +19,14 @@ from domain.dead_letter_reads import parse_cursor
 from domain.errors import InvalidInput, InvalidStatus, NotFound
 from domain.lifecycle import Source, State
 from domain.persistence.deliveries import DeliveryStore, RequeuePlan
-from domain.records import Delivery, DeliveryAttempt, DeliveryPage, DeliverySummary, RetryResult
+from domain.records import (
+    Delivery,
+    DeliveryAttempt,
+    DeliveryPage,
+    DeliverySummary,
+    DeliveryTimeline,
+    RetryResult,
+)
 from domain.transitions import role_wanted
 from domain.vocabulary import DeliveryCause, DeliveryStatus, OutboxKind
 
@@ -68,12 +75,17 @@ def delivery_ref(delivery_id: int) -> str:
     return f"D{delivery_id}"
 
 
-STAFF_RETRY = "retried by staff: attempts count from 1 again"
+# A delivery's timeline shows its newest attempts: all a reader needs, and bounded (a log
+# line refused for days is tried again every few minutes).
+SHOWN_ATTEMPTS = 100  # one delivery (API, CLI; Discord shows the newest that fit)
+PAGE_ATTEMPTS = 20  # each delivery of the console's page
+REQUEUED = "queued again: attempts count from 1"
 
 
-def staff_retried_before(attempts: Sequence[DeliveryAttempt], index: int) -> bool:
-    """Whether a staff retry came just before `attempts[index]` (a retry requeues the row
-    with its attempt count at 0, so the numbers start again at 1)."""
+def requeued_before(attempts: Sequence[DeliveryAttempt], index: int) -> bool:
+    """Whether the row was queued again just before `attempts[index]`: by staff, or by the
+    worker for a log line refused for a permission (either sets its attempt count back to
+    0, so the numbers start again at 1)."""
     return index > 0 and attempts[index].attempt <= attempts[index - 1].attempt
 
 
@@ -119,17 +131,21 @@ class DeliveryService:
         return DeliveryPage(items, str(items[-1].id) if more and items else None)
 
     async def show(self, guild_id: int, delivery_id: int
-                   ) -> tuple[Delivery, list[DeliveryAttempt]]:
+                   ) -> tuple[Delivery, DeliveryTimeline]:
         found = await self.store.get(guild_id, delivery_id)
         if found is None:
             raise NotFound(f"delivery {delivery_ref(delivery_id)} does not exist in this "
                            "guild")
-        return found, (await self.store.attempts(guild_id, [delivery_id]))[delivery_id]
+        return found, (await self.store.attempts(guild_id, [delivery_id],
+                                                 SHOWN_ATTEMPTS))[delivery_id]
 
     async def timelines(self, guild_id: int, delivery_ids: Sequence[int]
-                        ) -> dict[int, list[DeliveryAttempt]]:
-        """The attempts of each of a page's deliveries, oldest first, read at once."""
-        return await self.store.attempts(guild_id, delivery_ids)
+                        ) -> dict[int, DeliveryTimeline]:
+        """The newest attempts of each of a page's deliveries, read at once."""
+        return await self.store.attempts(guild_id, delivery_ids, PAGE_ATTEMPTS)
+
+    async def failed_count(self, guild_id: int, kind: OutboxKind | None = None) -> int:
+        return await self.store.failed_count(guild_id, kind.value if kind else None)
 
     async def summary(self, guild_id: int) -> DeliverySummary:
         return await self.store.summary(guild_id)

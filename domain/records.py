@@ -135,6 +135,15 @@ class DeliveryAttempt:
 
 
 @dataclass(frozen=True)
+class DeliveryTimeline:
+    """A delivery's newest attempts, oldest first; `earlier` when older ones exist that are
+    not in `attempts` (a line refused for days gains hundreds)."""
+
+    attempts: list[DeliveryAttempt]
+    earlier: bool
+
+
+@dataclass(frozen=True)
 class Delivery:
     id: int
     guild_id: int

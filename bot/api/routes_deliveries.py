@@ -19,7 +19,7 @@ from bot.api.schemas_deliveries import (
     RetryFailedBody,
 )
 from domain.commands import MAX_SNOWFLAKE
-from domain.deliveries import FAILED_STATUSES, MAX_PAGE
+from domain.deliveries import FAILED_STATUSES, MAX_PAGE, SHOWN_ATTEMPTS
 from domain.lifecycle import Source
 from domain.vocabulary import DeliveryStatus, OutboxKind
 
@@ -58,12 +58,16 @@ async def retry_failed(guild_id: GuildId, body: RetryFailedBody,
 
 
 @router.get("/{delivery_id}", response_model=DeliveryDetail, responses=responses(404),
-            summary="One delivery, its cause and every attempt")
+            summary="One delivery, its cause and its attempts",
+            description=f"The newest {SHOWN_ATTEMPTS} attempts, oldest first "
+                        "(`earlier_attempts`: older ones exist).")
 async def show_delivery(guild_id: GuildId, delivery_id: DeliveryId,
                         c: ContainerDep) -> DeliveryDetail:
-    delivery, attempts = await c.deliveries.show(guild_id, delivery_id)
+    delivery, timeline = await c.deliveries.show(guild_id, delivery_id)
     return DeliveryDetail(**DeliveryOut.of(delivery).model_dump(),
-                          attempts_timeline=[DeliveryAttemptOut.of(a) for a in attempts])
+                          attempts_timeline=[DeliveryAttemptOut.of(a)
+                                             for a in timeline.attempts],
+                          earlier_attempts=timeline.earlier)
 
 
 @router.post("/{delivery_id}/retry", response_model=DeliveryRetryOut,

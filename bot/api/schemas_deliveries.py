@@ -63,8 +63,10 @@ class DeliveryAttemptOut(BaseModel):
 
 
 class DeliveryDetail(DeliveryOut):
-    attempts_timeline: list[DeliveryAttemptOut] = Field(description="every attempt, oldest "
-                                                                    "first")
+    attempts_timeline: list[DeliveryAttemptOut] = Field(
+        description="its newest attempts, oldest first; the numbers start again at 1 where "
+                    "it was queued again (by staff, or by the worker for a refused log line)")
+    earlier_attempts: bool = Field(description="older attempts exist that are not listed")
 
 
 class DeliveryPageOut(BaseModel):

@@ -49,11 +49,12 @@ async def _page(request: Request, user: ConsoleUser, guild_id: int, kind: str,
                           "gave; start from the first page.", user)
     timelines = await service.timelines(guild_id, [d.id for d in page.items])
     rows = [{"d": d, "ref": delivery_ref(d.id), "cause": describe(d.cause),
-             "attempts": timelines[d.id]} for d in page.items]
-    summary = await service.summary(guild_id)
+             "attempts": timelines[d.id].attempts, "earlier": timelines[d.id].earlier}
+            for d in page.items]
+    failed = await service.failed_count(guild_id, OutboxKind(kind) if kind else None)
     return render(request, "deliveries.html", user=user, guild_id=guild_id, rows=rows,
                   done=done, kind=kind, kinds=KINDS, next_cursor=page.next_cursor,
-                  failed=summary.failed, first_page=not cursor)
+                  failed=failed, first_page=not cursor)
 
 
 @router.post("/deliveries/{delivery_id}/retry")
@@ -61,6 +62,10 @@ async def retry(request: Request, guild_id: int, delivery_id: int) -> Response:
     user = await staff_write(request, guild_id)
     if not isinstance(user, ConsoleUser):
         return user
+    kind = await _kind_of(request)
+    if kind is None:
+        return error_page(request, 400, "Bad form", "Retry role changes, log lines, or "
+                          "every kind.", user)
     if not 0 < delivery_id <= MAX_ID:
         return error_page(request, 404, "Not found", "No such delivery.", user)
     try:
@@ -72,7 +77,7 @@ async def retry(request: Request, guild_id: int, delivery_id: int) -> Response:
     done = (f"{ref} no longer applies (the member changed since): skipped" if result.stale
             else f"{ref} waits for a log channel" if result.waiting
             else f"{ref} queued again")
-    return await _page(request, user, guild_id, "", None, done)
+    return await _page(request, user, guild_id, kind, None, done)
 
 
 @router.post("/deliveries/retry-failed")
@@ -82,19 +87,26 @@ async def retry_failed(request: Request, guild_id: int) -> Response:
     user = await staff_write(request, guild_id)
     if not isinstance(user, ConsoleUser):
         return user
-    kind = str((await request.form()).get("kind") or "")
-    if kind not in ("", *KINDS):
+    kind = await _kind_of(request)
+    if kind is None:
         return error_page(request, 400, "Bad form", "Retry role changes, log lines, or "
                           "every kind.", user)
     result = await console_of(request).container.deliveries.retry_failed(
         guild_id, user.user_id, Source.CONSOLE, kind=OutboxKind(kind) if kind else None)
-    return await _page(request, user, guild_id, kind, None, retried(result))
+    return await _page(request, user, guild_id, kind, None, retried(result, kind))
 
 
-def retried(result: RetryResult) -> str:
+async def _kind_of(request: Request) -> str | None:
+    """The form's kind filter ("" for every kind), or None when it is not one."""
+    kind = str((await request.form()).get("kind") or "")
+    return kind if kind in ("", *KINDS) else None
+
+
+def retried(result: RetryResult, kind: str = "") -> str:
     """What a retry of many did, in one sentence."""
     if not result.matched:
-        return "Nothing to retry: no delivery had failed."
+        return f"Nothing to retry: no {KINDS[kind].lower() if kind else 'deliveries'} " \
+               "had failed."
     parts = [f"{result.requeued} queued again"]
     if result.stale:
         parts.append(f"{result.stale} skipped (the member changed since)")

@@ -19,7 +19,13 @@ from domain.mirror import delivery_retry_facts, level_values
 from domain.persistence.database import Database
 from domain.persistence.faults import Faults, Point
 from domain.persistence.sql import ENQUEUE_MIRROR
-from domain.records import Delivery, DeliveryAttempt, DeliverySummary, RetryResult
+from domain.records import (
+    Delivery,
+    DeliveryAttempt,
+    DeliverySummary,
+    DeliveryTimeline,
+    RetryResult,
+)
 from domain.vocabulary import DeliveryStatus, OutboxKind
 
 _COLUMNS = """o.id, o.guild_id, o.kind::text AS kind, o.status::text AS status, o.channel_id,
@@ -28,19 +34,22 @@ _COLUMNS = """o.id, o.guild_id, o.kind::text AS kind, o.status::text AS status, 
 
 PAGE = text(f"""
     SELECT {_COLUMNS} FROM outbox o
-    WHERE o.guild_id = :g AND o.status::text = ANY(:statuses)
-      AND (CAST(:kind AS text) IS NULL OR o.kind::text = :kind)
+    WHERE o.guild_id = :g AND o.status = ANY(CAST(:statuses AS delivery_status[]))
+      AND (CAST(:kind AS outbox_kind) IS NULL OR o.kind = CAST(:kind AS outbox_kind))
       AND (CAST(:before AS bigint) IS NULL OR o.id < :before)
     ORDER BY o.id DESC LIMIT :limit
 """)  # noqa: S608
 
 ONE = text(f"SELECT {_COLUMNS} FROM outbox o WHERE o.guild_id = :g AND o.id = :id")  # noqa: S608
 
+# The newest `:last` attempts of each delivery named (one index range each, on
+# ix_outbox_attempts_outbox (outbox_id, id)), for the guild's deliveries only.
 ATTEMPTS = text("""
-    SELECT a.outbox_id, a.attempt, a.started_at, a.duration_ms, a.outcome, a.retryable,
-           a.http_status, a.discord_code, a.error_summary, a.worker
-    FROM outbox_attempts a JOIN outbox o ON o.id = a.outbox_id
-    WHERE o.guild_id = :g AND a.outbox_id = ANY(:ids)
+    SELECT a.* FROM outbox o CROSS JOIN LATERAL (
+        SELECT x.outbox_id, x.id, x.attempt, x.started_at, x.duration_ms, x.outcome,
+               x.retryable, x.http_status, x.discord_code, x.error_summary, x.worker
+        FROM outbox_attempts x WHERE x.outbox_id = o.id ORDER BY x.id DESC LIMIT :last) a
+    WHERE o.guild_id = :g AND o.id = ANY(CAST(:ids AS bigint[]))
     ORDER BY a.outbox_id, a.id
 """)
 
@@ -56,8 +65,10 @@ SUMMARY = text("""
                        ORDER BY id DESC LIMIT 1) AS newest ON TRUE
 """)
 
-FAILED_COUNT = text("SELECT count(*) FROM outbox WHERE guild_id = :g "
-                    "AND status IN ('failed', 'dead_lettered')")
+FAILED_COUNT = text("""
+    SELECT count(*) FROM outbox WHERE guild_id = :g AND status IN ('failed', 'dead_lettered')
+      AND (CAST(:kind AS outbox_kind) IS NULL OR kind = CAST(:kind AS outbox_kind))
+""")
 
 # The rows a retry takes, oldest first, locked: a second retry (or the worker) waits.
 TAKE = text("""
@@ -164,19 +175,19 @@ class DeliveryStore:
             row = (await conn.execute(ONE, {"g": guild_id, "id": delivery_id})).first()
         return _delivery(row) if row is not None else None
 
-    async def attempts(self, guild_id: int, delivery_ids: Sequence[int]
-                       ) -> dict[int, list[DeliveryAttempt]]:
-        """Every attempt of each of the guild's deliveries named, oldest first, in one
-        query (a delivery with none, or of another guild, maps to an empty list)."""
-        timelines: dict[int, list[DeliveryAttempt]] = {i: [] for i in delivery_ids}
+    async def attempts(self, guild_id: int, delivery_ids: Sequence[int], last: int
+                       ) -> dict[int, DeliveryTimeline]:
+        """The newest `last` attempts of each of the guild's deliveries named, oldest
+        first, in one query (a delivery with none, or of another guild, has none)."""
+        found: dict[int, list[DeliveryAttempt]] = {i: [] for i in delivery_ids}
         async with self.db.autocommit() as conn:
-            rows = (await conn.execute(ATTEMPTS, {"g": guild_id,
-                                                  "ids": list(delivery_ids)})).all()
+            rows = (await conn.execute(ATTEMPTS, {"g": guild_id, "ids": list(delivery_ids),
+                                                  "last": last + 1})).all()
         for r in rows:
-            timelines[r.outbox_id].append(DeliveryAttempt(
+            found[r.outbox_id].append(DeliveryAttempt(
                 r.attempt, r.started_at, r.duration_ms, r.outcome, r.retryable, r.http_status,
                 r.discord_code, r.error_summary, r.worker))
-        return timelines
+        return {i: DeliveryTimeline(a[-last:], len(a) > last) for i, a in found.items()}
 
     async def summary(self, guild_id: int) -> DeliverySummary:
         async with self.db.autocommit() as conn:
@@ -184,9 +195,10 @@ class DeliveryStore:
         return DeliverySummary(int(row.failed), int(row.pending), row.cause, row.channel_id,
                                row.last_error)
 
-    async def failed_count(self, guild_id: int) -> int:
+    async def failed_count(self, guild_id: int, kind: str | None = None) -> int:
         async with self.db.autocommit() as conn:
-            return int((await conn.execute(FAILED_COUNT, {"g": guild_id})).scalar_one())
+            return int((await conn.execute(FAILED_COUNT, {"g": guild_id, "kind": kind})
+                        ).scalar_one())
 
     async def requeue(self, plan: RequeuePlan) -> RetryResult:
         """Retry failed deliveries in one transaction: each is requeued, skipped as stale or

@@ -57,8 +57,15 @@ HOURLY = text("""
     RETURNING last_id
 """)
 
-# What no chart reads any more goes, a refresh at a time (a few rows each: the ones that
-# aged out since the last refresh).
+# What no chart reads any more goes, once a day: the first refresh of a day, in whichever
+# process, claims the day (the tables' keys start with the guild, so each purge reads them
+# whole: small tables, but not every 5 minutes).
+CLAIM_PURGE = text("""
+    INSERT INTO snapshot_watermarks (name, last_id) VALUES ('purged_day', :day)
+    ON CONFLICT (name) DO UPDATE SET last_id = EXCLUDED.last_id
+    WHERE snapshot_watermarks.last_id < EXCLUDED.last_id
+    RETURNING last_id
+""")
 PURGE = (
     text("DELETE FROM hourly_transitions "
          "WHERE hour < now() - make_interval(days => :hourly_days)"),
@@ -107,15 +114,17 @@ class OverviewStore:
 
     async def refresh(self, today: date, kept: Kept, limit: int = 50_000) -> int:
         """Today's daily rows, and the ledger rows counted by hour since the last refresh
-        (at most `limit`); rows older than `kept` go. How many ledger rows were counted."""
+        (at most `limit`); once a day, rows older than `kept` go. How many ledger rows were
+        counted."""
         async with self.db.transaction() as conn:
             await conn.execute(DAILY, {"day": today})
             await conn.execute(CLEAR_SIGNATURES, {"day": today})
             await conn.execute(SIGNATURES, {"day": today})
-            for purge in PURGE:
-                await conn.execute(purge, {
-                    "today": today, "hourly_days": kept.hourly_days,
-                    "signature_days": kept.signature_days, "daily_days": kept.daily_days})
+            if (await conn.execute(CLAIM_PURGE, {"day": today.toordinal()})).first():
+                for purge in PURGE:
+                    await conn.execute(purge, {
+                        "today": today, "hourly_days": kept.hourly_days,
+                        "signature_days": kept.signature_days, "daily_days": kept.daily_days})
         async with self.db.transaction() as conn:
             before = (await conn.execute(text(
                 "SELECT last_id FROM snapshot_watermarks WHERE name = 'transitions'"))

@@ -287,7 +287,7 @@ class OutboxAttempt(Base):
     retryable: Mapped[bool]
     error_summary: Mapped[str | None] = mapped_column(Text, nullable=True)
     worker: Mapped[str] = mapped_column(Text)
-    __table_args__ = (Index("ix_outbox_attempts_outbox", "outbox_id", "attempt"),)
+    __table_args__ = (Index("ix_outbox_attempts_outbox", "outbox_id", "id"),)  # 0007
 
 
 class ConsoleSession(Base):

@@ -78,7 +78,7 @@ async def test_a_role_grant_refused_for_the_role_order_is_explained_then_retried
                                    timeout=10, what="the verified role granted")
     assert NOTICE not in await world.ask(world.staff, "dlq stats")
     timeline = await world.ask(world.staff, "dlq delivery", {"delivery": f"D{delivery}"})
-    assert timeline.index("HTTP 403") < timeline.index("retried by staff") \
+    assert timeline.index("HTTP 403") < timeline.index("queued again: attempts count from 1") \
         < timeline.index("delivered · final · HTTP 204"), timeline
     assert "Cause" not in timeline and "once the cause is fixed" not in timeline
     async with world.container.db.autocommit() as conn:

@@ -60,8 +60,7 @@ async def test_deliveries_cli_lists_shows_and_retries(services: ProcessServices,
     assert await refuse_role_order(services) >= 1  # a second round for it
     again = _cli(migrated, "show", "--guild", g, f"D{delivery}").stdout.splitlines()
     rounds = [line.split()[2] for line in again if line.startswith("  20")]
-    assert rounds == ["#1", "#1"] and again[-2] == "  -- retried by staff: attempts count " \
-        "from 1 again", again
+    assert rounds == ["#1", "#1"] and again[-2] == "  -- queued again: attempts count from 1", again
     unknown = _cli(migrated, "retry", "--guild", g, "D999999", "--actor", str(STAFF))
     assert unknown.returncode == 1 and "does not exist in this guild" in unknown.stderr
     for bad in (("show", "--guild", g, "X1"), ("show", "--guild", g, "D١٢"),

@@ -58,7 +58,7 @@ def test_migrate_on_embedded_default_starts_and_stops_the_database(data_dir: Pat
                           env=_env(DATA_DIR=str(data_dir)), capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 0, proc.stderr
-    assert "revision 0006" in proc.stdout
+    assert "revision 0007" in proc.stdout
     assert (data_dir / "pg" / "PG_VERSION").exists()
     assert postmasters(data_dir / "pg") == []
 

@@ -1,5 +1,5 @@
-"""The overview's snapshot tables stay small: a refresh drops what aged past what the
-overview keeps (KEPT), and keeps the rest, for every guild."""
+"""The overview's snapshot tables stay small: the day's first refresh drops what aged past
+what the overview keeps (KEPT), and keeps the rest, for every guild."""
 
 from __future__ import annotations
 
@@ -48,3 +48,14 @@ async def test_a_refresh_drops_snapshot_rows_past_what_the_overview_keeps(
         (g, days_ago(KEPT.signature_days - 1)) for g in (GUILD, OTHER_GUILD))
     assert left["hourly_transitions"] == sorted(
         (g, now - timedelta(hours=24 * KEPT.hourly_days - 1)) for g in (GUILD, OTHER_GUILD))
+
+    # The day's later refreshes (every 5 minutes) do not read the tables whole again.
+    async with services.db.transaction() as conn:
+        await conn.execute(text(
+            "INSERT INTO daily_guild_stats (guild_id, day, new_entries, resolved_entries, "
+            "open_entries) VALUES (:g, :d, 1, 0, 1)"),
+            {"g": GUILD, "d": days_ago(KEPT.daily_days + 1)})
+    await services.services.overview.refresh()
+    async with services.db.autocommit() as conn:
+        assert (await conn.execute(text("SELECT count(*) FROM daily_guild_stats WHERE day = :d"),
+                                   {"d": days_ago(KEPT.daily_days + 1)})).scalar_one() == 1

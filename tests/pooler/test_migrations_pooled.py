@@ -20,7 +20,7 @@ async def test_upgrades_through_the_pooler_wait_for_each_other_and_all_succeed(
         empty_database: str, bouncer: PgBouncer) -> None:
     pooled = bouncer.url_for(str(make_url(empty_database).database))
     outcome = await upgrades_started_while_the_lock_is_held(empty_database, pooled)
-    assert outcome.version == "0006"
+    assert outcome.version == "0007"
     assert outcome.tables == 16
     # No advisory lock is left behind on a pooled server connection.
     assert outcome.advisory_locks_left == 0
