@@ -59,6 +59,7 @@ class WorkerPolicy:
     line_probe_seconds: float = 60.0
     line_probe_quiet_seconds: float = 300.0  # a lane that failed within this is left alone
     line_probe_guilds: int = 20
+    line_probe_kept_attempts: int = 100  # a re-queued line's history: its newest attempts
     # The console overview's snapshots are refreshed this often (0: never, in this worker).
     overview_refresh_seconds: float = 300.0
 
@@ -239,7 +240,8 @@ class OutboxWorker:
             return
         self._last_line_probe = now
         guilds = await self.store.requeue_refused_lines(
-            self.policy.line_probe_quiet_seconds, self.policy.line_probe_guilds)
+            self.policy.line_probe_quiet_seconds, self.policy.line_probe_guilds,
+            self.policy.line_probe_kept_attempts)
         if guilds:
             log.info("log lines refused by their channel are tried again for guilds %s",
                      ", ".join(map(str, guilds)))

@@ -116,7 +116,15 @@ REQUEUE_REFUSED_LINES = text("""
       AND o.kind = 'mirror' AND o.status IN ('dead_lettered', 'failed')
       AND (o.cause = ANY(:fixable)
            OR (o.cause = ANY(:replaced) AND o.channel_id IS DISTINCT FROM gs.log_channel_id))
-    RETURNING o.guild_id
+    RETURNING o.guild_id, o.id
+""")
+# A line put back in line keeps only its newest attempts: one refused for days is tried
+# every few minutes, and its history would otherwise grow until it is delivered.
+TRIM_ATTEMPTS = text("""
+    DELETE FROM outbox_attempts WHERE id IN (
+      SELECT x.id FROM unnest(CAST(:ids AS bigint[])) AS t(outbox_id)
+      CROSS JOIN LATERAL (SELECT id FROM outbox_attempts a WHERE a.outbox_id = t.outbox_id
+                          ORDER BY id DESC OFFSET :kept) x)
 """)
 FIXABLE_LINE_CAUSES = [DeliveryCause.CHANNEL_HIDDEN.value,
                        DeliveryCause.MISSING_SEND_MESSAGES.value,
@@ -211,14 +219,18 @@ class OutboxStore:
                                                 "code": attempt.discord_code})
         return True
 
-    async def requeue_refused_lines(self, quiet_seconds: float, guilds: int) -> list[int]:
-        """Put log lines refused by their channel back in line (see REQUEUE_REFUSED_LINES);
-        the guilds whose lines go again."""
+    async def requeue_refused_lines(self, quiet_seconds: float, guilds: int,
+                                    kept_attempts: int) -> list[int]:
+        """Put log lines refused by their channel back in line (see REQUEUE_REFUSED_LINES),
+        each with its newest `kept_attempts` attempts; the guilds whose lines go again."""
         async with self.db.transaction() as conn:
             rows = (await conn.execute(REQUEUE_REFUSED_LINES, {
                 "quiet": quiet_seconds, "guilds": guilds, "fixable": FIXABLE_LINE_CAUSES,
-                "replaced": REPLACED_LINE_CAUSES})).scalars()
-            return sorted(set(rows))
+                "replaced": REPLACED_LINE_CAUSES})).all()
+            if rows:
+                await conn.execute(TRIM_ATTEMPTS, {"ids": [r.id for r in rows],
+                                                   "kept": kept_attempts})
+            return sorted({r.guild_id for r in rows})
 
     # ---- retention ------------------------------------------------------------------------
 

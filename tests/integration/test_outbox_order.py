@@ -130,6 +130,43 @@ async def test_lines_a_channel_refused_go_out_in_order_once_it_works_again(
     assert set((await _statuses(clean_db)).values()) == {"delivered"}
 
 
+async def test_a_line_refused_round_after_round_keeps_only_its_newest_attempts(
+        clean_db: Database) -> None:
+    """Each re-queue of a line the channel still refuses trims its history to the newest
+    `line_probe_kept_attempts`: a channel broken for days does not grow it without bound."""
+    async with clean_db.transaction() as conn:
+        await conn.execute(text("INSERT INTO guild_settings (guild_id, log_channel_id) "
+                                "VALUES (:g, 501)"), {"g": GUILD})
+        await conn.execute(INSERT, _row("line"))
+    discord = RecordingDiscord()
+    worker = OutboxWorker(OutboxStore(clean_db), discord, CountingMetrics(),
+                          WorkerPolicy(line_probe_seconds=0.001, line_probe_kept_attempts=2))
+    newest = []
+
+    async def age() -> None:  # the probe leaves a lane alone a while after a failure
+        async with clean_db.transaction() as conn:
+            await conn.execute(text(
+                "UPDATE outbox SET updated_at = now() - interval '1 hour'"))
+    for round_ in range(5):
+        if round_:
+            await age()
+            await worker.run_once()  # probed: back in line (the next round sends it)
+        discord.fail_next = [DeliveryError(
+            "403 Forbidden (code 50013): Missing Permissions", status=403, retryable=False,
+            whole_lane=True, code=50013, cause=DeliveryCause.MISSING_EMBED_LINKS)]
+        await worker.run_once()  # refused again
+        async with clean_db.autocommit() as conn:
+            newest.append((await conn.execute(text(
+                "SELECT max(id) FROM outbox_attempts"))).scalar_one())
+    await age()
+    await worker.run_once()  # probed: back in line, its history trimmed
+    async with clean_db.autocommit() as conn:
+        kept = (await conn.execute(text("SELECT id FROM outbox_attempts ORDER BY id"))
+                ).scalars().all()
+    assert list(kept) == newest[-2:] and len(set(newest)) == 5
+    assert set((await _statuses(clean_db)).values()) == {"pending"}
+
+
 async def test_a_line_this_version_cannot_read_is_not_probed(clean_db: Database) -> None:
     async with clean_db.transaction() as conn:
         await conn.execute(text("INSERT INTO guild_settings (guild_id, log_channel_id) "
