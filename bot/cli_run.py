@@ -34,6 +34,12 @@ def positive(value: str) -> int:
     return int(value)
 
 
+def port(value: str) -> int:
+    if not (value.isascii() and value.isdigit()) or int(value) > 65535:
+        raise argparse.ArgumentTypeError("must be a port number, 0 to 65535 (0: any free one)")
+    return int(value)
+
+
 def register(sub: Any) -> None:
     run_parser = sub.add_parser("run", help="run the bot against Discord (needs DISCORD_TOKEN)")
     run_parser.add_argument("--shard-count", type=positive,
@@ -44,7 +50,7 @@ def register(sub: Any) -> None:
     demo = sub.add_parser("sandbox", help="the demo: sandbox Discord + bot + scripted story")
     demo.add_argument("--serve", action="store_true",
                       help="keep everything running and print how to inject events by hand")
-    demo.add_argument("--port", type=int, default=8765, help="sandbox port (--serve)")
+    demo.add_argument("--port", type=port, default=8765, help="sandbox port (--serve)")
     demo.set_defaults(handler=run_demo)
 
 

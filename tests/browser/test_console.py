@@ -54,6 +54,13 @@ async def _login(page: Page, base: str, username: str) -> None:
     await expect(page.get_by_role("heading", name="Your servers")).to_be_visible()
 
 
+async def _fits(page: Page) -> bool:
+    """No horizontal scrolling: the page is no wider than the window."""
+    await page.wait_for_load_state("load")  # the stylesheet applied, not only the DOM
+    return bool(await page.evaluate(
+        "document.documentElement.scrollWidth <= window.innerWidth"))
+
+
 async def _accessible(page: Page, name: str) -> None:
     await screenshot(page, f"console-{name}")
     assert serious(await axe_violations(page)) == set(), name
@@ -93,15 +100,18 @@ async def test_a_staff_member_works_through_the_console(world: World, console: s
 
     # Resolve with a note that looks like a script: it is shown as text, never run.
     await page.goto(f"{console}/console/g/{world.guild.id}/dead-letters/{noted}")
-    note = "<script>alert('x')</script> fixed by hand"
+    # ... and a long unbroken word (a pasted URL) wraps instead of widening the page.
+    note = "<script>alert('x')</script> fixed by hand, see example.invalid/" + "x" * 300
     resolve = page.locator("form", has=page.get_by_role("button", name="Resolve"))
     await resolve.get_by_label("Note").fill(note)
     await resolve.get_by_role("button", name="Resolve").click()
     await expect(page.get_by_role("status")).to_have_text("Resolved.")
     await expect(page.get_by_text(note, exact=False)).to_be_visible()
+    assert await _fits(page), "the entry page is wider than the window"
     await page.get_by_role("link", name="← Dead letters").click()
     await page.get_by_role("link", name="Audit").click()
     await expect(page.get_by_role("cell", name=note)).to_be_visible()
+    assert await _fits(page), "the audit page is wider than the window"
     await _accessible(page, "audit")
     await world.sandbox.wait_for_message(world.log_channel,
                                          lambda m: "fixed by hand" in m.text)

@@ -10,6 +10,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import pytest
+
 from sandbox import Sandbox, SandboxConfig
 from tests.helpers import postmasters
 
@@ -84,6 +86,16 @@ async def test_run_without_a_token_is_one_line() -> None:
     _, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 2
     assert err.decode().count("\n") == 1 and "DISCORD_TOKEN is not set" in err.decode()
+
+
+@pytest.mark.parametrize("port", ["99999", "-1", "８０"])
+async def test_a_sandbox_port_out_of_range_is_refused_in_one_line(port: str) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "sandbox", "--serve", "--port", port, cwd=ROOT,
+        env=child_env(), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    _, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 2 and "Traceback" not in err.decode()
+    assert "--port: must be a port number, 0 to 65535" in err.decode()
 
 
 async def test_run_with_a_rejected_token_is_one_line() -> None:
