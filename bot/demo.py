@@ -48,6 +48,8 @@ from sandbox import (
 STARTED, COMPLETED = 8, 2  # MemberFlags bits: started / completed onboarding
 DEMO_GUILD = "Lifeline Demo"
 
+STORM_ROUND = 40  # concurrent writes in a round of the conflict storm, half through each process
+
 
 class Demo:
     def __init__(self, container: Container, sandbox: Sandbox, bot: LifelineBot,
@@ -175,8 +177,11 @@ class Demo:
                 outcomes = await self.storm(http, carol)
             finally:
                 self.container.transitions.policy = policy
-            self.t.say("web app", "40 concurrent verify/reverify writes through two Lifeline "
-                       "processes, 1 attempt each: "
+            rounds = sum(outcomes.values()) // STORM_ROUND
+            self.t.say("web app", f"{sum(outcomes.values())} concurrent verify/reverify writes "
+                       f"({rounds} round{'s' if rounds > 1 else ''} of {STORM_ROUND}, until "
+                       "both operations had a dead letter) through two Lifeline processes, "
+                       "1 attempt each: "
                        + ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items())))
 
         self.t.chapter("Staff remediate from Discord")
@@ -262,7 +267,7 @@ class Demo:
 
         dead_lettered: set[str] = set()
         for _ in range(20):
-            ops = ["verify", "reverify"] * 10
+            ops = ["verify", "reverify"] * (STORM_ROUND // 4)  # through each process
             statuses = await asyncio.gather(
                 *(self.web_app(http, user, op) for op in ops),
                 *(through_replica(op) for op in ops))
@@ -364,6 +369,9 @@ async def run(container: Container, sandbox: Sandbox, settings: Settings, token:
                 demo = Demo(container, sandbox, bot, api, token, guild)  # type: ignore[arg-type]
                 await demo.play()
             if serve:
+                # The console's overview shows what the story just did, not only after the
+                # worker's next refresh (every 5 minutes).
+                await container.services.overview.refresh()
                 logging.getLogger().setLevel(settings.log_level_number)
                 await print_serve_help(container, sandbox, api, token, guild)
                 stop = asyncio.Event()

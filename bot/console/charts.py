@@ -55,5 +55,5 @@ def _frame(title: str, top: float, series: Sequence[Series], shapes: list[str]) 
     return (f'<svg viewBox="0 0 {WIDTH} {HEIGHT}" role="img" class="chart" '
             f'aria-label="{escape(title)}"><title>{escape(title)}</title>{legend}'
             f'<line x1="{PAD}" y1="{HEIGHT - PAD}" x2="{WIDTH - PAD}" y2="{HEIGHT - PAD}" '
-            f'stroke="currentColor"/><text x="2" y="{PAD + 4}" font-size="11">{top:g}</text>'
+            f'stroke="currentColor"/><text x="2" y="{PAD + 4}" font-size="11">{top:.3g}</text>'
             f'{"".join(shapes)}</svg>')

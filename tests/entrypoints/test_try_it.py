@@ -52,8 +52,10 @@ def json_values(output: str) -> list[object]:
     return values
 
 
-def _get(url: str) -> str:
-    with urllib.request.urlopen(url, timeout=10) as answer:
+def _get(url: str, token: str | None = None) -> str:
+    request = urllib.request.Request(
+        url, headers={"Authorization": f"Bearer {token}"} if token else {})
+    with urllib.request.urlopen(request, timeout=10) as answer:
         return str(answer.read().decode())
 
 
@@ -78,6 +80,11 @@ async def test_the_readme_try_it_block_works_as_written() -> None:
         console = next(line for line in printed if "Staff console:" in line).split()[2]
         page = await asyncio.to_thread(_get, console)
         assert "Log in with Discord" in page
+        # Its overview already counts the story's dead letters (no 5-minute wait).
+        overview = json.loads(await asyncio.to_thread(
+            _get, f"{values['LIFELINE_API']}/api/v1/guilds/{values['GUILD']}/overview",
+            values["LIFELINE_API_TOKEN"]))
+        assert overview["days"][-1]["new_entries"] > 0, overview["days"][-1]
 
         shell = await asyncio.create_subprocess_exec(
             "bash", "-e", "-o", "pipefail", "-c", try_it_block(), cwd=ROOT,
