@@ -11,7 +11,7 @@ from types import FrameType
 from typing import Any, NoReturn, Protocol
 
 from bot import cli_deliveries, cli_dlq, cli_migrate
-from bot.settings import SettingsError, load_settings
+from bot.settings import SettingsError, load_settings, unknown_dotenv_settings
 from domain.redaction import RedactingFilter
 
 
@@ -69,6 +69,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"lifeline: {exc}", file=sys.stderr)
         return 2
+    for warning in unknown_dotenv_settings():
+        print(f"lifeline: warning: {warning}", file=sys.stderr)
     quiet = getattr(args, "quiet_logs", False)
     configure_logging(max(settings.log_level_number, logging.WARNING) if quiet
                       else settings.log_level_number)

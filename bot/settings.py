@@ -6,10 +6,12 @@ A bad value stops start-up with one line naming the setting: `SettingsError`.
 from __future__ import annotations
 
 import base64
+import difflib
 import logging
 from pathlib import Path
 from typing import Any
 
+from dotenv import dotenv_values
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -228,6 +230,22 @@ def _http_url(value: str) -> str:
     if not value.startswith(("http://", "https://")) or any(ch.isspace() for ch in value):
         raise ValueError("must be an http(s):// URL")
     return value.rstrip("/")
+
+
+def unknown_dotenv_settings(path: Path = Path(".env")) -> list[str]:
+    """One warning line for each name in the .env file that is not a setting (a typo there
+    would leave its setting unset, silently), with the setting it most looks like."""
+    if not path.is_file():
+        return []
+    known = [name.upper() for name in Settings.model_fields]
+    warnings = []
+    for name in dotenv_values(path):
+        if name.upper() not in known:
+            close = difflib.get_close_matches(name.upper(), known, n=1)
+            hint = f": did you mean {close[0]}?" if close else ""
+            warnings.append(f"{path} sets {name}, which is not a Lifeline setting "
+                            f"(ignored){hint}")
+    return warnings
 
 
 def load_settings(**overrides: Any) -> Settings:

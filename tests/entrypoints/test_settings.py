@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.settings import SettingsError, load_settings
+from bot.settings import SettingsError, load_settings, unknown_dotenv_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -96,3 +96,21 @@ def test_the_console_is_off_until_its_secrets_are_set_and_says_which() -> None:
     assert on.oauth_client_id == "123456789012345678"
     assert on.console_base_url == "http://127.0.0.1:8123"
     assert load_settings(_env_file=None, discord_client_id="42").oauth_client_id == "42"
+
+
+def test_a_misspelled_name_in_dotenv_is_named_with_the_setting_it_looks_like(
+        tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("CONSOLE_SESSION_SECRT=" + "s" * 40 + "\n"
+                                   "log_level=info\nDATABASE_URL=postgresql://127.0.0.1:1/x\n")
+    assert unknown_dotenv_settings(tmp_path / ".env") == [
+        f"{tmp_path / '.env'} sets CONSOLE_SESSION_SECRT, which is not a Lifeline setting "
+        "(ignored): did you mean CONSOLE_SESSION_SECRET?"]
+    assert unknown_dotenv_settings(tmp_path / "missing.env") == []
+    # Start-up says so on stderr, and goes on (here to a database that is not there).
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "DATA_DIR": str(tmp_path)}
+    proc = subprocess.run([sys.executable, "-m", "bot", "migrate"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=60)
+    lines = proc.stderr.strip().splitlines()
+    assert lines[0] == "lifeline: warning: .env sets CONSOLE_SESSION_SECRT, which is not a " \
+        "Lifeline setting (ignored): did you mean CONSOLE_SESSION_SECRET?", proc.stderr
+    assert "s" * 40 not in proc.stderr and "Traceback" not in proc.stderr
