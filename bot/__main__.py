@@ -1,4 +1,4 @@
-"""`python -m bot <command>`: migrate, dlq, run, api, sandbox."""
+"""`python -m bot <command>`: migrate, dlq, deliveries, run, api, sandbox."""
 
 from __future__ import annotations
 

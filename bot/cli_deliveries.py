@@ -56,8 +56,8 @@ def register(sub: Any) -> None:
         return p
 
     p = add("list", "failed deliveries (failed and dead_lettered), newest first")
-    p.add_argument("--status", choices=[s.value for s in DeliveryStatus],
-                   help="one status instead of the failed ones")
+    p.add_argument("--status", choices=[*(s.value for s in DeliveryStatus), "all"],
+                   help="one status instead of the failed ones, or all")
     p.add_argument("--kind", choices=[k.value for k in OutboxKind])
     p.add_argument("--limit", type=page_size, default=20)
     p.add_argument("--cursor", help="next_cursor of the previous page")
@@ -86,7 +86,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 async def _act(c: Container, a: argparse.Namespace) -> Any:
     command = a.deliveries_command
     if command == "list":
-        statuses = [DeliveryStatus(a.status)] if a.status else FAILED_STATUSES
+        statuses = list(DeliveryStatus) if a.status == "all" \
+            else [DeliveryStatus(a.status)] if a.status else FAILED_STATUSES
         return await c.deliveries.page(a.guild, statuses=statuses,
                                        kind=OutboxKind(a.kind) if a.kind else None,
                                        cursor=a.cursor, limit=a.limit)

@@ -84,16 +84,11 @@ async def dead_letters(request: Request, guild_id: int) -> Response:
     cursor = q.get("cursor") or None
     source = q.get("source") or None
     member = (q.get("member") or "").strip() or None
-    if status not in STATUSES or order not in ORDERS or (
-            operation is not None and operation not in {o.value for o in Operation}) or (
-            cursor is not None and not (cursor.isascii() and cursor.isdigit()
-                                        and len(cursor) <= 19)) or (
-            signature is not None and len(signature) > 300) or (
-            source is not None and source not in {x.value for x in Source}) or (
-            member is not None and not (member.isascii() and member.isdigit()
-                                        and 0 < int(member) <= MAX_ID)):
-        return error_page(request, 400, "Bad filter", "One of the filters is not a value the "
-                      "list knows; clear the filters and try again.", user)
+    problem = filter_problem(status=status, order=order, operation=operation, cursor=cursor,
+                             signature=signature, source=source, member=member)
+    if problem is not None:
+        return error_page(request, 400, "Bad filter", problem + "; clear it and try again.",
+                          user)
     page = await console_of(request).container.remediation.page(
         guild_id, status=status, operation=operation, signature=signature, source=source,
         user_id=int(member) if member else None, limit=PAGE_SIZE, cursor=cursor, order=order)
@@ -102,6 +97,28 @@ async def dead_letters(request: Request, guild_id: int) -> Response:
     return render(request, "dead_letters.html", user=user, guild_id=guild_id, page=page,
                   filters=filters, statuses=STATUSES, operations=[o.value for o in Operation],
                   orders=list(ORDERS), sources=[x.value for x in Source])
+
+
+def filter_problem(*, status: str, order: str, operation: str | None, cursor: str | None,
+                   signature: str | None, source: str | None, member: str | None
+                   ) -> str | None:
+    """What is wrong with the list's filters, naming the filter (None: nothing)."""
+    if status not in STATUSES:
+        return "Status must be one of: " + ", ".join(STATUSES)
+    if order not in ORDERS:
+        return "Order must be newest or oldest"
+    if operation is not None and operation not in {o.value for o in Operation}:
+        return "Operation is not one Lifeline knows"
+    if source is not None and source not in {x.value for x in Source}:
+        return "Source is not one Lifeline knows"
+    if signature is not None and len(signature) > 300:
+        return "Signature is longer than any signature (300 characters)"
+    if member is not None and not (member.isascii() and member.isdigit()
+                                   and 0 < int(member) <= MAX_ID):
+        return "Member id is a Discord user id (digits), not a name"
+    if cursor is not None and not (cursor.isascii() and cursor.isdigit() and len(cursor) <= 19):
+        return "The page link is not one the list gave"
+    return None
 
 
 @router.get("/dead-letters/{entry_id}", response_class=HTMLResponse)
@@ -146,8 +163,8 @@ async def act(request: Request, guild_id: int, entry_id: int, action: str) -> Re
         if action == "retry":
             outcome = await service.retry(guild_id, entry_id, actor, Source.CONSOLE,
                                           force=form.get("force") == "1")
-            message = ("Replayed: resolved. " if outcome.resolved else
-                       "Replayed, and it failed again: ") + outcome.detail
+            message = (f"Resolved: {outcome.detail}." if outcome.resolved else
+                       f"Replayed, and it failed again: {outcome.detail}")
         elif action == "resolve":
             await service.resolve(guild_id, entry_id, actor, note, Source.CONSOLE)
             message = "Resolved."

@@ -141,6 +141,9 @@ async def test_a_staff_member_works_through_the_console(world: World, console: s
     assert refused.status == 403
     assert dialogs == []
     assert watch.blocked == [] and watch.csp_violations == [] and watch.page_errors == []
+    assert [e for e in watch.console_errors if "404" in e] == []  # the icon among them
+    icon = await page.locator("link[rel=icon]").get_attribute("href")
+    assert icon and (await page.request.get(console + icon)).status == 200
 
 
 async def test_a_member_who_is_not_staff_sees_no_server(world: World, console: str,

@@ -34,6 +34,13 @@ async def test_odd_input_gets_a_page_never_a_500(world: World) -> None:
         for path in (f"{g}/dead-letters?signature=%00", f"{g}/dead-letters/retry-all?"
                      "signature=%00"):
             assert (await http.get(path)).status_code == 400, path
+        # A bad filter is named, with what it should be.
+        for query, words in (("member=carol", "Member id is a Discord user id (digits)"),
+                             ("status=bogus", "Status must be one of: unresolved, open"),
+                             ("order=sideways", "Order must be newest or oldest"),
+                             ("operation=fly", "Operation is not one Lifeline knows")):
+            answer = await http.get(f"{g}/dead-letters?{query}")
+            assert answer.status_code == 400 and words in answer.text, (query, answer.text)
         answer = await http.post(f"{g}/deliveries/{2**63 + 5}/retry", data={"csrf": csrf},
                                  headers={"origin": BASE})
         assert answer.status_code == 404

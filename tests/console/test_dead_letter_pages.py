@@ -97,7 +97,7 @@ async def test_a_stale_retry_needs_replay_anyway(world: World) -> None:
         assert "The member changed since this was recorded" in stale.text
         assert "Replay anyway" in stale.text
         forced = await http.post(url, data={"csrf": csrf, "force": "1"}, headers=ORIGIN)
-        assert forced.status_code == 200 and "Replayed" in forced.text
+        assert forced.status_code == 200 and "Replayed, and it failed again" in forced.text
     async with world.container.db.autocommit() as conn:
         notes = list((await conn.execute(text(
             "SELECT note FROM remediation_actions WHERE dead_letter_id = :id"),

@@ -55,6 +55,8 @@ async def test_deliveries_cli_lists_shows_and_retries(services: ProcessServices,
     assert no_longer.returncode == 3 and "1 stale" in no_longer.stdout, no_longer.stdout
     retried = _cli(migrated, "retry-failed", "--guild", g, "--actor", str(STAFF))
     assert retried.returncode == 0 and "1 requeued" in retried.stdout, retried.stdout
+    assert f"D{delivery} " not in _cli(migrated, "list", "--guild", g).stdout  # not failed
+    assert f"D{delivery} " in _cli(migrated, "list", "--guild", g, "--status", "all").stdout
     requeued = _cli(migrated, "show", "--guild", g, f"D{delivery}").stdout
     assert "cause:" not in requeued and "http 403 code 50013" in requeued, requeued
     assert await refuse_role_order(services) >= 1  # a second round for it
