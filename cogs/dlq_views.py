@@ -207,13 +207,18 @@ class PageView(discord.ui.View):
         await self._show(interaction)
 
 
+SHOWN_SINCE = 10  # transitions a stale warning lists
+
+
 def stale_text(stale: StaleEntry) -> str:
     """What changed since a stale entry was recorded, and what a replay would do now."""
     lines = [f"⚠️ #{stale.entry_id} is stale: when it was recorded the member was "
              f"**{state_name(stale.recorded_state)}** (version {stale.recorded_version}); now "
              f"**{state_name(stale.current_state)}** (version {stale.current_version}), after "
-             f"{stale.transitions_since} transition(s):"]
-    for h in stale.recent_transitions[:10]:
+             f"{stale.transitions_since} transition(s)"
+             + (f"; the newest {SHOWN_SINCE}:" if stale.transitions_since > SHOWN_SINCE
+                else ":")]
+    for h in stale.recent_transitions[:SHOWN_SINCE]:
         by = f" by <@{h.actor_id}>" if h.actor_id else ""
         lines.append(f"• v{h.version} `{h.operation.value}` {state_name(h.from_state)} → "
                      f"{h.to_state.value} ({h.source.value}{by}) <t:"

@@ -18,8 +18,8 @@ DAILY = text("""
     SELECT g.guild_id, CAST(:day AS date),
       (SELECT count(*) FROM dead_letters d WHERE d.guild_id = g.guild_id
          AND d.created_at >= CAST(:day AS date) AND d.created_at < CAST(:day AS date) + 1),
-      (SELECT count(*) FROM remediation_actions r WHERE r.guild_id = g.guild_id
-         AND r.status_after = 'resolved'
+      (SELECT count(DISTINCT r.dead_letter_id) FROM remediation_actions r
+         WHERE r.guild_id = g.guild_id AND r.status_after = 'resolved'
          AND r.created_at >= CAST(:day AS date) AND r.created_at < CAST(:day AS date) + 1),
       (SELECT coalesce(sum(c.n), 0) FROM dead_letter_counts c WHERE c.guild_id = g.guild_id
          AND c.status = 'open')

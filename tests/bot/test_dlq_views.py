@@ -6,8 +6,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from cogs.dlq import COUNT_LIMIT
-from cogs.dlq_views import DESCRIPTION_MAX, history_embed, page_embed
+from cogs.dlq_views import DESCRIPTION_MAX, history_embed, page_embed, stale_text
+from domain.commands import LedgerEntry
 from domain.entries import Page, RemediationRecord
+from domain.errors import StaleEntry
+from domain.lifecycle import Operation, Source, State
 
 
 def test_footer_shows_exact_totals_and_n_plus_when_the_count_stopped() -> None:
@@ -36,3 +39,20 @@ def test_history_fits_one_embed_and_says_when_older_rows_are_left_out() -> None:
     assert many.description is not None and len(many.description) <= DESCRIPTION_MAX
     assert len(many) <= 6000
     assert many.footer.text is not None and "older rows" in many.footer.text
+
+
+def test_a_stale_warning_says_when_it_lists_only_the_newest_transitions() -> None:
+    def entry(v: int) -> LedgerEntry:
+        return LedgerEntry(id=v, version=v, operation=Operation.VERIFY,
+                           from_state=State.VERIFICATION_PENDING, to_state=State.VERIFIED,
+                           source=Source.API, actor_id=None, reason=None,
+                           idempotency_key=f"k{v}", correlation_id="c",
+                           created_at=datetime(2026, 12, 2, tzinfo=UTC))
+    many = StaleEntry(7, "verify", "verification_pending", 10, "verified", 22,
+                      [entry(v) for v in range(22, 10, -1)])
+    text = stale_text(many)
+    assert "after 12 transition(s); the newest 10:" in text
+    assert text.count("• v") == 10 and "• v22 " in text and "• v12 " not in text
+    few = StaleEntry(7, "verify", "verification_pending", 10, "verified", 12,
+                     [entry(12), entry(11)])
+    assert "after 2 transition(s):" in stale_text(few)

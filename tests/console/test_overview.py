@@ -21,6 +21,11 @@ async def test_the_overview_counts_each_day_and_each_transition_once(world: Worl
     entries = [await dead_letter(world.container, world.guild.id) for _ in range(3)]
     await world.container.remediation.resolve(world.guild.id, entries[0], world.staff,
                                               "fixed", Source.STAFF)
+    # Reopened and resolved again the same day: still one entry resolved that day.
+    await world.container.remediation.reopen(world.guild.id, entries[0], world.staff,
+                                             Source.STAFF, "not yet")
+    await world.container.remediation.resolve(world.guild.id, entries[0], world.staff,
+                                              "fixed now", Source.STAFF)
     async with world.container.db.transaction() as conn:  # the ledger is a minute old
         await conn.execute(text("UPDATE member_transitions SET created_at = "
                                 "now() - interval '2 minutes'"))
