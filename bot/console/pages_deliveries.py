@@ -59,13 +59,10 @@ async def _page(request: Request, user: ConsoleUser, guild_id: int, kind: str,
 
 @router.post("/deliveries/{delivery_id}/retry")
 async def retry(request: Request, guild_id: int, delivery_id: int) -> Response:
-    user = await staff_write(request, guild_id)
-    if not isinstance(user, ConsoleUser):
-        return user
-    kind = await _kind_of(request)
-    if kind is None:
-        return error_page(request, 400, "Bad form", "Retry role changes, log lines, or "
-                          "every kind.", user)
+    checked = await _retry_form(request, guild_id)
+    if isinstance(checked, Response):
+        return checked
+    user, kind = checked
     if not 0 < delivery_id <= MAX_ID:
         return error_page(request, 404, "Not found", "No such delivery.", user)
     try:
@@ -84,22 +81,27 @@ async def retry(request: Request, guild_id: int, delivery_id: int) -> Response:
 async def retry_failed(request: Request, guild_id: int) -> Response:
     """Every failed delivery of the guild (of one kind, if the form says), oldest first, up
     to the service's bound a click."""
-    user = await staff_write(request, guild_id)
-    if not isinstance(user, ConsoleUser):
-        return user
-    kind = await _kind_of(request)
-    if kind is None:
-        return error_page(request, 400, "Bad form", "Retry role changes, log lines, or "
-                          "every kind.", user)
+    checked = await _retry_form(request, guild_id)
+    if isinstance(checked, Response):
+        return checked
+    user, kind = checked
     result = await console_of(request).container.deliveries.retry_failed(
         guild_id, user.user_id, Source.CONSOLE, kind=OutboxKind(kind) if kind else None)
     return await _page(request, user, guild_id, kind, None, retried(result, kind))
 
 
-async def _kind_of(request: Request) -> str | None:
-    """The form's kind filter ("" for every kind), or None when it is not one."""
+async def _retry_form(request: Request, guild_id: int
+                      ) -> tuple[ConsoleUser, str] | Response:
+    """A retry's POST: the user (staff write checks passed) and the form's kind filter (""
+    for every kind); else the answer that refuses it."""
+    user = await staff_write(request, guild_id)
+    if not isinstance(user, ConsoleUser):
+        return user
     kind = str((await request.form()).get("kind") or "")
-    return kind if kind in ("", *KINDS) else None
+    if kind not in ("", *KINDS):
+        return error_page(request, 400, "Bad form", "Retry role changes, log lines, or "
+                          "every kind.", user)
+    return user, kind
 
 
 def retried(result: RetryResult, kind: str = "") -> str:
