@@ -9,13 +9,13 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from bot.console.pages_dead_letters import MAX_ID, staff_user, staff_write
+from bot.console.pages_dead_letters import filter_problem, staff_user, staff_write
 from bot.console.routes import console_of, error_page, render
 from domain.bulk_jobs import STALLED_SECONDS
 from domain.console_sessions import ConsoleUser
 from domain.dead_letter_reads import UNRESOLVED, UNRESOLVED_STATUSES
 from domain.errors import DomainError
-from domain.lifecycle import Operation, Source
+from domain.lifecycle import Source
 
 router = APIRouter(prefix="/console/g/{guild_id}", include_in_schema=False)
 BULK_STATUSES = (UNRESOLVED, *UNRESOLVED_STATUSES)
@@ -28,12 +28,10 @@ def _filters(values: dict[str, str]) -> dict[str, str | None] | None:
     signature = (values.get("signature") or "").strip() or None
     source = values.get("source") or None
     member = (values.get("member") or "").strip() or None
-    if status not in BULK_STATUSES or (operation is not None and operation not in {
-            o.value for o in Operation}) or (signature is not None and (
-            len(signature) > 300 or "\x00" in signature)) or (
-            source is not None and source not in {x.value for x in Source}) or (
-            member is not None and not (member.isascii() and member.isdigit()
-                                        and 0 < int(member) <= MAX_ID)):
+    if status not in BULK_STATUSES or (signature is not None and "\x00" in signature) \
+            or filter_problem(status=UNRESOLVED, order="newest", cursor=None,
+                              operation=operation, signature=signature, source=source,
+                              member=member) is not None:
         return None
     return {"status": status, "operation": operation, "signature": signature,
             "source": source, "member": member}
