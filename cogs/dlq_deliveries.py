@@ -65,6 +65,7 @@ def delivery_embed(d: Delivery, timeline: DeliveryTimeline) -> discord.Embed:
         embed.description += f"\n**Error:** {discord.utils.escape_markdown(d.last_error)[:800]}"
     attempts = timeline.attempts
     lines: list[str] = []  # newest first, as many as fit, then put in order
+    shown = 0
     for i in range(len(attempts) - 1, max(-1, len(attempts) - 1 - TIMELINE_SIZE), -1):
         a = attempts[i]
         block = [
@@ -76,8 +77,8 @@ def delivery_embed(d: Delivery, timeline: DeliveryTimeline) -> discord.Embed:
         if sum(len(line) + 1 for line in lines + block) > FIELD_MAX:
             break
         lines = block + lines
-    older = len(attempts) - sum(1 for line in lines if line.startswith("`#"))
-    name = f"Attempts (the newest {len(attempts) - older})" if older or timeline.earlier \
+        shown += 1
+    name = f"Attempts (the newest {shown})" if shown < len(attempts) or timeline.earlier \
         else f"Attempts ({len(attempts)})"
     embed.add_field(name=name, value="\n".join(lines) or "none", inline=False)
     if failed:
