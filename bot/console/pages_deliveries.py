@@ -4,16 +4,18 @@ cause in words and their attempt timeline, a page at a time, and their retry, on
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from bot.console.pages_dead_letters import MAX_ID, staff_user, staff_write
 from bot.console.routes import console_of, error_page, render
 from domain.console_sessions import ConsoleUser
-from domain.deliveries import FAILED_STATUSES, delivery_ref, describe
+from domain.deliveries import FAILED_STATUSES, REQUEUED, delivery_ref, describe, requeued_before
 from domain.errors import DomainError, InvalidInput
 from domain.lifecycle import Source
-from domain.records import RetryResult
+from domain.records import Delivery, DeliveryTimeline, RetryResult
 from domain.vocabulary import OutboxKind
 
 router = APIRouter(prefix="/console/g/{guild_id}", include_in_schema=False)
@@ -48,13 +50,20 @@ async def _page(request: Request, user: ConsoleUser, guild_id: int, kind: str,
         return error_page(request, 400, "Bad page", "That page link is not one the list "
                           "gave; start from the first page.", user)
     timelines = await service.timelines(guild_id, [d.id for d in page.items])
-    rows = [{"d": d, "ref": delivery_ref(d.id), "cause": describe(d.cause),
-             "attempts": timelines[d.id].attempts, "earlier": timelines[d.id].earlier}
-            for d in page.items]
+    rows = [_row(d, timelines[d.id]) for d in page.items]
     failed = await service.failed_count(guild_id, OutboxKind(kind) if kind else None)
     return render(request, "deliveries.html", user=user, guild_id=guild_id, rows=rows,
                   done=done, kind=kind, kinds=KINDS, next_cursor=page.next_cursor,
-                  failed=failed, first_page=not cursor)
+                  failed=failed, first_page=not cursor, requeued_text=REQUEUED)
+
+
+def _row(d: Delivery, timeline: DeliveryTimeline) -> dict[str, Any]:
+    """One delivery as the page shows it: each attempt with whether a re-queue came just
+    before it (the marker every timeline shows)."""
+    attempts = timeline.attempts
+    return {"d": d, "ref": delivery_ref(d.id), "cause": describe(d.cause),
+            "attempts": [(a, requeued_before(attempts, i)) for i, a in enumerate(attempts)],
+            "earlier": timeline.earlier}
 
 
 @router.post("/deliveries/{delivery_id}/retry")
